@@ -1,0 +1,1 @@
+"""pytest-nwtrials: experiments as pytest items, recorded as trials, gated against a baseline."""

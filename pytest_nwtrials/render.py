@@ -1,0 +1,77 @@
+"""Change records -> lines of text for a failure report. No terminal writer in here."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .compare import Change, Kind, split_path
+from .values import OpaqueValue, Summary, summarize
+
+DETAIL_LINES = 12  # a single array or frame summary never takes more than this
+
+
+def format_changes(changes: Sequence[Change], *, limit: int = 20, width: int = 100) -> list[str]:
+    """One block per change (a headline, then its detail indented), at most `limit` blocks."""
+    lines: list[str] = []
+    for change in changes[:limit]:
+        lines += format_change(change, width=width)
+    hidden = len(changes) - limit
+    if hidden > 0:
+        lines.append(f"  ... and {hidden} more change{'s' if hidden != 1 else ''}")
+    return lines
+
+
+def format_change(change: Change, *, width: int = 100) -> list[str]:
+    """The block of one change: `  path: what happened: old -> new`, then its detail lines."""
+    path = change.path or "(value)"
+    kind = change.kind
+    room = max(width - len(path) - len(kind.value) - 12, 40)  # what the values may use together
+    if kind is Kind.REMOVED:
+        head = f"{path}: {kind.value} (baseline: {summarize(change.old, room)})"
+    elif kind is Kind.ADDED:
+        phrase = "added" if len(split_path(change.path)) > 1 else "new tag"
+        head = f"{path}: {phrase} (value: {summarize(change.new, room)})"
+    elif kind is Kind.TYPE_CHANGED:
+        old, new = _share(_typed, change.old, change.new, room)
+        head = f"{path}: {kind.value}: {old} -> {new}"
+    else:
+        old, new = summarize(change.old, room), summarize(change.new, room)
+        if old == new:  # arrays and frames of the same outline: say what it is once, the detail says how
+            head = f"{path}: {kind.value} ({old})"
+        else:
+            old, new = _share(summarize, change.old, change.new, room)
+            head = f"{path}: {kind.value}: {old} -> {new}"
+    lines = [_fit("  " + head, width)]
+    detail = change.detail.splitlines()
+    if len(detail) > DETAIL_LINES:
+        hidden = len(detail) - DETAIL_LINES + 1
+        detail = detail[: DETAIL_LINES - 1] + [f"... ({hidden} more lines)"]
+    lines += [_fit("    " + line, width) for line in detail]
+    return lines
+
+
+def _share(show: Callable[[Any, int], str], old: Any, new: Any, room: int) -> tuple[str, str]:
+    """Both values within `room` characters, the shorter one kept whole when it can be."""
+    old_text, new_text = show(old, room), show(new, room)
+    if len(old_text) + len(new_text) <= room:
+        return old_text, new_text
+    half = room // 2
+    if len(old_text) <= half:
+        return old_text, show(new, room - len(old_text))
+    if len(new_text) <= half:
+        return show(old, room - len(new_text)), new_text
+    return show(old, half), show(new, room - half)
+
+
+def _typed(value: Any, width: int) -> str:
+    """A value with its type in front, unless its summary already names it."""
+    if value is None or isinstance(value, (Summary, OpaqueValue)):
+        return summarize(value, width)
+    name = f"numpy.{value.dtype.name}" if isinstance(value, np.generic) else type(value).__name__
+    return f"{name} {summarize(value, max(width - len(name) - 1, 10))}"
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."

@@ -1,0 +1,325 @@
+"""Tagged values as JSON documents plus content-addressed blob files.
+
+`encode` turns any Python value into a JSON-able document (baselines are committed JSON, so
+the format is meant to be read in a code review); large payloads go to a `BlobStore` as
+`.npy` (arrays), `.parquet` (frames and series) or `.pickle` (anything else). `decode` reverses
+it exactly. Plain data stays plain JSON; everything else is a dict with one reserved key,
+`"__nw__"`, naming its kind:
+
+    None, bool, int, str, finite float   themselves
+    list, dict with str keys             themselves (items encoded)
+    float nan/inf                        {"__nw__": "float", "value": "nan" | "inf" | "-inf"}
+    int of 3000+ digits                  {"__nw__": "int", "hex": "0x..."}
+    complex                              {"__nw__": "complex", "real": f, "imag": f}
+    bytes                                {"__nw__": "bytes", "base64": "..."}
+    tuple / set / frozenset              {"__nw__": "tuple" | "set" | "frozenset", "items": [...]}
+    other dicts                          {"__nw__": "dict", "items": [[key, value], ...]}
+    numpy scalar                         {"__nw__": "numpy", "dtype": "float32", "value": ...}
+    ndarray                              {"__nw__": "ndarray", "dtype", "shape", "blob" | "data" | "items"}
+    DataFrame / Series                   {"__nw__": "frame" | "series", "blob": "<sha>.parquet", ...}
+    anything else                        {"__nw__": "object", "type", "size", "digest", "blob", "note"}
+
+pandas is imported only when a pandas object is met, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import pickle
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .values_blobs import BlobStore
+
+__all__ = [
+    "BlobStore", "OpaqueValue", "Summary", "TAG", "blob_refs", "decode", "encode", "summarize", "value_digest",
+]
+
+TAG = "__nw__"
+# Fixed, not pickle.DEFAULT_PROTOCOL, so an object's digest does not move with the Python version.
+PICKLE_PROTOCOL = 5
+_NOTE_REPR_LIMIT = 200
+_FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+@dataclass(frozen=True, eq=False)
+class OpaqueValue:
+    """An object kept only as a pickle (or not at all): what baselines keep and compare.
+
+    Two are equal when type and digest are equal; objects that cannot be pickled have digest
+    None and so compare by type alone.
+    """
+
+    type: str
+    size: int | None
+    digest: str | None
+    note: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OpaqueValue):
+            return NotImplemented
+        return (self.type, self.digest) == (other.type, other.digest)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.digest))
+
+
+class Summary(str):
+    """A display string standing in for a large value; `summarize` shows it unquoted."""
+
+    __slots__ = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# encode
+
+
+class NotPlain(Exception):
+    """Raised by a plain-only encoder where a value would have to become an opaque object."""
+
+
+class Encoder:
+    """Walks a value and writes blobs; `plain_only` refuses opaque objects (object arrays, labels)."""
+
+    def __init__(self, blobs: BlobStore, *, plain_only: bool = False) -> None:
+        self.blobs = blobs
+        self.plain_only = plain_only
+        self._open: set[int] = set()  # ids of containers being encoded, to stop at cycles
+
+    def plain(self) -> Encoder:
+        return self if self.plain_only else Encoder(self.blobs, plain_only=True)
+
+    def encode(self, value: Any) -> Any:
+        kind = type(value)
+        if value is None or kind is bool or kind is str:
+            return value
+        if kind is int:
+            # json refuses to write ints past ~4300 digits (a CPython limit); hex has no limit.
+            return value if value.bit_length() < 10_000 else {TAG: "int", "hex": hex(value)}
+        if kind is float:
+            return value if math.isfinite(value) else {TAG: "float", "value": float_word(value)}
+        if kind is complex:
+            return {TAG: "complex", "real": self.encode(value.real), "imag": self.encode(value.imag)}
+        if kind is bytes:
+            return {TAG: "bytes", "base64": base64.b64encode(value).decode("ascii")}
+        if kind in (list, tuple, dict, set, frozenset):
+            return self._container(value)
+        if isinstance(value, np.generic):
+            from . import values_numpy
+
+            doc = values_numpy.encode_scalar(value)
+            return doc if doc is not None else self.opaque(value)
+        if kind is np.ndarray:
+            from . import values_numpy
+
+            return values_numpy.encode_array(value, self)
+        pd = sys.modules.get("pandas")
+        if pd is not None and kind in (pd.DataFrame, pd.Series):
+            from . import values_frames
+
+            return values_frames.encode_pandas(value, self)
+        return self.opaque(value)
+
+    def _container(self, value: Any) -> Any:
+        if id(value) in self._open:
+            raise _Cycle
+        self._open.add(id(value))
+        try:
+            if type(value) is list:
+                return [self.encode(v) for v in value]
+            if type(value) is dict:
+                if TAG not in value and all(type(k) is str for k in value):
+                    return {k: self.encode(v) for k, v in value.items()}
+                return {TAG: "dict", "items": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+            items = [self.encode(v) for v in value]
+            if type(value) is not tuple:
+                # Sets have no order; sort by the encoded form so documents are stable across runs.
+                items.sort(key=_sort_key)
+            return {TAG: type(value).__name__, "items": items}
+        finally:
+            self._open.discard(id(value))
+
+    def opaque(self, value: Any, note: str = "") -> dict[str, Any]:
+        if self.plain_only:
+            raise NotPlain(type(value).__qualname__)
+        summary, data = pickle_summary(value)
+        blob = self.blobs.put_bytes(data, "pickle") if data is not None else None
+        return {
+            TAG: "object",
+            "type": summary.type,
+            "size": summary.size,
+            "digest": summary.digest,
+            "blob": blob,
+            "note": note or summary.note,
+        }
+
+
+class _Cycle(Exception):
+    pass
+
+
+def encode(value: Any, blobs: BlobStore) -> Any:
+    """Encode `value` as a JSON-able document (json.dumps accepts it with allow_nan=False).
+
+    Never raises for a value: what cannot be encoded structurally is kept as an opaque object.
+    """
+    encoder = Encoder(blobs)
+    try:
+        return encoder.encode(value)
+    except (_Cycle, RecursionError):
+        # Self-referencing or absurdly deep containers: pickle copes with both.
+        return Encoder(blobs).opaque(value)
+
+
+def _sort_key(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True)
+
+
+def float_word(x: float) -> str:
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def pickle_summary(value: Any) -> tuple[OpaqueValue, bytes | None]:
+    """The opaque summary of `value` and its pickle bytes (None when it cannot be pickled)."""
+    type_name = qualified_type_name(value)
+    try:
+        data = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except Exception as exc:  # any exception: pickling runs arbitrary user code
+        note = f"not picklable ({safe_repr(exc)}); repr: {safe_repr(value)}"
+        return OpaqueValue(type_name, None, None, note), None
+    return OpaqueValue(type_name, len(data), hashlib.sha256(data).hexdigest()), data
+
+
+def as_opaque(value: Any) -> OpaqueValue:
+    """The summary a value gets when it is stored as an opaque object."""
+    return value if isinstance(value, OpaqueValue) else pickle_summary(value)[0]
+
+
+def qualified_type_name(value: Any) -> str:
+    kind = type(value)
+    module = getattr(kind, "__module__", None) or "?"
+    name = getattr(kind, "__qualname__", None) or getattr(kind, "__name__", "?")
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def safe_repr(value: Any, limit: int = _NOTE_REPR_LIMIT) -> str:
+    """repr() that never raises and is at most `limit` characters."""
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<{qualified_type_name(value)} object; repr() raised {type(exc).__name__}>"
+    if not isinstance(text, str):
+        text = f"<{qualified_type_name(value)} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# decode
+
+
+def decode(doc: Any, blobs: BlobStore | None, *, allow_pickle: bool = False) -> Any:
+    """Rebuild the value of a document. Opaque objects come back as `OpaqueValue` unless
+    `allow_pickle` is set (pickles run code: only for blobs you trust)."""
+    kind = type(doc)
+    if doc is None or kind in (bool, int, float, str):
+        return doc
+    if kind is list:
+        return [decode(d, blobs, allow_pickle=allow_pickle) for d in doc]
+    if kind is not dict:
+        raise ValueError(f"not a value document: {safe_repr(doc)}")
+    tag = doc.get(TAG)
+    if tag is None:
+        return {k: decode(v, blobs, allow_pickle=allow_pickle) for k, v in doc.items()}
+    try:
+        return _decode_tagged(tag, doc, blobs, allow_pickle)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"malformed {tag!r} value document ({safe_repr(exc)}): {safe_repr(doc)}") from None
+
+
+def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: bool) -> Any:
+    def sub(d: Any) -> Any:
+        return decode(d, blobs, allow_pickle=allow_pickle)
+
+    if tag == "float":
+        return _FLOAT_WORDS[doc["value"]]
+    if tag == "int":
+        return int(doc["hex"], 16)
+    if tag == "complex":
+        return complex(sub(doc["real"]), sub(doc["imag"]))
+    if tag == "bytes":
+        return base64.b64decode(doc["base64"])
+    if tag == "tuple":
+        return tuple(sub(d) for d in doc["items"])
+    if tag in ("set", "frozenset"):
+        items = (sub(d) for d in doc["items"])
+        return set(items) if tag == "set" else frozenset(items)
+    if tag == "dict":
+        return {sub(k): sub(v) for k, v in doc["items"]}
+    if tag in ("numpy", "ndarray"):
+        from . import values_numpy
+
+        if tag == "numpy":
+            return values_numpy.decode_scalar(doc)
+        return values_numpy.decode_array(doc, blobs, sub)
+    if tag in ("frame", "series"):
+        from . import values_frames
+
+        return values_frames.decode_pandas(doc, _need(blobs, doc))
+    if tag == "object":
+        if allow_pickle and doc.get("blob"):
+            with _need(blobs, doc).open(doc["blob"]) as f:
+                try:
+                    return pickle.load(f)
+                except Exception as exc:  # a class that moved or no longer exists, ...
+                    raise ValueError(f"cannot load the pickled {doc['type']} from {doc['blob']}: "
+                                     f"{safe_repr(exc)}") from None
+        return OpaqueValue(doc["type"], doc.get("size"), doc.get("digest"), doc.get("note", ""))
+    raise ValueError(f"unknown value kind {tag!r} in document (written by a newer version?)")
+
+
+def _need(blobs: BlobStore | None, doc: dict[str, Any]) -> BlobStore:
+    if blobs is None:
+        raise ValueError(f"decoding {doc.get('blob')} needs a blob store, and none was given")
+    return blobs
+
+
+def blob_refs(doc: Any, *, include_pickles: bool = False) -> set[str]:
+    """Blob names a document references (baselines copy these; pickles stay local by default)."""
+    found: set[str] = set()
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            tag = item.get(TAG)
+            blob = item.get("blob") if tag is not None else None
+            if isinstance(blob, str) and (include_pickles or tag != "object"):
+                found.add(blob)
+            stack.extend(item.values())
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# summaries and digests (in values_summary, loaded on first use)
+
+
+def value_digest(value: Any) -> str:
+    """Stable sha256 of a value's content (not of its storage format), for summaries."""
+    from .values_summary import digest
+
+    return digest(value)
+
+
+def summarize(value: Any, width: int = 80) -> str:
+    """One-line human summary for reports, at most `width` characters."""
+    from .values_summary import summary_text
+
+    text = summary_text(value, width)
+    return text if len(text) <= width else text[: max(width - 3, 1)] + "..."

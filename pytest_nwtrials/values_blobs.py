@@ -1,0 +1,93 @@
+"""The content-addressed folder that holds the large parts of tagged values.
+
+A blob is named by the sha256 of its bytes, so identical values are stored once and a blob
+never changes once written. Writes are atomic (temp file in the same folder, then
+`os.replace`), so concurrent workers writing the same value cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+BLOB_EXTENSIONS = frozenset({"npy", "parquet", "pickle"})
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|parquet|pickle)\Z")
+
+
+class BlobStore:
+    """Content-addressed folder of value files: `<sha256>.<ext>` (ext in npy, parquet, pickle)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root)!r})"
+
+    def temp_path(self) -> Path:
+        """A fresh empty file inside the store (same filesystem), to fill and hand to put_file."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def put_bytes(self, data: bytes, ext: str) -> str:
+        """Store `data`; return its blob name. A blob that already exists is left untouched."""
+        _check_extension(ext)
+        name = f"{hashlib.sha256(data).hexdigest()}.{ext}"
+        if not (self.root / name).exists():
+            tmp = self.temp_path()
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, self.root / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return name
+
+    def put_file(self, tmp_path: Path, ext: str) -> str:
+        """Move a finished file into the store, hashing it by streaming; return its blob name."""
+        _check_extension(ext)
+        tmp_path = Path(tmp_path)
+        with open(tmp_path, "rb") as f:
+            name = f"{hashlib.file_digest(f, 'sha256').hexdigest()}.{ext}"
+        target = self.root / name
+        self.root.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            tmp_path.unlink()
+            return name
+        try:
+            os.replace(tmp_path, target)
+        except OSError:
+            # Another filesystem: copy next to the target first so the final step stays atomic.
+            local = self.temp_path()
+            try:
+                shutil.copyfile(tmp_path, local)
+                os.replace(local, target)
+            finally:
+                local.unlink(missing_ok=True)
+            tmp_path.unlink()
+        return name
+
+    def path(self, name: str) -> Path:
+        if not isinstance(name, str) or not _BLOB_NAME.match(name):
+            raise ValueError(f"{name!r} is not a blob name (expected '<sha256>.npy|parquet|pickle')")
+        return self.root / name
+
+    def open(self, name: str) -> BinaryIO:
+        path = self.path(name)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise ValueError(f"blob {name} is missing from {self.root}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(_BLOB_NAME.match(name)) and (self.root / name).is_file()
+
+
+def _check_extension(ext: str) -> None:
+    if ext not in BLOB_EXTENSIONS:
+        raise ValueError(f"unknown blob extension {ext!r}; expected one of {sorted(BLOB_EXTENSIONS)}")
