@@ -1,1 +1,59 @@
-"""pytest-nwtrials: experiments as pytest items, recorded as trials, gated against a baseline."""
+"""pytest-nwtrials: experiments as pytest items, recorded as trials, gated against a baseline.
+
+This module is what experiment code and notebooks import. It imports neither pytest nor
+noWorkflow, so an experiment runs as a plain script too: outside a capture, `tag` returns its
+value and records nothing.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, TypeVar
+
+from .capture import recorder as _recorder
+
+if TYPE_CHECKING:
+    from .store import Trial
+
+__all__ = ["tag", "load_trial"]
+__version__ = "0.1.0"
+
+T = TypeVar("T")
+
+
+def tag(name: str, value: T, *, rtol: float | None = None, atol: float | None = None) -> T:
+    """Record `value` under `name` in the current trial and return it unchanged.
+
+    `rtol` and `atol` set this tag's tolerance when it is compared with a baseline; they win over
+    every tolerance set elsewhere. A name tagged several times keeps its last value.
+    """
+    _recorder.check_tag_name(name)
+    rtol = _recorder.check_tolerance("rtol", rtol)
+    atol = _recorder.check_tolerance("atol", atol)
+    active = _recorder.active()
+    if active is not None:
+        active.record(name, value, rtol=rtol, atol=atol)
+    return value
+
+
+def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_pickle: bool = False) -> Trial:
+    """Load a recorded trial by short name (``trial3``), id or unique id prefix (4+ characters).
+
+    `store` is the local store folder; by default the nearest ``.nwtrials`` at or above the
+    working directory. Opaque objects (a fitted model) come back as their summary unless
+    `allow_pickle` is set: unpickling runs code, so only do it for trials you trust.
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .store import TrialStore, find_store
+
+    root = Path(store) if store is not None else find_store()
+    if root is None or not (root / "trials").is_dir():
+        where = root or f"{os.getcwd()} or above it"
+        raise LookupError(f"no trial store (.nwtrials) found at {where}; run pytest on the experiments first")
+    found = TrialStore(root).find(ref)
+    if not found:
+        raise LookupError(f"no trial {ref!r} in {root}")
+    if len(found) > 1:
+        raise LookupError(f"trial reference {ref!r} is ambiguous in {root}: " + ", ".join(t.name for t in found))
+    return replace(found[0], allow_pickle=allow_pickle)

@@ -1,0 +1,224 @@
+"""Runs one experiment script under noWorkflow capture, in a child process of its own.
+
+Started by `capture.launch` as ``python -c 'from pytest_nwtrials.capture.runner import main;
+main()' SPEC.json``. noWorkflow patches builtins process-wide and wipes ``__main__``, so this
+code lives in an imported module and the process is used once. The outcome goes to the result
+file named in the spec, written atomically; noWorkflow's own exit status means nothing.
+
+noWorkflow's ``Execution.collect_provenance`` is replaced for this process because it swallows
+the script's exception into a message and crashes on ``sys.exit()`` without a number; ours keeps
+the exception, normalises the exit code and records tags before provenance is stored.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import recorder as _recorder
+
+CAPTURE_OPTIONS = {
+    # fine: every operation of the script; coarse: calls, arguments, returns and file accesses
+    "fine": [],
+    "coarse": ["-cg"],
+}
+
+
+class Outcome:
+    """What the script did, filled in while it runs."""
+
+    def __init__(self) -> None:
+        self.exit_code = 0
+        self.error: dict[str, Any] | None = None
+        self.stage = "starting"
+
+
+def exit_code_of(code: object) -> tuple[int, str | None]:
+    """The process exit code Python would use for ``sys.exit(code)``, and a message to print."""
+    if code is None:
+        return 0, None
+    if isinstance(code, bool):
+        return int(code), None
+    if isinstance(code, int):
+        return code & 0xFF, None  # what the operating system keeps of it
+    return 1, str(code)
+
+
+def _plugin_frame(filename: str) -> bool:
+    """Frames of the capture machinery, hidden from the script's traceback."""
+    import noworkflow
+
+    own = (os.path.dirname(os.path.dirname(__file__)), os.path.dirname(noworkflow.__file__))
+    return any(filename.startswith(prefix + os.sep) for prefix in own)
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    """The script's traceback as Python would print it, without capture frames."""
+    tb_exc = traceback.TracebackException.from_exception(exc)
+    for chained in _chain(tb_exc):
+        kept = [frame for frame in chained.stack if not _plugin_frame(frame.filename)]
+        chained.stack = traceback.StackSummary.from_list(kept)
+    text = "".join(tb_exc.format())
+    location = None
+    for frame in reversed(tb_exc.stack):
+        location = {"file": frame.filename, "line": frame.lineno}
+        break
+    if isinstance(exc, SyntaxError) and exc.filename:
+        location = {"file": exc.filename, "line": exc.lineno}
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": text,
+        "location": location,
+    }
+
+
+def _chain(tb_exc: traceback.TracebackException):
+    """Each exception of the chain, cutting links to noWorkflow's own control-flow exceptions."""
+    seen = set()
+    while tb_exc is not None and id(tb_exc) not in seen:
+        seen.add(id(tb_exc))
+        for link in ("__cause__", "__context__"):
+            linked = getattr(tb_exc, link)
+            if linked is not None and linked.exc_type is not None and \
+                    linked.exc_type.__module__.startswith("noworkflow."):
+                setattr(tb_exc, link, None)
+        yield tb_exc
+        tb_exc = tb_exc.__cause__ or tb_exc.__context__
+
+
+def _wrap_now_tag_variable(builtin: Any, recorder: _recorder.Recorder) -> None:
+    """Record noWorkflow's own ``now_tag_variable(name, value)`` calls as tags too."""
+    original = builtin["now_tag_variable"] if isinstance(builtin, dict) else builtin.now_tag_variable
+
+    def now_tag_variable(var_name, value):
+        result = original(var_name, value)
+        recorder.record(str(var_name), value, source="now_tag_variable")
+        return result
+
+    if isinstance(builtin, dict):
+        builtin["now_tag_variable"] = now_tag_variable
+    else:
+        builtin.now_tag_variable = now_tag_variable
+
+
+def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
+                        recorder: _recorder.Recorder) -> None:
+    """Our version of ``Execution.collect_provenance`` (see the module docstring)."""
+    metascript = execution.metascript
+    execution.configure()
+    _wrap_now_tag_variable(metascript.namespace["__builtins__"], recorder)
+    finder = metascript.definition.finder
+    outcome.stage = "running"
+    try:
+        compiled = metascript.definition.compile(metascript.code, metascript.path, "exec")
+        sys.meta_path.insert(0, finder)
+        exec(compiled, metascript.namespace)  # noqa: S102 - running the experiment is the point
+    except SystemExit as exc:
+        outcome.exit_code, message = exit_code_of(exc.code)
+        if message:
+            print(message, file=sys.stderr)
+    except BaseException as exc:  # the script's own failure, KeyboardInterrupt included
+        outcome.exit_code = 1
+        outcome.error = describe_exception(exc)
+        sys.stderr.write(outcome.error["traceback"])
+    finally:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+    outcome.stage = "recording"
+    for name in spec.get("ini_tags", []):
+        if name in metascript.namespace and name not in recorder.tags:
+            recorder.record(name, metascript.namespace[name], source="nw_tags")
+    failed = outcome.exit_code != 0
+    execution.force_msg = execution.partial = failed
+    execution.msg = ""  # the outcome is reported by the plugin, not printed by noWorkflow
+    outcome.stage = "storing provenance"
+
+
+def _parse_now_args(spec: dict[str, Any]) -> argparse.Namespace:
+    from noworkflow.now.cmd.cmd_run import Run
+
+    parser = argparse.ArgumentParser(prog="now")
+    Run().create_parser(parser.add_subparsers())
+    argv = ["run", "--dir", spec["provenance_dir"], "--name", spec["name"]]
+    argv += CAPTURE_OPTIONS[spec.get("capture", "fine")]
+    argv += [spec["script"], *spec.get("argv", [])]
+    return parser.parse_args(argv)
+
+
+def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder) -> str:
+    """Run the script under noWorkflow; return noWorkflow's trial id."""
+    import __main__
+
+    from noworkflow.now.cmd.cmd_run import run
+    from noworkflow.now.collection.metadata import Metascript
+    from noworkflow.now.utils import io as now_io
+
+    now_io.verbose = False
+    args = _parse_now_args(spec)
+    metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *spec.get("argv", [])]))
+    metascript.namespace = __main__.__dict__
+    metascript.clear_sys()
+    # noWorkflow puts its database folder first on sys.path; the script expects its own folder
+    sys.path[0] = os.path.dirname(spec["script"])
+    metascript.clear_namespace()
+    execution = metascript.execution
+    execution.collect_provenance = lambda: _collect_provenance(execution, outcome, spec, recorder)
+    run(metascript, args)
+    return str(metascript.trial_id)
+
+
+def write_json_atomic(path: str | os.PathLike, doc: Any) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the child process: run the spec, write the result, exit."""
+    spec_path = (argv if argv is not None else sys.argv[1:])[0]
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    recorder = _recorder.Recorder(spec["blobs_dir"])
+    _recorder.install(recorder)
+    outcome = Outcome()
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    trial_id = None
+    internal_error = None
+    try:
+        trial_id = capture(spec, outcome, recorder)
+    except BaseException as exc:  # noWorkflow itself failed: report it, keep what we have
+        internal_error = f"noWorkflow failed while {outcome.stage}: {type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        _recorder.install(None)
+    result = {
+        "trial_id": trial_id,
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "internal_error": internal_error,
+        "started": started.isoformat(timespec="milliseconds"),
+        "duration": round(time.perf_counter() - clock, 4),
+        "tags": {name: record.to_json() for name, record in recorder.tags.items()},
+    }
+    try:
+        write_json_atomic(spec["result"], result)
+    except (TypeError, ValueError) as exc:  # a tag produced a document JSON refuses
+        result["tags"] = {}
+        result["internal_error"] = f"could not write the tagged values: {exc}"
+        write_json_atomic(spec["result"], result)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # raised from here, not __main__: noWorkflow has replaced __main__'s namespace
+    sys.exit(0 if internal_error is None else 70)

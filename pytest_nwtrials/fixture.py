@@ -1,0 +1,68 @@
+"""The `nw_trial` fixture: experiment runs and baseline checks from ordinary tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .session import Comparison, GateFailure, TrialSession, comparison_from_marker
+from .store import Trial
+
+
+class NwTrial:
+    """Runs experiments as trials recorded like items, and checks them against baselines."""
+
+    def __init__(self, session: TrialSession, request: pytest.FixtureRequest) -> None:
+        self._session = session
+        self._request = request
+
+    def _script(self, script: str | Path) -> Path:
+        path = Path(script)
+        if not path.is_absolute():
+            path = self._session.settings.rootdir / path
+        if not path.is_file():
+            pytest.fail(f"nw_trial.run: no experiment script at {path}", pytrace=False)
+        return path.resolve()
+
+    def run(self, script: str | Path, *argv: str, timeout: float | None = None, check: bool = True) -> Trial:
+        """Run `script` (relative to the rootdir) with `argv` under capture; return its trial.
+
+        With `check` (the default) a script that raises, exits non-zero or times out fails the
+        test with its traceback; with ``check=False`` the failed trial is returned.
+        """
+        trial, result = self._session.run(self._script(script), tuple(str(a) for a in argv), timeout)
+        if check:
+            _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
+        return trial
+
+    def assert_matches(self, trial: Trial, baseline: str | None = None, *, rtol: float | None = None,
+                       atol: float | None = None, ignore: tuple[str, ...] | list[str] = ()) -> None:
+        """Fail the test with the gate's report when `trial` differs from `baseline`.
+
+        `baseline` takes what ``--nw-baseline`` takes; without it, the session's ``--nw-baseline``.
+        Tolerances not given here come from the test's ``@pytest.mark.nw(rtol=..., atol=...)``.
+        """
+        text = baseline or self._session.settings.baseline
+        if not text:
+            pytest.fail("nw_trial.assert_matches needs a baseline: pass baseline=NAME or run with "
+                        "--nw-baseline=REF", pytrace=False)
+        given = "baseline=" if baseline else "--nw-baseline="
+
+        def check() -> None:
+            marked = comparison_from_marker(self._request.node)
+            options = Comparison(marked.rtol if rtol is None else rtol, marked.atol if atol is None else atol,
+                                 marked.ignore + tuple(ignore))
+            reference = self._session.resolve(text, given)
+            self._session.compare(trial, reference, options)
+
+        _fail_on_gate_failure(check)
+
+
+def _fail_on_gate_failure(check, *args) -> None:
+    """Run `check`; a gate failure fails the test with its report alone, no chained traceback."""
+    try:
+        check(*args)
+        return
+    except (GateFailure, pytest.UsageError) as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)

@@ -1,0 +1,86 @@
+"""pytest hooks of pytest-nwtrials: options, ini keys, the marker, collection and the fixture."""
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import pytest
+
+from . import settings as S
+from .fixture import NwTrial
+from .items import ExperimentFile
+from .session import SESSION_KEY, TrialSession
+
+SETTINGS_KEY = pytest.StashKey[S.Settings]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nwtrials", "experiment trials (pytest-nwtrials)")
+    group.addoption(S.option(S.BASELINE), dest=S.BASELINE, metavar="REF", default=None,
+                    help="Compare each experiment's new trial with REF: a baseline name, a trial "
+                         "name such as trial3, a trial id or prefix, or 'latest'")
+    group.addoption(S.option(S.SAVE_BASELINE), dest=S.SAVE_BASELINE, metavar="NAME", default=None,
+                    help="Store this session's finished trials as baseline NAME")
+    group.addoption(S.option(S.TIMEOUT), dest=S.TIMEOUT, metavar="SECONDS", default=None,
+                    help=f"Stop an experiment after SECONDS (default {S.DEFAULT_TIMEOUT:g})")
+    group.addoption(S.option(S.RTOL), dest=S.RTOL, metavar="RTOL", default=None,
+                    help="Relative tolerance of every comparison in this session (default 1e-7)")
+    group.addoption(S.option(S.ATOL), dest=S.ATOL, metavar="ATOL", default=None,
+                    help="Absolute tolerance of every comparison in this session (default 0)")
+    parser.addini(S.EXPERIMENTS, "Glob patterns of experiment scripts, relative to the rootdir",
+                  type="linelist", default=[])
+    parser.addini(S.BASELINE, "Default for --nw-baseline", default="")
+    parser.addini(S.BASELINES_DIR, f"Folder of named baselines (default {S.DEFAULT_BASELINES_DIR})", default="")
+    parser.addini(S.STORE, f"Folder of the local trial store (default {S.DEFAULT_STORE})", default="")
+    parser.addini(S.TIMEOUT, f"Seconds an experiment may run (default {S.DEFAULT_TIMEOUT:g})", default="")
+    parser.addini(S.TAGS, "Module-level variables recorded as tags when an experiment ends",
+                  type="args", default=[])
+    parser.addini(S.RTOL, "Default for --nw-rtol", default="")
+    parser.addini(S.ATOL, "Default for --nw-atol", default="")
+    parser.addini(S.TOLERANCES, "Tolerances by tag or path, one per line: PATTERN: rtol=... atol=...",
+                  type="linelist", default=[])
+    parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "nw(rtol=None, atol=None, ignore=()): tolerances and ignored tags for the comparison")
+    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL)}
+    ini = {name: config.getini(name) for name in
+           (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
+            S.TOLERANCES, S.IGNORE)}
+    try:
+        settings = S.resolve(Path(config.rootpath), cli, ini)
+    except S.SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    session = TrialSession(config, settings)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "nwtrials-session")
+
+
+def is_experiment(config: pytest.Config, file_path: Path) -> bool:
+    settings = config.stash[SETTINGS_KEY]
+    if not settings.experiments or file_path.suffix != ".py":
+        return False
+    try:
+        relative = file_path.relative_to(settings.rootdir).as_posix()
+    except ValueError:
+        return False
+    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in settings.experiments)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    collected = yield
+    if not is_experiment(parent.config, file_path):
+        return collected
+    # an experiment that also matches python_files is run as an experiment, never imported as tests
+    kept = [node for node in collected if not isinstance(node, pytest.Module)]
+    return kept + [ExperimentFile.from_parent(parent, path=file_path)]
+
+
+@pytest.fixture
+def nw_trial(request: pytest.FixtureRequest) -> NwTrial:
+    """Run experiments from a test and compare their trials with a baseline."""
+    return NwTrial(request.config.stash[SESSION_KEY], request)

@@ -1,0 +1,73 @@
+"""The gate's messages: why an experiment item failed, and what to run next.
+
+Plain text in, lines out; no pytest and no terminal writer in here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .capture.launch import RunResult
+from .store import Trial
+
+STDERR_TAIL = 20
+
+
+def _tail(text: str, lines: int = STDERR_TAIL) -> list[str]:
+    kept = text.rstrip().splitlines()
+    if len(kept) > lines:
+        return [f"... ({len(kept) - lines} earlier lines in the captured stderr)"] + kept[-lines:]
+    return kept
+
+
+def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float) -> str:
+    """Why the run itself failed: the script raised, exited non-zero, hung, or capture broke."""
+    where = f"({trial.name}, noWorkflow trial {trial.id})"
+    if result.timed_out:
+        return (f"{experiment} timed out after {timeout:g} s and was stopped, with the processes it "
+                f"started {where}.\nIf it needs longer, raise --nw-timeout or ini nw_timeout.")
+    if result.internal_error:
+        lines = [f"{experiment}: capture failed {where}: {result.internal_error}"]
+        lines += _tail(result.stderr)
+        return "\n".join(lines)
+    if result.error:
+        error = result.error
+        return "\n".join([
+            f"{experiment} raised {error['type']}: {error['message']} {where}",
+            "",
+            error["traceback"].rstrip(),
+        ])
+    lines = [f"{experiment} exited with status {result.exit_code} {where}"]
+    if result.stderr.strip():
+        lines += ["", "stderr:"] + _tail(result.stderr)
+    return "\n".join(lines)
+
+
+def accept_hint(baseline_label: str, baseline_name: str | None) -> str:
+    """The command that would make the new values the baseline."""
+    if baseline_name:
+        return f"To accept the new values, run: pytest --nw-save-baseline={baseline_name}"
+    return f"To keep the new values as a baseline, run: pytest --nw-save-baseline=NAME (compared with {baseline_label})"
+
+
+def values_changed(experiment: str, trial: Trial, against: str, change_lines: Sequence[str],
+                   tags: int, baseline_name: str | None) -> str:
+    """The report of a trial whose values moved: which tags, against what, how to accept."""
+    noun = "tagged value differs" if tags == 1 else "tagged values differ"
+    return "\n".join([
+        f"{experiment}: {tags} {noun} from {against}; new trial: {trial.name}",
+        *change_lines,
+        "",
+        accept_hint(against, baseline_name),
+    ])
+
+
+def missing_entry(experiment: str, argv: Sequence[str], baseline_name: str) -> str:
+    run = f" run with arguments {list(argv)}" if argv else ""
+    return (f"{experiment}{run} is not in baseline '{baseline_name}'.\n"
+            f"To add it, run: pytest --nw-save-baseline={baseline_name}")
+
+
+def no_earlier_trial(experiment: str, store: str) -> str:
+    return (f"{experiment} has no earlier finished trial in {store} to compare with "
+            f"(--nw-baseline=latest). Run it once without --nw-baseline first, or save a "
+            f"baseline with --nw-save-baseline=NAME.")

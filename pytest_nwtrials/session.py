@@ -1,0 +1,204 @@
+"""The session's bookkeeping: runs experiments, records trials, compares them, saves baselines.
+
+One `TrialSession` is registered as a plugin in `pytest_configure`; items and the `nw_trial`
+fixture reach it through ``config.stash``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import report
+from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
+from .capture.launch import RunRequest, RunResult, run_experiment
+from .settings import Settings
+from .store import StoreError, Trial, TrialStore
+
+SESSION_KEY = pytest.StashKey["TrialSession"]()
+
+
+class GateFailure(Exception):
+    """An experiment failed the gate; the message is the whole report."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Tolerance settings for one comparison, from markers or fixture arguments."""
+
+    rtol: float | None = None
+    atol: float | None = None
+    ignore: tuple[str, ...] = ()
+
+
+def comparison_from_marker(item: pytest.Item) -> Comparison:
+    """Tolerances and ignored tags from the closest ``@pytest.mark.nw(...)``; checked here."""
+    marker = item.get_closest_marker("nw")
+    if marker is None:
+        return Comparison()
+    kwargs: dict[str, Any] = dict(marker.kwargs)
+    unknown = set(kwargs) - {"rtol", "atol", "ignore"}
+    if unknown or marker.args:
+        raise GateFailure(
+            f"{item.nodeid}: @pytest.mark.nw takes the keyword arguments rtol, atol and ignore; got "
+            f"{', '.join(sorted(unknown)) or 'positional arguments'}")
+    for name in ("rtol", "atol"):
+        value = kwargs.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
+            raise GateFailure(f"{item.nodeid}: @pytest.mark.nw {name} must be a number >= 0, got {value!r}")
+    ignore = kwargs.get("ignore", ())
+    return Comparison(kwargs.get("rtol"), kwargs.get("atol"), (ignore,) if isinstance(ignore, str) else tuple(ignore))
+
+
+class TrialSession:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.store = TrialStore(settings.store)
+        self.baselines = BaselineStore(settings.baselines_dir)
+        workerinput = getattr(config, "workerinput", None)
+        self.worker = workerinput["workerid"] if workerinput else "main"
+        self.first_number = self.store.next_number()
+        self.recorded: list[Trial] = []
+        self.verdicts: dict[str, str] = {}
+        self.saved: list[Path] = []
+        self.reference = self.resolve(settings.baseline) if settings.baseline else None
+
+    # -- references -------------------------------------------------------------------------
+    def resolve(self, text: str, given: str = "--nw-baseline=") -> Reference:
+        """Resolve a reference; an unusable one is a usage error naming what exists."""
+        try:
+            return resolve(text, self.store, self.baselines, given)
+        except (ReferenceError_, StoreError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def experiment_name(self, script: Path) -> str:
+        """The experiment's path relative to the rootdir, with forward slashes."""
+        return Path(os.path.relpath(script, self.settings.rootdir)).as_posix()
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None) -> tuple[Trial, RunResult]:
+        """Run `script` under capture and record the trial in the local store."""
+        experiment = self.experiment_name(script)
+        self.store.ensure()
+        result = run_experiment(RunRequest(
+            script=script,
+            argv=argv,
+            provenance_dir=self.store.provenance_dir(self.worker),
+            blobs_dir=self.store.values_dir,
+            name=experiment,
+            timeout=timeout or self.settings.timeout,
+            ini_tags=self.settings.tags,
+        ))
+        trial = self.store.add(Trial(
+            name="",
+            id=result.trial_id or str(uuid.uuid4()),
+            experiment=experiment,
+            argv=tuple(argv),
+            status=result.status,
+            exit_code=result.exit_code,
+            started=result.started,
+            duration=result.duration,
+            tags=result.tags,
+            error=result.error,
+            python=platform.python_version(),
+        ))
+        self.recorded.append(trial)
+        return trial, result
+
+    def check_run(self, trial: Trial, result: RunResult, timeout: float | None = None) -> None:
+        if trial.status != "finished":
+            self.verdicts[trial.experiment] = trial.status
+            raise GateFailure(report.run_failure(trial.experiment, trial, result,
+                                                 timeout or self.settings.timeout))
+
+    # -- comparing --------------------------------------------------------------------------
+    def entry_for(self, trial: Trial, reference: Reference) -> Entry:
+        """What `trial` is compared with under `reference`; skips or fails when there is none."""
+        if reference.kind == "trial":
+            other = reference.trial
+            if (other.experiment, other.argv) != (trial.experiment, trial.argv):
+                self.verdicts[trial.experiment] = "skipped"
+                pytest.skip(f"baseline {other.name} is a trial of {other.experiment}, not of {trial.experiment}")
+            return entry_from_trial(other, self.store)
+        if reference.kind == "latest":
+            earlier = self.store.latest(trial.experiment, trial.argv, before=min(self.first_number, trial.number))
+            if earlier is None:
+                self.verdicts[trial.experiment] = "missing"
+                raise GateFailure(report.no_earlier_trial(trial.experiment, str(self.store.root)))
+            return entry_from_trial(earlier, self.store)
+        try:
+            entry = self.baselines.entry(reference.text, trial.experiment, trial.argv)
+        except StoreError as exc:
+            self.verdicts[trial.experiment] = "failed"
+            raise GateFailure(str(exc)) from None
+        if entry is None:
+            self.verdicts[trial.experiment] = "missing"
+            raise GateFailure(report.missing_entry(trial.experiment, trial.argv, reference.text))
+        return entry
+
+    def compare(self, trial: Trial, reference: Reference, options: Comparison = Comparison()) -> None:
+        """Fail with a report when `trial`'s values differ from its baseline beyond tolerance."""
+        from .compare import Rules, Tolerance, diff_tags
+        from .render import format_changes
+        from .values import BlobStore, decode
+
+        entry = self.entry_for(trial, reference)
+        try:
+            old = {name: decode(doc["value"], BlobStore(entry.values_dir)) for name, doc in entry.tags.items()}
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise GateFailure(f"{entry.label} of {trial.experiment} cannot be read: {exc}") from None
+        settings = self.settings
+        # narrowest wins: tag(rtol=) > nw_tolerances pattern > marker or fixture > --nw-rtol > built-in
+        rules = Rules(
+            default=Tolerance(settings.rtol if options.rtol is None else options.rtol,
+                              settings.atol if options.atol is None else options.atol),
+            patterns=settings.tolerances,
+            ignore=settings.ignore + options.ignore,
+            tag_tolerances={name: Tolerance(doc.get("rtol"), doc.get("atol"))
+                            for name, doc in trial.tags.items() if "rtol" in doc or "atol" in doc},
+        )
+        changes = diff_tags(old, trial.values, rules)
+        if not changes:
+            self.verdicts[trial.experiment] = "matched"
+            return
+        self.verdicts[trial.experiment] = "changed"
+        label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
+        name = reference.text if reference.kind == "baseline" else None
+        tags = {name for name in set(old) | set(trial.tags)
+                if any(c.path == name or c.path.startswith(name + "[") for c in changes)}
+        raise GateFailure(report.values_changed(trial.experiment, trial, label,
+                                                format_changes(changes), len(tags), name))
+
+    # -- session end ------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        name = self.settings.save_baseline
+        if not name:
+            return
+        for trial in self.recorded:
+            if trial.status == "finished":
+                self.saved.append(self.baselines.save(name, trial, self.store))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.recorded and not self.store.warnings:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section("nwtrials")
+        for trial in self.recorded:
+            verdict = self.verdicts.get(trial.experiment, trial.status)
+            args = " " + " ".join(trial.argv) if trial.argv else ""
+            write(f"{trial.name}  {trial.experiment}{args}  {verdict}  ({trial.duration:.1f} s, {trial.id})")
+        if self.reference is not None:
+            write(f"compared with {self.reference.label}")
+        if self.settings.save_baseline:
+            where = Path(os.path.relpath(self.baselines.root / self.settings.save_baseline, self.settings.rootdir))
+            entries = "entry" if len(self.saved) == 1 else "entries"
+            write(f"saved {len(self.saved)} {entries} to baseline '{self.settings.save_baseline}' in {where.as_posix()}/")
+        for warning in self.store.warnings:
+            write(f"warning: {warning}", yellow=True)

@@ -1,0 +1,132 @@
+"""One frozen `Settings`, resolved once per session: command line > ini > default.
+
+Option and ini names are constants here so the plugin, the tests and the messages agree on them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .baselines import check_baseline_name
+
+EXPERIMENTS = "nw_experiments"
+BASELINE = "nw_baseline"
+SAVE_BASELINE = "nw_save_baseline"
+BASELINES_DIR = "nw_baselines_dir"
+STORE = "nw_store"
+TIMEOUT = "nw_timeout"
+TAGS = "nw_tags"
+RTOL = "nw_rtol"
+ATOL = "nw_atol"
+TOLERANCES = "nw_tolerances"
+IGNORE = "nw_ignore"
+
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_STORE = ".nwtrials"
+DEFAULT_BASELINES_DIR = "nw-baselines"
+
+
+def option(name: str) -> str:
+    """The command-line spelling of an ini key: ``nw_baseline`` -> ``--nw-baseline``."""
+    return "--" + name.replace("_", "-")
+
+
+class SettingsError(ValueError):
+    """A setting with a value the plugin cannot use; the message names the option."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    rootdir: Path
+    experiments: tuple[str, ...]
+    baseline: str | None
+    save_baseline: str | None
+    baselines_dir: Path
+    store: Path
+    timeout: float
+    tags: tuple[str, ...]
+    rtol: float | None = None
+    atol: float | None = None
+    tolerances: tuple[tuple[str, Any], ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.experiments) or self.baseline is not None or self.save_baseline is not None
+
+
+def parse_timeout(raw: Any, source: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source}={raw!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{source}={raw!r} must be a number of seconds greater than 0")
+    return value
+
+
+def parse_tolerance(raw: Any, source: str) -> float | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(f"{source}={raw!r} must be a finite number >= 0")
+    return value
+
+
+def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any]) -> Settings:
+    """Build Settings from command-line values (None when not given) and ini values."""
+
+    def pick(name: str) -> tuple[Any, str]:
+        if cli.get(name) is not None:
+            return cli[name], option(name)
+        return ini.get(name), f"ini {name}"
+
+    def folder(name: str, default: str) -> Path:
+        raw = ini.get(name) or default
+        return (rootdir / raw).resolve()
+
+    baseline, _ = pick(BASELINE)
+    baseline = str(baseline).strip() if baseline else None
+    save = cli.get(SAVE_BASELINE)
+    if save is not None and cli.get(BASELINE) is None:
+        baseline = None  # saving accepts the new values; only an explicit --nw-baseline still compares
+    if save is not None:
+        try:
+            check_baseline_name(save)
+        except ValueError as exc:
+            raise SettingsError(f"{option(SAVE_BASELINE)}: {exc}") from None
+    raw_timeout, source = pick(TIMEOUT)
+    timeout = DEFAULT_TIMEOUT if raw_timeout in (None, "") else parse_timeout(raw_timeout, source)
+    tags = tuple(ini.get(TAGS) or ())
+    for tag in tags:
+        if not tag.isidentifier():
+            raise SettingsError(f"ini {TAGS}: {tag!r} is not a variable name")
+    experiments = tuple(line.strip() for line in ini.get(EXPERIMENTS) or () if line.strip())
+    rtol = parse_tolerance(*pick(RTOL))
+    atol = parse_tolerance(*pick(ATOL))
+    from .compare import parse_tolerance_lines
+
+    try:
+        tolerances = tuple(parse_tolerance_lines(ini.get(TOLERANCES) or ()))
+    except ValueError as exc:
+        raise SettingsError(f"ini {TOLERANCES}: {exc}") from None
+    return Settings(
+        rootdir=rootdir,
+        experiments=experiments,
+        baseline=baseline or None,
+        save_baseline=save,
+        baselines_dir=folder(BASELINES_DIR, DEFAULT_BASELINES_DIR),
+        store=folder(STORE, DEFAULT_STORE),
+        timeout=timeout,
+        tags=tags,
+        rtol=rtol,
+        atol=atol,
+        tolerances=tolerances,
+        ignore=tuple(ini.get(IGNORE) or ()),
+    )
