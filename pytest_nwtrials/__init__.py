@@ -13,8 +13,9 @@ from .capture import recorder as _recorder
 
 if TYPE_CHECKING:
     from .store import Trial
+    from .trial_diff import TrialDiff
 
-__all__ = ["tag", "load_trial"]
+__all__ = ["tag", "load_trial", "trial_diff"]
 __version__ = "0.1.0"
 
 T = TypeVar("T")
@@ -57,3 +58,22 @@ def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_p
     if len(found) > 1:
         raise LookupError(f"trial reference {ref!r} is ambiguous in {root}: " + ", ".join(t.name for t in found))
     return replace(found[0], allow_pickle=allow_pickle)
+
+
+def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None, atol: float | None = None,
+               operations: bool = False, store: str | os.PathLike[str] | None = None) -> TrialDiff:
+    """How trial `new` differs from trial `old` (trials or references for `load_trial`).
+
+    Values are compared with the given tolerances (default rtol=1e-7), inputs and the slices of
+    changed tags always, whole operation sequences with `operations`. The result prints as text
+    and renders as HTML in Jupyter.
+    """
+    from .compare import Rules, Tolerance
+    from .trial_diff import diff_trials
+
+    old_trial = old if not isinstance(old, str) else load_trial(old, store=store)
+    new_trial = new if not isinstance(new, str) else load_trial(new, store=store)
+    rules = Rules(default=Tolerance(rtol, atol))
+    return diff_trials(old_trial.name, new_trial.name, old_trial.values, new_trial.values, rules,
+                       old_trial.inputs, old_trial.argv, new_trial.inputs, new_trial.argv,
+                       old_trial.record(), new_trial.record(), operations=operations)

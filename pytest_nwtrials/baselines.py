@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class Entry:
     trial_id: str
     values_dir: Path
     label: str  # how reports name it: "baseline 'reference'" or "trial3"
+    inputs: dict[str, Any] = field(default_factory=dict)
+    record: Path | None = None  # its provenance record, when one was kept
 
 
 def entry_path(experiment: str, argv: tuple[str, ...]) -> str:
@@ -66,9 +68,14 @@ def entry_path(experiment: str, argv: tuple[str, ...]) -> str:
     return f"{experiment}.{digest}.json"
 
 
+def record_path(entry_file: Path) -> Path:
+    """The provenance record saved next to a baseline entry: ``train.py.json`` -> ``train.py.provenance.json``."""
+    return entry_file.with_name(entry_file.name[: -len(".json")] + ".provenance.json")
+
+
 def entry_from_trial(trial: Trial, store: TrialStore) -> Entry:
     return Entry(trial.experiment, trial.argv, trial.tags, trial.name, trial.id,
-                 store.values_dir, trial.name)
+                 store.values_dir, trial.name, trial.inputs, store.record_path(trial.id))
 
 
 class BaselineStore:
@@ -86,20 +93,38 @@ class BaselineStore:
         return BASELINE_NAME.match(name) is not None and (self.root / name).is_dir()
 
     def entry(self, name: str, experiment: str, argv: tuple[str, ...]) -> Entry | None:
-        """The entry for `experiment` run with `argv`, None when the baseline has none."""
+        """The entry for `experiment` run with `argv`, None when the baseline has none.
+
+        When there is no entry for these arguments but exactly one for the experiment, that one
+        is returned: the comparison then reports the arguments as changed.
+        """
         path = self.root / name / entry_path(experiment, argv)
         if not path.is_file():
-            return None
+            others = self.entries_of(name, experiment)
+            if len(others) != 1:
+                return None
+            path = others[0]
         doc = read_json(path)
         try:
             if doc["schema"] != SCHEMA or doc["experiment"] != experiment:
                 raise ValueError("schema or experiment does not match its file name")
+            record = record_path(path)
             return Entry(experiment, tuple(doc["argv"]), dict(doc["tags"]), str(doc["trial"]),
-                         str(doc["trial_id"]), self.root / name / "values", f"baseline '{name}'")
+                         str(doc["trial_id"]), self.root / name / "values", f"baseline '{name}'",
+                         dict(doc.get("inputs") or {}), record if record.is_file() else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(
                 f"{path}: not a valid baseline entry ({exc}); restore it from version control "
                 f"or save the baseline again with --nw-save-baseline={name}") from None
+
+    def entries_of(self, name: str, experiment: str) -> list[Path]:
+        """Every entry file of `experiment` in baseline `name`, whatever its arguments."""
+        folder = (self.root / name / experiment).parent
+        if not folder.is_dir():
+            return []
+        # the two forms entry_path writes: "<name>.json" and "<name>.<10 hex digits>.json"
+        pattern = re.compile(re.escape(Path(experiment).name) + r"(\.[0-9a-f]{10})?\.json")
+        return sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name))
 
     def save(self, name: str, trial: Trial, store: TrialStore) -> Path:
         """Write `trial` as the entry of its experiment in baseline `name`, with its value files."""
@@ -116,6 +141,15 @@ class BaselineStore:
                     shutil.copyfile(store.values_dir / blob, tmp)
                     tmp.replace(values_dir / blob)
         tags = {tag: {k: v for k, v in doc.items() if k != "source"} for tag, doc in trial.tags.items()}
+        record = store.record_path(trial.id)
+        saved_record = record_path(target)
+        if record.is_file():
+            saved_record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = saved_record.with_name(f".{saved_record.name}.tmp")
+            shutil.copyfile(record, tmp)
+            tmp.replace(saved_record)
+        elif saved_record.exists():
+            saved_record.unlink()  # a record of an older trial would explain the wrong run
         write_json_atomic(target, {
             "schema": SCHEMA,
             "experiment": trial.experiment,
@@ -124,6 +158,7 @@ class BaselineStore:
             "trial_id": trial.id,
             "started": trial.started,
             "python": trial.python,
+            "inputs": trial.inputs,
             "tags": tags,
         })
         readme = self.root / "README.md"

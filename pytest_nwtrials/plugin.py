@@ -27,6 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Relative tolerance of every comparison in this session (default 1e-7)")
     group.addoption(S.option(S.ATOL), dest=S.ATOL, metavar="ATOL", default=None,
                     help="Absolute tolerance of every comparison in this session (default 0)")
+    group.addoption(S.option(S.OPS), dest=S.OPS, metavar="MODE", default=None, choices=S.OPS_MODES,
+                    help="Operation provenance: off; report (default: explain failures with it); "
+                         "strict (also fail when the operation sequence changed)")
     parser.addini(S.EXPERIMENTS, "Glob patterns of experiment scripts, relative to the rootdir",
                   type="linelist", default=[])
     parser.addini(S.BASELINE, "Default for --nw-baseline", default="")
@@ -40,15 +43,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.TOLERANCES, "Tolerances by tag or path, one per line: PATTERN: rtol=... atol=...",
                   type="linelist", default=[])
     parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
+    parser.addini(S.OPS, "Default for --nw-ops: off, report or strict", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "nw(rtol=None, atol=None, ignore=()): tolerances and ignored tags for the comparison")
-    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL)}
+    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE)}
+            S.TOLERANCES, S.IGNORE, S.OPS)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini)
     except S.SettingsError as exc:

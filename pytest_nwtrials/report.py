@@ -50,15 +50,21 @@ def accept_hint(baseline_label: str, baseline_name: str | None) -> str:
 
 
 def values_changed(experiment: str, trial: Trial, against: str, change_lines: Sequence[str],
-                   tags: int, baseline_name: str | None) -> str:
-    """The report of a trial whose values moved: which tags, against what, how to accept."""
-    noun = "tagged value differs" if tags == 1 else "tagged values differ"
-    return "\n".join([
-        f"{experiment}: {tags} {noun} from {against}; new trial: {trial.name}",
-        *change_lines,
-        "",
-        accept_hint(against, baseline_name),
-    ])
+                   tags: int, baseline_name: str | None, why: Sequence[str] = (),
+                   ops_changed: bool = False) -> str:
+    """The report of a trial that moved: which tags, against what, why, how to accept."""
+    if tags:
+        noun = "tagged value differs" if tags == 1 else "tagged values differ"
+        head = f"{experiment}: {tags} {noun} from {against}; new trial: {trial.name}"
+    elif ops_changed:
+        head = (f"{experiment}: every tagged value matches {against}, but the operations that "
+                f"produced them changed; new trial: {trial.name}")
+    else:
+        head = f"{experiment}: the trial ran with other arguments than {against}; new trial: {trial.name}"
+    lines = [head, *change_lines]
+    if why:
+        lines += ["", "Why it changed:", *why]
+    return "\n".join([*lines, "", accept_hint(against, baseline_name)])
 
 
 def missing_entry(experiment: str, argv: Sequence[str], baseline_name: str) -> str:

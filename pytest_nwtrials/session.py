@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import report
 from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
 from .capture.launch import RunRequest, RunResult, run_experiment
 from .settings import Settings
-from .store import StoreError, Trial, TrialStore
+from .store import StoreError, Trial, TrialStore, read_json, write_json_atomic
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
 
@@ -94,10 +95,15 @@ class TrialSession:
             name=experiment,
             timeout=timeout or self.settings.timeout,
             ini_tags=self.settings.tags,
+            root=self.settings.rootdir,
         ))
+        trial_id = result.trial_id or str(uuid.uuid4())
+        inputs = dict(result.environment)
+        if result.trial_id and self.settings.ops != "off":
+            inputs["files"] = self._record_provenance(experiment, trial_id, result)
         trial = self.store.add(Trial(
             name="",
-            id=result.trial_id or str(uuid.uuid4()),
+            id=trial_id,
             experiment=experiment,
             argv=tuple(argv),
             status=result.status,
@@ -106,10 +112,30 @@ class TrialSession:
             duration=result.duration,
             tags=result.tags,
             error=result.error,
-            python=platform.python_version(),
+            python=result.environment.get("python") or platform.python_version(),
+            inputs=inputs,
+            provenance=self.store.provenance_dir(self.worker).relative_to(self.store.root).as_posix(),
         ))
         self.recorded.append(trial)
         return trial, result
+
+    def _record_provenance(self, experiment: str, trial_id: str, result: RunResult) -> dict | None:
+        """Keep the trial's operations and tag slices; return its data files with their hashes.
+
+        A capture whose database cannot be read still yields a trial, without provenance.
+        """
+        from .explain import read_files, read_record
+        from .provenance import ProvenanceError
+
+        db = self.store.provenance_dir(self.worker) / ".noworkflow" / "db.sqlite"
+        try:
+            record = read_record(db, trial_id, result.tags, self.settings.rootdir)
+            files = read_files(db, trial_id, self.settings.rootdir)
+        except (ProvenanceError, sqlite3.Error) as exc:
+            self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
+            return None
+        write_json_atomic(self.store.record_path(trial_id), record.to_json())
+        return files
 
     def check_run(self, trial: Trial, result: RunResult, timeout: float | None = None) -> None:
         if trial.status != "finished":
@@ -143,9 +169,11 @@ class TrialSession:
         return entry
 
     def compare(self, trial: Trial, reference: Reference, options: Comparison = Comparison()) -> None:
-        """Fail with a report when `trial`'s values differ from its baseline beyond tolerance."""
-        from .compare import Rules, Tolerance, diff_tags
+        """Fail with a report when `trial` differs from its baseline: values beyond tolerance,
+        other arguments, or (with ``--nw-ops=strict``) another operation sequence."""
+        from .compare import Rules, Tolerance
         from .render import format_changes
+        from .trial_diff import diff_trials
         from .values import BlobStore, decode
 
         entry = self.entry_for(trial, reference)
@@ -163,17 +191,36 @@ class TrialSession:
             tag_tolerances={name: Tolerance(doc.get("rtol"), doc.get("atol"))
                             for name, doc in trial.tags.items() if "rtol" in doc or "atol" in doc},
         )
-        changes = diff_tags(old, trial.values, rules)
-        if not changes:
+        old_record, new_record = self._records(entry, trial)
+        label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
+        diff = diff_trials(label, trial.name, old, trial.values, rules, entry.inputs, entry.argv,
+                           trial.inputs, trial.argv, old_record, new_record,
+                           operations=settings.ops == "strict")
+        if diff.empty:
             self.verdicts[trial.experiment] = "matched"
             return
         self.verdicts[trial.experiment] = "changed"
-        label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
         name = reference.text if reference.kind == "baseline" else None
-        tags = {name for name in set(old) | set(trial.tags)
-                if any(c.path == name or c.path.startswith(name + "[") for c in changes)}
-        raise GateFailure(report.values_changed(trial.experiment, trial, label,
-                                                format_changes(changes), len(tags), name))
+        why = diff.why()
+        if old_record is None and settings.ops != "off":
+            why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
+        raise GateFailure(report.values_changed(trial.experiment, trial, label, format_changes(diff.values),
+                                                len(diff.tags), name, why, bool(diff.operations)))
+
+    def _records(self, entry: Entry, trial: Trial):
+        """The provenance records of both sides, or None for a side that has none (or with --nw-ops=off)."""
+        from .explain import ProvenanceRecord
+
+        if self.settings.ops == "off":
+            return None, None
+        records = []
+        for path in (entry.record, self.store.record_path(trial.id)):
+            try:
+                records.append(ProvenanceRecord.from_json(read_json(path)) if path and path.is_file() else None)
+            except (StoreError, ValueError) as exc:
+                self.store.warnings.append(f"{path}: {exc}; the operations are not compared")
+                records.append(None)
+        return records[0], records[1]
 
     # -- session end ------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)

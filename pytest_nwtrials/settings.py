@@ -22,6 +22,8 @@ RTOL = "nw_rtol"
 ATOL = "nw_atol"
 TOLERANCES = "nw_tolerances"
 IGNORE = "nw_ignore"
+OPS = "nw_ops"
+OPS_MODES = ("off", "report", "strict")
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_STORE = ".nwtrials"
@@ -51,6 +53,7 @@ class Settings:
     atol: float | None = None
     tolerances: tuple[tuple[str, Any], ...] = ()
     ignore: tuple[str, ...] = ()
+    ops: str = "report"
 
     @property
     def active(self) -> bool:
@@ -108,6 +111,10 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any]) -> Settings
         if not tag.isidentifier():
             raise SettingsError(f"ini {TAGS}: {tag!r} is not a variable name")
     experiments = tuple(line.strip() for line in ini.get(EXPERIMENTS) or () if line.strip())
+    ops, source = pick(OPS)
+    ops = (ops or "report").strip()
+    if ops not in OPS_MODES:
+        raise SettingsError(f"{source}={ops!r} is not one of {', '.join(OPS_MODES)}")
     rtol = parse_tolerance(*pick(RTOL))
     atol = parse_tolerance(*pick(ATOL))
     from .compare import parse_tolerance_lines
@@ -129,4 +136,5 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any]) -> Settings
         atol=atol,
         tolerances=tolerances,
         ignore=tuple(ini.get(IGNORE) or ()),
+        ops=ops,
     )

@@ -4,6 +4,7 @@ Layout under the store root (``.nwtrials/`` at the rootdir by default)::
 
     .gitignore, README.md      the folder is local state, never committed
     trials/trialN.json         one record per trial, N counting up within this store
+    records/<trial id>.json    the trial's operations and tag slices (see explain.py)
     values/<sha256>.<ext>      content-addressed value files (arrays, frames, pickles)
     provenance/<worker>/       noWorkflow's database, one per process writing at a time
 
@@ -53,6 +54,8 @@ class Trial:
     tags: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     python: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    provenance: str = ""  # the noWorkflow project folder of the capture, relative to the store
     values_dir: Path | None = field(default=None, compare=False, repr=False)
     allow_pickle: bool = field(default=False, compare=False, repr=False)
 
@@ -64,6 +67,42 @@ class Trial:
         blobs = BlobStore(self.values_dir) if self.values_dir is not None else None
         return {name: decode(doc["value"], blobs, allow_pickle=self.allow_pickle)
                 for name, doc in self.tags.items()}
+
+    @property
+    def store_root(self) -> Path | None:
+        return self.values_dir.parent if self.values_dir is not None else None
+
+    def record(self) -> Any:
+        """The trial's provenance record (`explain.ProvenanceRecord`), None when it has none."""
+        from .explain import ProvenanceRecord
+
+        path = self.store_root / "records" / f"{self.id}.json" if self.store_root else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            return ProvenanceRecord.from_json(read_json(path))
+        except ValueError as exc:
+            raise StoreError(f"{path}: {exc}") from None
+
+    def slice(self, tag: str, union: bool = False) -> Any:
+        """The provenance slice of `tag` (`provenance.Slice`): the operations its value depends on.
+
+        By default the slice of its last tagging; with `union`, of all its taggings, read from
+        noWorkflow's database in the local store.
+        """
+        if union:
+            from .provenance import read_slices
+
+            if not (self.store_root and self.provenance):
+                raise LookupError(f"{self.name} has no provenance database in the local store")
+            db = self.store_root / self.provenance / ".noworkflow" / "db.sqlite"
+            found = read_slices(db, self.id, [tag], union=True)
+        else:
+            record = self.record()
+            found = record.slices if record is not None else {}
+        if tag not in found:
+            raise KeyError(f"{self.name} has no provenance slice for tag {tag!r}")
+        return found[tag]
 
     @property
     def number(self) -> int:
@@ -83,6 +122,8 @@ class Trial:
             "duration": self.duration,
             "python": self.python,
             "error": self.error,
+            "inputs": self.inputs,
+            "provenance": self.provenance,
             "tags": self.tags,
         }
 
@@ -103,6 +144,8 @@ class Trial:
                 tags=dict(doc["tags"]),
                 error=doc.get("error"),
                 python=str(doc.get("python", "")),
+                inputs=dict(doc.get("inputs") or {}),
+                provenance=str(doc.get("provenance", "")),
                 values_dir=values_dir,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -140,6 +183,7 @@ class TrialStore:
         self.root = Path(root)
         self.trials_dir = self.root / "trials"
         self.values_dir = self.root / "values"
+        self.records_dir = self.root / "records"
         self.warnings: list[str] = []
 
     def ensure(self) -> None:
@@ -152,6 +196,10 @@ class TrialStore:
 
     def provenance_dir(self, worker: str) -> Path:
         return self.root / "provenance" / worker
+
+    def record_path(self, trial_id: str) -> Path:
+        """Where the provenance record of trial `trial_id` is kept (it may not exist)."""
+        return self.records_dir / f"{trial_id}.json"
 
     def _numbers(self) -> list[int]:
         if not self.trials_dir.is_dir():

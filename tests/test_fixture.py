@@ -21,19 +21,33 @@ def test_fixture_runs_records_and_compares(project):
             nw_trial.assert_matches(run, baseline="reference")
     """)
     # no baseline yet: the fixture fails the test with a message, not a traceback
-    first = project.run("test_sweep.py", "--nw-save-baseline=reference")
+    first = project.run("test_sweep.py")
     first.assert_outcomes(failed=1)
     first.stdout.fnmatch_lines(["*baseline=reference names no baseline and no trial*"])
-    # the fixture's finished trial was saved as its entry: now it matches
+    # saving accepts the run, which becomes its entry: then it matches
+    project.run("test_sweep.py", "--nw-save-baseline=reference").assert_outcomes(passed=1)
     project.run("test_sweep.py").assert_outcomes(passed=1)
-    # a run with other arguments has no entry of its own
+    # a run with other arguments is compared with the experiment's only entry: the arguments are the cause
     project.pytester.makepyfile(test_other="""
         def test_other_lr(nw_trial):
             nw_trial.assert_matches(nw_trial.run("experiments/train.py", "--lr", "0.2"), baseline="reference")
     """)
     other = project.run("test_other.py")
     other.assert_outcomes(failed=1)
-    assert "experiments/train.py run with arguments ['--lr', '0.2'] is not in baseline 'reference'" in other.stdout.str()
+    out = other.stdout.str()
+    assert "auc: changed: 0.85 -> 0.75" in out
+    assert "arguments changed: ['--lr', '0.1'] -> ['--lr', '0.2']" in out
+    assert "subscript sys.argv[sys.argv.index(\"--lr\") + 1]: '0.1' -> '0.2'" in out
+    assert str(project.root) not in out.split("Why it changed")[1]
+    # with entries for two argument lists, a third has no entry to compare with
+    project.run("test_other.py", "--nw-save-baseline=reference").assert_outcomes(passed=1)
+    project.pytester.makepyfile(test_third="""
+        def test_third_lr(nw_trial):
+            nw_trial.assert_matches(nw_trial.run("experiments/train.py", "--lr", "0.3"), baseline="reference")
+    """)
+    third = project.run("test_third.py")
+    third.assert_outcomes(failed=1)
+    assert "experiments/train.py run with arguments ['--lr', '0.3'] is not in baseline 'reference'" in third.stdout.str()
     project.experiment("train.py", EXPERIMENT.replace("0.95", "0.96"))
     changed = project.run("test_sweep.py")
     changed.assert_outcomes(failed=1)

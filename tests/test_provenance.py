@@ -25,14 +25,15 @@ from pytest_nwtrials.provenance import (
 )
 
 # the runner, with our serializer in place of noWorkflow's repr (as the plugin installs it)
-RUN_WITH_SERIALIZE = (
-    "import noworkflow.now.collection.metadata as metadata\n"
-    "from pytest_nwtrials.provenance import serialize\n"
-    "metadata.get_serializer = lambda args: serialize\n"
+# the runner installs provenance.serialize as noWorkflow's serializer
+RUN_WITH_SERIALIZE = "from pytest_nwtrials.capture.runner import main\nmain()\n"
+# a database written with noWorkflow's default serializer (plain repr), as `now run` writes it
+RUN_PLAIN = (
+    "import pytest_nwtrials.provenance_serialize as serialize_module\n"
+    "serialize_module.serialize = repr\n"
     "from pytest_nwtrials.capture.runner import main\n"
     "main()\n"
 )
-RUN_PLAIN = "from pytest_nwtrials.capture.runner import main\nmain()\n"
 
 
 @dataclass

@@ -26,6 +26,7 @@ class RunRequest:
     timeout: float
     capture: str = "fine"
     ini_tags: tuple[str, ...] = ()
+    root: Path | None = None  # the rootdir: modules under it are the experiment's own
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class RunResult:
     timed_out: bool = False
     stdout: str = ""
     stderr: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -76,6 +78,7 @@ def run_experiment(request: RunRequest) -> RunResult:
             "name": request.name,
             "capture": request.capture,
             "ini_tags": list(request.ini_tags),
+            "root": str(request.root or request.script.parent),
             "result": str(result_path),
         }
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -122,4 +125,5 @@ def run_experiment(request: RunRequest) -> RunResult:
         internal_error=doc["internal_error"],
         stdout=stdout,
         stderr=stderr,
+        environment=doc.get("environment") or {},
     )

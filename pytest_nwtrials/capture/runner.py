@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import environment
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -36,6 +37,7 @@ class Outcome:
     def __init__(self) -> None:
         self.exit_code = 0
         self.error: dict[str, Any] | None = None
+        self.environment: dict[str, Any] = {}
         self.stage = "starting"
 
 
@@ -116,6 +118,7 @@ def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
     _wrap_now_tag_variable(metascript.namespace["__builtins__"], recorder)
     finder = metascript.definition.finder
     outcome.stage = "running"
+    modules_before = set(sys.modules)
     try:
         compiled = metascript.definition.compile(metascript.code, metascript.path, "exec")
         sys.meta_path.insert(0, finder)
@@ -132,6 +135,7 @@ def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
         if finder in sys.meta_path:
             sys.meta_path.remove(finder)
     outcome.stage = "recording"
+    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
     for name in spec.get("ini_tags", []):
         if name in metascript.namespace and name not in recorder.tags:
             recorder.record(name, metascript.namespace[name], source="nw_tags")
@@ -160,13 +164,19 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     from noworkflow.now.collection.metadata import Metascript
     from noworkflow.now.utils import io as now_io
 
+    from ..provenance_serialize import serialize
+
     now_io.verbose = False
     args = _parse_now_args(spec)
     metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *spec.get("argv", [])]))
+    # comparable values (array digests, no memory addresses) instead of plain repr
+    metascript.serialize = serialize
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
     sys.path[0] = os.path.dirname(spec["script"])
+    # as `python train.py` run in the script's folder: no absolute path of this checkout in values
+    sys.argv[0] = os.path.basename(spec["script"])
     metascript.clear_namespace()
     execution = metascript.execution
     execution.collect_provenance = lambda: _collect_provenance(execution, outcome, spec, recorder)
@@ -211,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         "started": started.isoformat(timespec="milliseconds"),
         "duration": round(time.perf_counter() - clock, 4),
         "tags": {name: record.to_json() for name, record in recorder.tags.items()},
+        "environment": outcome.environment,
     }
     try:
         write_json_atomic(spec["result"], result)

@@ -1,0 +1,75 @@
+"""What an experiment's run depended on besides its data: libraries, its own modules, Python.
+
+Collected in the capture process after the script ran, from the modules it imported (the
+difference of ``sys.modules`` before and after), instead of noWorkflow's module analysis, which
+reads and hashes the source of every imported module. Modules the capture machinery had already
+imported before the script started cannot be told apart and are not listed.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as metadata
+import os
+import platform
+import sys
+from typing import Any
+
+
+def _distribution_versions(top_level: set[str]) -> dict[str, str]:
+    """Distribution name -> version for top-level module names that belong to a distribution."""
+    found: dict[str, str] = {}
+    missing = []
+    for name in sorted(top_level):
+        try:
+            found[name] = metadata.version(name)  # the common case: import name == distribution name
+        except (metadata.PackageNotFoundError, ValueError):
+            missing.append(name)
+    if missing:
+        owners = metadata.packages_distributions()
+        for name in missing:
+            for dist in owners.get(name, ()):
+                try:
+                    found[dist] = metadata.version(dist)
+                except metadata.PackageNotFoundError:
+                    pass
+    return found
+
+
+def _sha1(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha1(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def collect(before: set[str], root: str) -> dict[str, Any]:
+    """Libraries and local modules imported since `before`, and the Python version.
+
+    Local modules are those whose file lies under `root` (the rootdir); they are listed by
+    relative path with the SHA-1 of their source, so an edited helper module shows as a cause.
+    """
+    root = os.path.realpath(root)
+    # a virtual environment inside the project holds libraries, not the project's own modules
+    installed = tuple({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    stdlib = sys.stdlib_module_names
+    libraries: set[str] = set()
+    local: dict[str, str | None] = {}
+    for name in set(sys.modules) - before:
+        module = sys.modules.get(name)
+        top = name.partition(".")[0]
+        if module is None or top in stdlib or top.startswith("_") or top == "pytest_nwtrials":
+            continue
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(root + os.sep) and not real.startswith(installed) and "site-packages" not in real:
+            local[os.path.relpath(real, root).replace(os.sep, "/")] = _sha1(real)
+        else:
+            libraries.add(top)
+    return {
+        "python": platform.python_version(),
+        "libraries": dict(sorted(_distribution_versions(libraries).items())),
+        "modules": dict(sorted(local.items())),
+    }

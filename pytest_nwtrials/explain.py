@@ -1,0 +1,179 @@
+"""Why a trial differs from its baseline: what it depended on, and where its operations diverged.
+
+A trial's `ProvenanceRecord` keeps its operation sequence and the slice of every tag. On disk
+each distinct operation is stored once in a table and sequences are lists of row numbers, so a
+loop's repeated operations and the slices (subsets of the sequence) cost little. Input changes
+compare what the trial recorded besides its values: data files by content hash, arguments,
+library versions, the experiment's own modules, the Python version.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
+from .slices import SliceDiff, format_slice_diff
+
+SCHEMA = 1
+_COLUMNS = ["kind", "code", "file", "line", "value"]
+
+
+@dataclass(frozen=True)
+class ProvenanceRecord:
+    """A trial's operations in execution order, and each tag's slice (of its last tagging)."""
+
+    operations: tuple[Op, ...]
+    slices: dict[str, Slice]
+
+    def to_json(self) -> dict[str, Any]:
+        table: list[list[Any]] = []
+        rows: dict[Op, int] = {}
+
+        def row(op: Op) -> int:
+            if op not in rows:
+                rows[op] = len(table)
+                table.append([op.kind, op.code, op.file, op.line, op.value])
+            return rows[op]
+
+        operations = [row(op) for op in self.operations]
+        slices = {tag: {"events": s.events, "dropped": s.dropped, "ops": [row(op) for op in s.ops]}
+                  for tag, s in self.slices.items()}
+        return {"schema": SCHEMA, "columns": _COLUMNS, "table": table,
+                "operations": operations, "slices": slices}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ProvenanceRecord:
+        """Rebuild a record; ValueError when the document is not one."""
+        try:
+            if doc["schema"] != SCHEMA:
+                raise ValueError(f"unknown provenance schema {doc['schema']!r}")
+            table = [Op(str(k), str(c), str(f), int(n), str(v)) for k, c, f, n, v in doc["table"]]
+            operations = tuple(table[i] for i in doc["operations"])
+            slices = {str(tag): Slice(str(tag), tuple(table[i] for i in s["ops"]), int(s["events"]),
+                                      int(s.get("dropped", 0)))
+                      for tag, s in doc["slices"].items()}
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            raise ValueError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
+        return cls(operations, slices)
+
+
+ROOT_MARK = "<rootdir>"
+
+
+def read_record(db_path: Path, trial_id: str, tags: Iterable[str], root: Path) -> ProvenanceRecord:
+    """The record of a finished capture; raises `provenance.ProvenanceError` when unreadable.
+
+    The rootdir's absolute path in values becomes ``<rootdir>``, so that records from two
+    checkouts of a project compare equal and baselines hold no absolute path.
+    """
+    prefixes = sorted({str(root), str(Path(root).resolve())}, key=len, reverse=True)
+    cache: dict[Op, Op] = {}
+
+    def portable(op: Op) -> Op:
+        if op not in cache:
+            value = op.value
+            for prefix in prefixes:
+                value = value.replace(prefix, ROOT_MARK)
+            cache[op] = op if value == op.value else replace(op, value=value)
+        return cache[op]
+
+    slices = {tag: replace(s, ops=tuple(portable(op) for op in s.ops))
+              for tag, s in read_slices(db_path, trial_id, list(tags)).items()}
+    return ProvenanceRecord(tuple(portable(op) for op in read_operations(db_path, trial_id)), slices)
+
+
+def file_inputs(accesses: Sequence[FileAccess]) -> dict[str, dict[str, str | None]]:
+    """Each data file once: the content it had when first read, and when last written."""
+    files: dict[str, dict[str, str | None]] = {}
+    for access in accesses:
+        entry = files.setdefault(access.path, {"read": None, "written": None})
+        reads = "r" in access.mode or "+" in access.mode
+        writes = any(m in access.mode for m in "wax+") or access.hash_after != access.hash_before
+        if reads and entry["read"] is None and entry["written"] is None:
+            entry["read"] = access.hash_before
+        if writes:
+            entry["written"] = access.hash_after
+    return files
+
+
+def read_files(db_path: Path, trial_id: str, root: Path) -> dict[str, dict[str, str | None]]:
+    return file_inputs(read_file_accesses(db_path, trial_id, root))
+
+
+@dataclass(frozen=True)
+class InputChange:
+    """Something the trial depended on that differs from the baseline's."""
+
+    what: str  # "input file", "output file", "arguments", "library", "module", "python"
+    name: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        def short(value: Any) -> str:
+            if value is None:
+                return "absent"
+            return value[:10] if isinstance(value, str) and len(value) == 40 else str(value)
+
+        if self.what == "arguments":
+            return f"arguments changed: {list(self.old)} -> {list(self.new)}"
+        if self.what == "python":
+            return f"Python changed: {self.old} -> {self.new}"
+        if self.what in ("input file", "output file", "module"):
+            hashes = f"(sha1 {short(self.old)} -> {short(self.new)})"
+            if self.old is None:
+                return f"{self.what} {self.name} is new {hashes}"
+            if self.new is None:
+                return f"{self.what} {self.name} is no longer used {hashes}"
+            return f"{self.what} {self.name} changed {hashes}"
+        return f"{self.what} {self.name} changed: {short(self.old)} -> {short(self.new)}"
+
+
+def _mapping_changes(what: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[InputChange]:
+    return [InputChange(what, name, old.get(name), new.get(name))
+            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+
+
+def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
+                  new_inputs: Mapping[str, Any], new_argv: Sequence[str]) -> list[InputChange]:
+    """What differs between two trials' inputs; a side that did not record something is skipped."""
+    changes: list[InputChange] = []
+    if list(old_argv) != list(new_argv):
+        changes.append(InputChange("arguments", "", tuple(old_argv), tuple(new_argv)))
+    old_files, new_files = old_inputs.get("files"), new_inputs.get("files")
+    if old_files is not None and new_files is not None:
+        for kind, what in (("read", "input file"), ("written", "output file")):
+            changes += _mapping_changes(
+                what,
+                {path: f[kind] for path, f in old_files.items() if f.get(kind)},
+                {path: f[kind] for path, f in new_files.items() if f.get(kind)})
+    for key, what in (("libraries", "library"), ("modules", "module")):
+        if key in old_inputs and key in new_inputs:
+            changes += _mapping_changes(what, old_inputs[key], new_inputs[key])
+    old_python, new_python = old_inputs.get("python"), new_inputs.get("python")
+    if old_python and new_python and old_python != new_python:
+        changes.append(InputChange("python", "", old_python, new_python))
+    return changes
+
+
+def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12) -> list[str]:
+    """The "why it changed" section: input changes first, then the slice diffs.
+
+    Tags whose slices first diverge at the same operation tell one story: it is shown once, with
+    the longest of their diffs, and the other tags are named with it.
+    """
+    lines = [f"  {change.describe()}" for change in inputs]
+    groups: dict[tuple, list[SliceDiff]] = {}
+    for diff in slice_diffs:
+        first = diff.first_divergence
+        if first is not None:
+            groups.setdefault((first.kind, first.old, first.new), []).append(diff)
+    for diffs in groups.values():
+        names = [diff.tag for diff in diffs]
+        also = f" (and {', '.join(names[1:])})" if len(names) > 1 else ""
+        lines.append(f"  in the provenance of {names[0]}{also}:")
+        longest = max(diffs, key=lambda diff: len(diff.changes))
+        lines += ["  " + line for line in format_slice_diff(longest, limit=limit)]
+    return lines

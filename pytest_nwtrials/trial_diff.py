@@ -1,0 +1,102 @@
+"""The structured difference of two trials: values, inputs, slices and operations.
+
+The gate, the `nw_trial` fixture and the public `trial_diff(a, b)` all build a `TrialDiff`
+here; it renders as text, and as HTML in Jupyter. No pytest in here.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .compare import Change, Rules, diff_tags
+from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
+from .render import format_changes
+from .slices import OpChange, SliceDiff, diff_operations, diff_slices
+
+
+@dataclass(frozen=True)
+class TrialDiff:
+    """How the `new` trial differs from the `old` one (labels name them in reports)."""
+
+    old: str
+    new: str
+    values: tuple[Change, ...]
+    tags: tuple[str, ...]  # the tag names whose values changed
+    inputs: tuple[InputChange, ...]
+    slices: tuple[SliceDiff, ...]
+    operations: tuple[OpChange, ...]  # of the whole sequence; empty unless it was compared
+    argv_changed: bool
+    has_provenance: bool = True
+
+    @property
+    def empty(self) -> bool:
+        """True when values, arguments and (if compared) operations all match."""
+        return not self.values and not self.argv_changed and not self.operations
+
+    def why(self) -> list[str]:
+        lines = why_lines(self.inputs, self.slices)
+        if self.operations:
+            lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations)])
+        return lines
+
+    def lines(self) -> list[str]:
+        """The text report: value changes, then why they changed."""
+        lines = format_changes(self.values)
+        why = self.why()
+        if why:
+            lines += ["", "Why it changed:", *why]
+        return lines
+
+    def __str__(self) -> str:
+        if self.empty:
+            return f"{self.new} matches {self.old}"
+        return "\n".join([f"{self.new} differs from {self.old}", *self.lines()])
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: a table of value changes and the why-section as text."""
+        if self.empty:
+            return f"<p><b>{html.escape(self.new)}</b> matches <b>{html.escape(self.old)}</b></p>"
+        rows = "".join(
+            f"<tr><td><code>{html.escape(c.path)}</code></td><td>{html.escape(str(c.kind))}</td>"
+            f"<td>{html.escape(_short(c.old))}</td><td>{html.escape(_short(c.new))}</td></tr>"
+            for c in self.values)
+        table = ("<table><thead><tr><th>path</th><th>change</th><th>old</th><th>new</th></tr></thead>"
+                 f"<tbody>{rows}</tbody></table>") if rows else ""
+        why = self.why()
+        why_html = f"<h4>Why it changed</h4><pre>{html.escape(chr(10).join(why))}</pre>" if why else ""
+        return (f"<div><p><b>{html.escape(self.new)}</b> differs from <b>{html.escape(self.old)}</b></p>"
+                f"{table}{why_html}</div>")
+
+
+def _short(value: Any) -> str:
+    from .values import summarize
+
+    return summarize(value, 60)
+
+
+def diff_trials(old_label: str, new_label: str,
+                old_values: Mapping[str, Any], new_values: Mapping[str, Any], rules: Rules | None,
+                old_inputs: Mapping[str, Any], old_argv: Sequence[str],
+                new_inputs: Mapping[str, Any], new_argv: Sequence[str],
+                old_record: ProvenanceRecord | None, new_record: ProvenanceRecord | None,
+                *, operations: bool = False) -> TrialDiff:
+    """Compare two trials; with `operations`, their whole operation sequences too."""
+    changes = diff_tags(old_values, new_values, rules)
+    tags = tuple(sorted(name for name in set(old_values) | set(new_values)
+                        if any(c.path == name or c.path.startswith(name + "[") for c in changes)))
+    slices: list[SliceDiff] = []
+    ops: tuple[OpChange, ...] = ()
+    if old_record is not None and new_record is not None:
+        slices = [diff_slices(old_record.slices[t], new_record.slices[t])
+                  for t in tags if t in old_record.slices and t in new_record.slices]
+        if operations:
+            ops = diff_operations(old_record.operations, new_record.operations)
+    return TrialDiff(
+        old=old_label, new=new_label, values=tuple(changes), tags=tags,
+        inputs=tuple(input_changes(old_inputs, old_argv, new_inputs, new_argv)),
+        slices=tuple(slices), operations=ops,
+        argv_changed=tuple(old_argv) != tuple(new_argv),
+        has_provenance=old_record is not None and new_record is not None,
+    )
