@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="linelist", default=[])
     parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
     parser.addini(S.OPS, "Default for --nw-ops: off, report or strict", default="")
+    parser.addini(S.ENV_REDACT, "Glob patterns of environment variables whose values are never stored, "
+                  "besides names with TOKEN, SECRET, KEY, PASSWORD, PASS, CREDENTIAL or AUTH",
+                  type="args", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE, S.OPS)}
+            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini)
     except S.SettingsError as exc:

@@ -96,6 +96,7 @@ class TrialSession:
             timeout=timeout or self.settings.timeout,
             ini_tags=self.settings.tags,
             root=self.settings.rootdir,
+            env_redact=self.settings.env_redact,
         ))
         trial_id = result.trial_id or str(uuid.uuid4())
         inputs = dict(result.environment)

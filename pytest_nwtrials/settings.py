@@ -23,6 +23,7 @@ ATOL = "nw_atol"
 TOLERANCES = "nw_tolerances"
 IGNORE = "nw_ignore"
 OPS = "nw_ops"
+ENV_REDACT = "nw_env_redact"
 OPS_MODES = ("off", "report", "strict")
 
 DEFAULT_TIMEOUT = 600.0
@@ -54,6 +55,7 @@ class Settings:
     tolerances: tuple[tuple[str, Any], ...] = ()
     ignore: tuple[str, ...] = ()
     ops: str = "report"
+    env_redact: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -137,4 +139,5 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any]) -> Settings
         tolerances=tolerances,
         ignore=tuple(ini.get(IGNORE) or ()),
         ops=ops,
+        env_redact=tuple(ini.get(ENV_REDACT) or ()),
     )

@@ -7,12 +7,62 @@ imported before the script started cannot be told apart and are not listed.
 """
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import hashlib
 import importlib.metadata as metadata
 import os
 import platform
+import re
 import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+# names that look like credentials: their values never reach noWorkflow's database
+SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASS", "CREDENTIAL", "AUTH")
+REDACTED = "<redacted>"
+_SECRET = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+
+
+def is_secret(name: str, patterns: Sequence[str] = ()) -> bool:
+    """True for an environment variable whose value must not be stored (`patterns`: extra globs)."""
+    return bool(_SECRET.search(name)) or any(fnmatch.fnmatchcase(name.upper(), p.upper()) for p in patterns)
+
+
+def redacting(serialize: Any, patterns: Sequence[str] = ()) -> Any:
+    """Wrap noWorkflow's value serializer so that secret values read by the script are masked.
+
+    Values shorter than 6 characters are left alone: masking "1" or "yes" everywhere would
+    destroy the record and protect nothing.
+    """
+    secrets = sorted({value for name, value in os.environ.items()
+                      if is_secret(name, patterns) and len(value) >= 6}, key=len, reverse=True)
+    if not secrets:
+        return serialize
+
+    def serialize_redacted(value: Any) -> str:
+        text = serialize(value)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    return serialize_redacted
+
+
+@contextlib.contextmanager
+def redacted_environ(patterns: Sequence[str] = ()) -> Iterator[None]:
+    """Show noWorkflow an ``os.environ`` whose secret values are replaced, while it records it.
+
+    The experiment itself runs with the real environment; only this window is redacted.
+    """
+    real = os.environ
+    os.environ = {name: REDACTED if is_secret(name, patterns) else value  # type: ignore[assignment]
+                  for name, value in real.items()}
+    try:
+        yield
+    finally:
+        os.environ = real
 
 
 def _distribution_versions(top_level: set[str]) -> dict[str, str]:

@@ -27,6 +27,7 @@ class RunRequest:
     capture: str = "fine"
     ini_tags: tuple[str, ...] = ()
     root: Path | None = None  # the rootdir: modules under it are the experiment's own
+    env_redact: tuple[str, ...] = ()  # extra patterns of environment variables kept out of the store
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def run_experiment(request: RunRequest) -> RunResult:
             "capture": request.capture,
             "ini_tags": list(request.ini_tags),
             "root": str(request.root or request.script.parent),
+            "env_redact": list(request.env_redact),
             "result": str(result_path),
         }
         spec_path.write_text(json.dumps(spec), encoding="utf-8")

@@ -1,0 +1,31 @@
+"""Environment variables that look like credentials never reach the store."""
+from __future__ import annotations
+
+import os
+
+
+def test_secret_environment_values_are_not_stored(project, monkeypatch):
+    monkeypatch.setenv("MY_API_TOKEN", "tok-4f1c9e2a7b")
+    monkeypatch.setenv("DB_PASSWORD", "pw-93b7c1d0e4")
+    monkeypatch.setenv("COMPANY_VAULT", "vault-58e2a9c3f1")
+    monkeypatch.setenv("HARMLESS_SETTING", "plain-7d3e1f")
+    project.ini("nw_env_redact = *_VAULT\n")
+    project.experiment("env.py", """
+        import os
+        from pytest_nwtrials import tag
+        token = os.environ["MY_API_TOKEN"]
+        header = "Bearer " + token
+        tag("token_seen", token.startswith("tok-") and len(token) == 14)
+    """)
+    project.run().assert_outcomes(passed=1)
+    [trial] = project.trials()
+    assert trial["tags"]["token_seen"]["value"] is True  # the experiment saw the real value
+    stored = b""
+    for folder, _, files in os.walk(project.root / ".nwtrials"):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                stored += handle.read()
+    assert b"plain-7d3e1f" in stored  # the environment was recorded at all
+    assert b"Bearer <redacted>" in stored  # values computed from a secret are masked, not dropped
+    for secret in (b"tok-4f1c9e2a7b", b"pw-93b7c1d0e4", b"vault-58e2a9c3f1"):
+        assert secret not in stored
