@@ -58,6 +58,7 @@ class Entry:
     label: str  # how reports name it: "baseline 'reference'" or "trial3"
     inputs: dict[str, Any] = field(default_factory=dict)
     record: Path | None = None  # its provenance record, when one was kept
+    path: Path | None = None  # the entry file, for entries of a named baseline
 
 
 def entry_path(experiment: str, argv: tuple[str, ...]) -> str:
@@ -111,7 +112,7 @@ class BaselineStore:
             record = record_path(path)
             return Entry(experiment, tuple(doc["argv"]), dict(doc["tags"]), str(doc["trial"]),
                          str(doc["trial_id"]), self.root / name / "values", f"baseline '{name}'",
-                         dict(doc.get("inputs") or {}), record if record.is_file() else None)
+                         dict(doc.get("inputs") or {}), record if record.is_file() else None, path)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(
                 f"{path}: not a valid baseline entry ({exc}); restore it from version control "
@@ -125,6 +126,24 @@ class BaselineStore:
         # the two forms entry_path writes: "<name>.json" and "<name>.<10 hex digits>.json"
         pattern = re.compile(re.escape(Path(experiment).name) + r"(\.[0-9a-f]{10})?\.json")
         return sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name))
+
+    def entry_files(self, name: str) -> dict[Path, str]:
+        """Every entry file of baseline `name` and the experiment it belongs to."""
+        folder = self.root / name
+        found: dict[Path, str] = {}
+        for path in sorted(folder.rglob("*.json")) if folder.is_dir() else ():
+            relative = path.relative_to(folder)
+            if relative.parts[0] == "values" or path.name.endswith(".provenance.json"):
+                continue
+            experiment = re.sub(r"(\.[0-9a-f]{10})?\.json$", "", relative.as_posix())
+            found[path] = experiment
+        return found
+
+    def delete_entry(self, path: Path) -> None:
+        """Remove an entry file and the provenance record beside it."""
+        for target in (path, record_path(path)):
+            if target.exists():
+                target.unlink()
 
     def save(self, name: str, trial: Trial, store: TrialStore) -> Path:
         """Write `trial` as the entry of its experiment in baseline `name`, with its value files."""

@@ -13,6 +13,19 @@ class ExperimentFile(pytest.File):
         yield ExperimentItem.from_parent(self, name="experiment")
 
 
+def add_properties(node: pytest.Item, session, trial) -> None:
+    """JUnit XML properties: the trial, and each scalar tag as ``nw_tag_<name>``."""
+    node.user_properties.append(("nw_trial", trial.name))
+    node.user_properties.append(("nw_trial_id", trial.id))
+    try:
+        values = trial.values
+    except (ValueError, OSError):
+        return
+    for name, value in values.items():
+        if isinstance(value, (bool, int, float, str)) and not (isinstance(value, str) and len(value) > 200):
+            node.user_properties.append((f"nw_tag_{name}", value))
+
+
 class ExperimentItem(pytest.Item):
     """Runs the experiment in a child process under noWorkflow, records the trial, gates it."""
 
@@ -23,9 +36,10 @@ class ExperimentItem(pytest.Item):
             self.add_report_section("call", "stdout", result.stdout)
         if result.stderr:
             self.add_report_section("call", "stderr", result.stderr)
-        self.user_properties.append(("nw_trial", trial.name))
+        add_properties(self, session, trial)
         session.check_run(trial, result)
         if session.reference is not None:
+            self.user_properties.append(("nw_baseline", session.reference.label))
             session.compare(trial, session.reference, comparison_from_marker(self))
 
     def repr_failure(self, excinfo, style=None):

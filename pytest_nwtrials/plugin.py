@@ -30,6 +30,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(S.option(S.OPS), dest=S.OPS, metavar="MODE", default=None, choices=S.OPS_MODES,
                     help="Operation provenance: off; report (default: explain failures with it); "
                          "strict (also fail when the operation sequence changed)")
+    group.addoption(S.option(S.REPORT), dest=S.REPORT, metavar="FILE.html", default=None,
+                    help="Write a self-contained HTML report of the session's trials to FILE.html")
+    group.addoption(S.option(S.JSON), dest=S.JSON, metavar="FILE", default=None,
+                    help="Write the session's trials, verdicts and changes as JSON to FILE")
     parser.addini(S.EXPERIMENTS, "Glob patterns of experiment scripts, relative to the rootdir",
                   type="linelist", default=[])
     parser.addini(S.BASELINE, "Default for --nw-baseline", default="")
@@ -52,12 +56,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "nw(rtol=None, atol=None, ignore=()): tolerances and ignored tags for the comparison")
-    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS)}
+    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS, S.REPORT, S.JSON)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
             S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT)}
     try:
-        settings = S.resolve(Path(config.rootpath), cli, ini)
+        settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings

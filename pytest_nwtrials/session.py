@@ -28,6 +28,18 @@ class GateFailure(Exception):
     """An experiment failed the gate; the message is the whole report."""
 
 
+@dataclass
+class Outcome:
+    """How one trial of this session fared; feeds the summary, JUnit properties and reports."""
+
+    trial: Trial
+    verdict: str  # recorded, matched, changed, new, failed, timeout, error, skipped
+    against: str | None = None
+    message: str | None = None
+    changes: tuple = ()
+    why: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Tolerance settings for one comparison, from markers or fixture arguments."""
@@ -66,8 +78,11 @@ class TrialSession:
         self.worker = workerinput["workerid"] if workerinput else "main"
         self.first_number = self.store.next_number()
         self.recorded: list[Trial] = []
-        self.verdicts: dict[str, str] = {}
+        self.outcomes: dict[str, Outcome] = {}  # by trial name
+        self.used_entries: set[Path] = set()
+        self.collected: set[str] = set()  # experiments collected as items
         self.saved: list[Path] = []
+        self.pruned: list[str] = []
         self.reference = self.resolve(settings.baseline) if settings.baseline else None
 
     # -- references -------------------------------------------------------------------------
@@ -118,6 +133,7 @@ class TrialSession:
             provenance=self.store.provenance_dir(self.worker).relative_to(self.store.root).as_posix(),
         ))
         self.recorded.append(trial)
+        self.outcomes[trial.name] = Outcome(trial, "recorded")
         return trial, result
 
     def _record_provenance(self, experiment: str, trial_id: str, result: RunResult) -> dict | None:
@@ -140,9 +156,16 @@ class TrialSession:
 
     def check_run(self, trial: Trial, result: RunResult, timeout: float | None = None) -> None:
         if trial.status != "finished":
-            self.verdicts[trial.experiment] = trial.status
-            raise GateFailure(report.run_failure(trial.experiment, trial, result,
-                                                 timeout or self.settings.timeout))
+            self.fail(trial, trial.status, report.run_failure(trial.experiment, trial, result,
+                                                               timeout or self.settings.timeout))
+
+    def fail(self, trial: Trial, verdict: str, message: str, **details) -> None:
+        """Record the outcome and fail the item (or test) with `message`."""
+        outcome = self.outcomes[trial.name]
+        outcome.verdict, outcome.message = verdict, message
+        for key, value in details.items():
+            setattr(outcome, key, value)
+        raise GateFailure(message)
 
     # -- comparing --------------------------------------------------------------------------
     def entry_for(self, trial: Trial, reference: Reference) -> Entry:
@@ -150,23 +173,21 @@ class TrialSession:
         if reference.kind == "trial":
             other = reference.trial
             if (other.experiment, other.argv) != (trial.experiment, trial.argv):
-                self.verdicts[trial.experiment] = "skipped"
+                self.outcomes[trial.name].verdict = "skipped"
                 pytest.skip(f"baseline {other.name} is a trial of {other.experiment}, not of {trial.experiment}")
             return entry_from_trial(other, self.store)
         if reference.kind == "latest":
             earlier = self.store.latest(trial.experiment, trial.argv, before=min(self.first_number, trial.number))
             if earlier is None:
-                self.verdicts[trial.experiment] = "missing"
-                raise GateFailure(report.no_earlier_trial(trial.experiment, str(self.store.root)))
+                self.fail(trial, "new", report.no_earlier_trial(trial.experiment, str(self.store.root)))
             return entry_from_trial(earlier, self.store)
         try:
             entry = self.baselines.entry(reference.text, trial.experiment, trial.argv)
         except StoreError as exc:
-            self.verdicts[trial.experiment] = "failed"
-            raise GateFailure(str(exc)) from None
+            self.fail(trial, "error", str(exc))
         if entry is None:
-            self.verdicts[trial.experiment] = "missing"
-            raise GateFailure(report.missing_entry(trial.experiment, trial.argv, reference.text))
+            self.fail(trial, "new", report.missing_entry(trial.experiment, trial.argv, reference.text))
+        self.used_entries.add(entry.path)
         return entry
 
     def compare(self, trial: Trial, reference: Reference, options: Comparison = Comparison()) -> None:
@@ -181,7 +202,7 @@ class TrialSession:
         try:
             old = {name: decode(doc["value"], BlobStore(entry.values_dir)) for name, doc in entry.tags.items()}
         except (ValueError, KeyError, TypeError, OSError) as exc:
-            raise GateFailure(f"{entry.label} of {trial.experiment} cannot be read: {exc}") from None
+            self.fail(trial, "error", f"{entry.label} of {trial.experiment} cannot be read: {exc}")
         settings = self.settings
         # narrowest wins: tag(rtol=) > nw_tolerances pattern > marker or fixture > --nw-rtol > built-in
         rules = Rules(
@@ -197,16 +218,19 @@ class TrialSession:
         diff = diff_trials(label, trial.name, old, trial.values, rules, entry.inputs, entry.argv,
                            trial.inputs, trial.argv, old_record, new_record,
                            operations=settings.ops == "strict")
+        outcome = self.outcomes[trial.name]
+        outcome.against = label
         if diff.empty:
-            self.verdicts[trial.experiment] = "matched"
+            outcome.verdict = "matched"
             return
-        self.verdicts[trial.experiment] = "changed"
         name = reference.text if reference.kind == "baseline" else None
         why = diff.why()
         if old_record is None and settings.ops != "off":
             why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
-        raise GateFailure(report.values_changed(trial.experiment, trial, label, format_changes(diff.values),
-                                                len(diff.tags), name, why, bool(diff.operations)))
+        self.fail(trial, "changed",
+                  report.values_changed(trial.experiment, trial, label, format_changes(diff.values),
+                                        len(diff.tags), name, why, bool(diff.operations)),
+                  changes=diff.values, why=tuple(why))
 
     def _records(self, entry: Entry, trial: Trial):
         """The provenance records of both sides, or None for a side that has none (or with --nw-ops=off)."""
@@ -223,30 +247,26 @@ class TrialSession:
                 records.append(None)
         return records[0], records[1]
 
-    # -- session end ------------------------------------------------------------------------
+    # -- session end ----------------------------------------------------------------------
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        from .items import ExperimentItem
+
+        if isinstance(item, ExperimentItem):
+            self.collected.add(self.experiment_name(item.path))
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from . import summary
+
         name = self.settings.save_baseline
-        if not name:
-            return
-        for trial in self.recorded:
-            if trial.status == "finished":
-                self.saved.append(self.baselines.save(name, trial, self.store))
+        if name:
+            for trial in self.recorded:
+                if trial.status == "finished":
+                    self.saved.append(self.baselines.save(name, trial, self.store))
+            self.pruned = summary.prune_dead_entries(self)
+        summary.write_reports(self)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.recorded and not self.store.warnings:
-            return
-        write = terminalreporter.write_line
-        terminalreporter.section("nwtrials")
-        for trial in self.recorded:
-            verdict = self.verdicts.get(trial.experiment, trial.status)
-            args = " " + " ".join(trial.argv) if trial.argv else ""
-            write(f"{trial.name}  {trial.experiment}{args}  {verdict}  ({trial.duration:.1f} s, {trial.id})")
-        if self.reference is not None:
-            write(f"compared with {self.reference.label}")
-        if self.settings.save_baseline:
-            where = Path(os.path.relpath(self.baselines.root / self.settings.save_baseline, self.settings.rootdir))
-            entries = "entry" if len(self.saved) == 1 else "entries"
-            write(f"saved {len(self.saved)} {entries} to baseline '{self.settings.save_baseline}' in {where.as_posix()}/")
-        for warning in self.store.warnings:
-            write(f"warning: {warning}", yellow=True)
+        from . import summary
+
+        summary.terminal_summary(self, terminalreporter)

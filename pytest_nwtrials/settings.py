@@ -24,6 +24,8 @@ TOLERANCES = "nw_tolerances"
 IGNORE = "nw_ignore"
 OPS = "nw_ops"
 ENV_REDACT = "nw_env_redact"
+REPORT = "nw_report"
+JSON = "nw_json"
 OPS_MODES = ("off", "report", "strict")
 
 DEFAULT_TIMEOUT = 600.0
@@ -56,6 +58,8 @@ class Settings:
     ignore: tuple[str, ...] = ()
     ops: str = "report"
     env_redact: tuple[str, ...] = ()
+    html_report: Path | None = None
+    json_report: Path | None = None
 
     @property
     def active(self) -> bool:
@@ -84,8 +88,11 @@ def parse_tolerance(raw: Any, source: str) -> float | None:
     return value
 
 
-def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any]) -> Settings:
-    """Build Settings from command-line values (None when not given) and ini values."""
+def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_dir: Path | None = None) -> Settings:
+    """Build Settings from command-line values (None when not given) and ini values.
+
+    Report paths are relative to `invocation_dir`, where pytest was started, as ``--junitxml`` is.
+    """
 
     def pick(name: str) -> tuple[Any, str]:
         if cli.get(name) is not None:
@@ -140,4 +147,15 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any]) -> Settings
         ignore=tuple(ini.get(IGNORE) or ()),
         ops=ops,
         env_redact=tuple(ini.get(ENV_REDACT) or ()),
+        html_report=_report_path(cli.get(REPORT), REPORT, invocation_dir or rootdir),
+        json_report=_report_path(cli.get(JSON), JSON, invocation_dir or rootdir),
     )
+
+
+def _report_path(raw: str | None, name: str, base: Path) -> Path | None:
+    if not raw:
+        return None
+    path = (base / raw).resolve()
+    if path.is_dir():
+        raise SettingsError(f"{option(name)}={raw} is a folder; give a file name")
+    return path

@@ -168,6 +168,19 @@ def write_json_atomic(path: Path, doc: Any) -> None:
             tmp.unlink()
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def read_json(path: Path) -> Any:
     """Load a JSON file, turning every way it can be broken into a StoreError naming it."""
     try:

@@ -20,8 +20,9 @@ def test_collects_experiments_by_glob_and_records_trials(project):
         "*experiments/test_prep.py::experiment PASSED*",
         "*experiments/train.py::experiment PASSED*",
         "*nwtrials*",
-        "trial1  experiments/test_prep.py  finished*",
-        "trial2  experiments/train.py  finished*",
+        "trial1  experiments/test_prep.py  recorded*",
+        "trial2  experiments/train.py  recorded*",
+        "2 run, 0 matched, 0 changed, 0 new, 0 failed, 0 skipped, 0 missing",
     ])
     records = {t["experiment"]: t for t in project.trials()}
     train = records["experiments/train.py"]

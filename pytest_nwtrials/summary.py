@@ -1,0 +1,150 @@
+"""The end of a session: the terminal summary, the report files, and baseline entries left unused."""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import TrialSession
+
+COUNTED = ("matched", "changed", "new", "failed", "skipped")
+REPORT_SCHEMA = 1
+
+
+def counts(session: TrialSession) -> dict[str, int]:
+    """How many trials ran, by verdict; timeouts and capture errors count as failed."""
+    result = {"run": len(session.outcomes), **{verdict: 0 for verdict in COUNTED}, "missing": 0}
+    for outcome in session.outcomes.values():
+        verdict = "failed" if outcome.verdict in ("timeout", "error") else outcome.verdict
+        if verdict in result:
+            result[verdict] += 1
+    result["missing"] = len(unused_entries(session))
+    return result
+
+
+def compared_baseline(session: TrialSession) -> str | None:
+    reference = session.reference
+    return reference.text if reference is not None and reference.kind == "baseline" else None
+
+
+def unused_entries(session: TrialSession) -> list[str]:
+    """Entries of the compared (or saved) baseline that no experiment of this session used."""
+    name = compared_baseline(session) or session.settings.save_baseline
+    if not name:
+        return []
+    used = {t.experiment for t in session.recorded} | session.collected
+    used_files = session.used_entries | set(session.saved)
+    return sorted({experiment for path, experiment in session.baselines.entry_files(name).items()
+                   if path not in used_files and experiment not in used})
+
+
+def prune_dead_entries(session: TrialSession) -> list[str]:
+    """After saving: remove entries whose experiment no longer exists or matches nw_experiments.
+
+    Entries of experiments that still exist but were not run (deselected, or run only by
+    `nw_trial` in tests not selected) are kept: a partial run must not shrink a baseline.
+    """
+    name = session.settings.save_baseline
+    settings = session.settings
+    pruned = []
+    for path, experiment in session.baselines.entry_files(name).items():
+        script = settings.rootdir / experiment
+        matches = any(fnmatch.fnmatchcase(experiment, pattern) for pattern in settings.experiments)
+        if not script.exists() or (not matches and experiment not in {t.experiment for t in session.recorded}):
+            session.baselines.delete_entry(path)
+            pruned.append(experiment)
+    return sorted(set(pruned))
+
+
+def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
+    if not session.recorded and not session.store.warnings:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("nwtrials")
+    for outcome in session.outcomes.values():
+        trial = outcome.trial
+        args = " " + " ".join(trial.argv) if trial.argv else ""
+        write(f"{trial.name}  {trial.experiment}{args}  {outcome.verdict}  ({trial.duration:.1f} s, {trial.id})")
+    numbers = counts(session)
+    write(", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing")))
+    if session.reference is not None:
+        write(f"compared with {session.reference.label}")
+    missing = unused_entries(session)
+    if missing:
+        write(f"baseline entries no experiment of this session used: {', '.join(missing)}")
+    settings = session.settings
+    if settings.save_baseline:
+        where = Path(os.path.relpath(session.baselines.root / settings.save_baseline, settings.rootdir))
+        entries = "entry" if len(session.saved) == 1 else "entries"
+        write(f"saved {len(session.saved)} {entries} to baseline '{settings.save_baseline}' in {where.as_posix()}/")
+        if session.pruned:
+            write(f"removed entries of experiments that no longer exist: {', '.join(session.pruned)}")
+    for warning in session.store.warnings:
+        write(f"warning: {warning}", yellow=True)
+
+
+def _scalar(value: Any) -> Any:
+    from .values import summarize
+
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    try:
+        import numbers
+
+        if isinstance(value, numbers.Real) and getattr(value, "ndim", 0) == 0:
+            return float(value)
+    except (TypeError, ValueError):
+        pass
+    return summarize(value, 120)
+
+
+def build_report(session: TrialSession) -> dict[str, Any]:
+    """The session as data: what `--nw-json` writes and `--nw-report` renders."""
+    from .values import summarize
+
+    experiments = []
+    for outcome in session.outcomes.values():
+        trial = outcome.trial
+        try:
+            tags = {name: _scalar(value) for name, value in trial.values.items()}
+        except (ValueError, OSError) as exc:
+            tags = {"(unreadable)": str(exc)}
+        experiments.append({
+            "experiment": trial.experiment, "argv": list(trial.argv), "trial": trial.name,
+            "trial_id": trial.id, "verdict": outcome.verdict, "against": outcome.against,
+            "message": outcome.message,
+            "changes": [{"path": c.path, "kind": str(c.kind), "old": summarize(c.old, 120),
+                         "new": summarize(c.new, 120), "detail": c.detail} for c in outcome.changes],
+            "why": list(outcome.why), "tags": tags,
+        })
+    return {
+        "schema": REPORT_SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rootdir": str(session.settings.rootdir),
+        "baseline": compared_baseline(session),
+        "summary": counts(session),
+        "unused_baseline_entries": unused_entries(session),
+        "experiments": experiments,
+    }
+
+
+def write_reports(session: TrialSession) -> None:
+    """Write ``--nw-json`` and ``--nw-report`` files, atomically, when asked for."""
+    from .store import write_text_atomic
+
+    settings = session.settings
+    if not (settings.json_report or settings.html_report):
+        return
+    data = build_report(session)
+    if settings.json_report:
+        write_text_atomic(settings.json_report, json.dumps(data, indent=1, default=str) + "\n")
+    if settings.html_report:
+        from .html_report import report_html
+
+        write_text_atomic(settings.html_report, report_html(data, session.store))
