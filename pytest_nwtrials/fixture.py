@@ -30,7 +30,9 @@ class NwTrial:
         With `check` (the default) a script that raises, exits non-zero or times out fails the
         test with its traceback; with ``check=False`` the failed trial is returned.
         """
-        trial, result = self._session.run(self._script(script), tuple(str(a) for a in argv), timeout)
+        ran = []
+        _fail_on_gate_failure(lambda: ran.append(self._session.run(self._script(script), tuple(str(a) for a in argv), timeout)))
+        trial, result = ran[0]
         if check:
             _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
         return trial

@@ -30,6 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(S.option(S.OPS), dest=S.OPS, metavar="MODE", default=None, choices=S.OPS_MODES,
                     help="Operation provenance: off; report (default: explain failures with it); "
                          "strict (also fail when the operation sequence changed)")
+    group.addoption(S.option(S.KERNEL), dest=S.KERNEL, metavar="NAME", default=None,
+                    help="Jupyter kernel whose Python runs notebook experiments (default: this Python)")
     group.addoption(S.option(S.REPORT), dest=S.REPORT, metavar="FILE.html", default=None,
                     help="Write a self-contained HTML report of the session's trials to FILE.html")
     group.addoption(S.option(S.JSON), dest=S.JSON, metavar="FILE", default=None,
@@ -48,6 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="linelist", default=[])
     parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
     parser.addini(S.OPS, "Default for --nw-ops: off, report or strict", default="")
+    parser.addini(S.KERNEL, "Default for --nw-kernel", default="")
     parser.addini(S.ENV_REDACT, "Glob patterns of environment variables whose values are never stored, "
                   "besides names with TOKEN, SECRET, KEY, PASSWORD, PASS, CREDENTIAL or AUTH",
                   type="args", default=[])
@@ -56,10 +59,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "nw(rtol=None, atol=None, ignore=()): tolerances and ignored tags for the comparison")
-    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS, S.REPORT, S.JSON)}
+    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS, S.REPORT, S.JSON, S.KERNEL)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT)}
+            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:
@@ -72,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def is_experiment(config: pytest.Config, file_path: Path) -> bool:
     settings = config.stash[SETTINGS_KEY]
-    if not settings.experiments or file_path.suffix != ".py":
+    if not settings.experiments or file_path.suffix not in (".py", ".ipynb"):
         return False
     try:
         relative = file_path.relative_to(settings.rootdir).as_posix()
@@ -93,5 +96,5 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 @pytest.fixture
 def nw_trial(request: pytest.FixtureRequest) -> NwTrial:
-    """Run experiments from a test and compare their trials with a baseline."""
+    """Run experiments (scripts or notebooks) from a test and compare their trials with a baseline."""
     return NwTrial(request.config.stash[SESSION_KEY], request)

@@ -38,7 +38,9 @@ from typing import Iterable, Iterator
 __all__ = ["NOT_OPERATIONS", "ProvenanceError", "TrialGraph", "connect"]
 
 # evaluations that are no operation of the script: builtins looked up, types, the module itself
-NOT_OPERATIONS = frozenset({"type", "global", "script"})
+NOT_OPERATIONS = frozenset({"type", "global", "script", "cell"})
+# code blocks whose operations are the experiment's own top level: a script, a notebook's cells
+TOP_BLOCKS = frozenset({"script", "cell"})
 _TAG_FUNCTION = re.compile(r"<function (?:pytest_nwtrials\.)?tag(?: at 0x[0-9a-fA-F]+)?>")
 _TAGGERS = {"tag": ("name", "value"), "now_tag_variable": ("var_name", "value")}
 _CHUNK = 500
@@ -186,8 +188,9 @@ class TrialGraph:
             " JOIN code_component cc ON cc.trial_id = e.trial_id AND cc.id = e.code_component_id"
             " JOIN activation a ON a.trial_id = e.trial_id AND a.id = e.activation_id"
             " WHERE e.trial_id = ? AND cc.type = 'name' AND cc.mode = 'w' AND cc.name = ?"
-            " AND a.code_block_id = ? ORDER BY e.checkpoint DESC, e.id DESC LIMIT 1",
-            (self.trial_id, name, self.main_block),
+            " AND (a.code_block_id = ? OR a.code_block_id IN (SELECT id FROM code_component"
+            " WHERE trial_id = ? AND type = 'cell')) ORDER BY e.checkpoint DESC, e.id DESC LIMIT 1",
+            (self.trial_id, name, self.main_block, self.trial_id),
         ).fetchone()
         return row[0] if row else None
 
@@ -255,14 +258,14 @@ class TrialGraph:
         while current is not None and current not in self._files:
             chain.append(current)
             entry = self.components.get(current)
-            if entry is None or entry[1] == "script":
+            if entry is None or entry[1] in TOP_BLOCKS:
                 break
             current = entry[3]
         if current is not None and current in self._files:
             file = self._files[current]
         else:
             entry = self.components.get(chain[-1]) if chain else None
-            file = self._script_path(entry[0]) if entry and entry[1] == "script" else ""
+            file = self._script_path(entry[0]) if entry and entry[1] in TOP_BLOCKS else ""
         for cid in chain:
             self._files[cid] = file
         return file

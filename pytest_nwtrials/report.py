@@ -31,11 +31,10 @@ def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float
         return "\n".join(lines)
     if result.error:
         error = result.error
-        return "\n".join([
-            f"{experiment} raised {error['type']}: {error['message']} {where}",
-            "",
-            error["traceback"].rstrip(),
-        ])
+        lines = [f"{experiment} raised {error['type']}: {error['message']} {where}"]
+        if error.get("cell"):  # a notebook: the failing cell and its source, as nbmake shows it
+            lines += ["", f"cell {error['cell']}:"] + ["    " + line for line in str(error.get("source", "")).splitlines()]
+        return "\n".join([*lines, "", error["traceback"].rstrip()])
     lines = [f"{experiment} exited with status {result.exit_code} {where}"]
     if result.stderr.strip():
         lines += ["", "stderr:"] + _tail(result.stderr)

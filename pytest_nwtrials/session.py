@@ -9,7 +9,7 @@ import os
 import platform
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class Outcome:
     message: str | None = None
     changes: tuple = ()
     why: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)  # worth saying even when it passes
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class TrialSession:
         """Run `script` under capture and record the trial in the local store."""
         experiment = self.experiment_name(script)
         self.store.ensure()
-        result = run_experiment(RunRequest(
+        request = RunRequest(
             script=script,
             argv=argv,
             provenance_dir=self.store.provenance_dir(self.worker),
@@ -112,7 +113,16 @@ class TrialSession:
             ini_tags=self.settings.tags,
             root=self.settings.rootdir,
             env_redact=self.settings.env_redact,
-        ))
+        )
+        if script.suffix == ".ipynb":
+            from .capture.notebook import NotebookError, run_notebook
+
+            try:
+                result = run_notebook(request, kernel=self.settings.kernel)
+            except NotebookError as exc:
+                raise GateFailure(str(exc)) from None
+        else:
+            result = run_experiment(request)
         trial_id = result.trial_id or str(uuid.uuid4())
         inputs = dict(result.environment)
         if result.trial_id and self.settings.ops != "off":
@@ -134,6 +144,9 @@ class TrialSession:
         ))
         self.recorded.append(trial)
         self.outcomes[trial.name] = Outcome(trial, "recorded")
+        notebook = getattr(result, "notebook", None)
+        if notebook is not None and notebook.out_of_order:
+            self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")
         return trial, result
 
     def _record_provenance(self, experiment: str, trial_id: str, result: RunResult) -> dict | None:
@@ -152,12 +165,17 @@ class TrialSession:
             self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
             return None
         write_json_atomic(self.store.record_path(trial_id), record.to_json())
+        files.pop(experiment, None)  # its own source: a change there is explained by the slices
         return files
 
     def check_run(self, trial: Trial, result: RunResult, timeout: float | None = None) -> None:
         if trial.status != "finished":
             self.fail(trial, trial.status, report.run_failure(trial.experiment, trial, result,
                                                                timeout or self.settings.timeout))
+        notes = self.outcomes[trial.name].notes
+        if notes and self.settings.ops == "strict":
+            self.fail(trial, "failed", "\n".join([*notes, "(--nw-ops=strict fails a notebook whose saved "
+                                                            "outputs came from another order)"]))
 
     def fail(self, trial: Trial, verdict: str, message: str, **details) -> None:
         """Record the outcome and fail the item (or test) with `message`."""

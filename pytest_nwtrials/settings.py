@@ -24,6 +24,7 @@ TOLERANCES = "nw_tolerances"
 IGNORE = "nw_ignore"
 OPS = "nw_ops"
 ENV_REDACT = "nw_env_redact"
+KERNEL = "nw_kernel"
 REPORT = "nw_report"
 JSON = "nw_json"
 OPS_MODES = ("off", "report", "strict")
@@ -58,6 +59,7 @@ class Settings:
     ignore: tuple[str, ...] = ()
     ops: str = "report"
     env_redact: tuple[str, ...] = ()
+    kernel: str | None = None
     html_report: Path | None = None
     json_report: Path | None = None
 
@@ -147,6 +149,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         ignore=tuple(ini.get(IGNORE) or ()),
         ops=ops,
         env_redact=tuple(ini.get(ENV_REDACT) or ()),
+        kernel=(pick(KERNEL)[0] or "").strip() or None,
         html_report=_report_path(cli.get(REPORT), REPORT, invocation_dir or rootdir),
         json_report=_report_path(cli.get(JSON), JSON, invocation_dir or rootdir),
     )

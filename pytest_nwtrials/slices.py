@@ -26,6 +26,8 @@ divergence.
 """
 from __future__ import annotations
 
+import re
+
 from bisect import bisect_left
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -316,9 +318,16 @@ def _backtrack(trace: list[list[int]], x: int, y: int, alo: int, blo: int) -> li
 # text
 
 
+_CELL = re.compile(r"^(?P<notebook>.+)#cell(?P<cell>\d+)(?::%time)?$")
+
+
 def _where(change: OpChange) -> str:
+    """``train.py:12``, or for a notebook's operation ``train.ipynb, cell 4, line 3``."""
     op = change.new or change.old
     assert op is not None
+    cell = _CELL.match(op.file)
+    if cell:
+        return f"{cell['notebook']}, cell {cell['cell']}, line {op.line}"
     return f"{op.file or '?'}:{op.line}"
 
 

@@ -69,6 +69,8 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         trial = outcome.trial
         args = " " + " ".join(trial.argv) if trial.argv else ""
         write(f"{trial.name}  {trial.experiment}{args}  {outcome.verdict}  ({trial.duration:.1f} s, {trial.id})")
+        for note in outcome.notes:
+            write(f"  note: {note}", yellow=True)
     numbers = counts(session)
     write(", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing")))
     if session.reference is not None:
@@ -121,7 +123,7 @@ def build_report(session: TrialSession) -> dict[str, Any]:
             "message": outcome.message,
             "changes": [{"path": c.path, "kind": str(c.kind), "old": summarize(c.old, 120),
                          "new": summarize(c.new, 120), "detail": c.detail} for c in outcome.changes],
-            "why": list(outcome.why), "tags": tags,
+            "why": list(outcome.why), "notes": list(outcome.notes), "tags": tags,
         })
     return {
         "schema": REPORT_SCHEMA,
