@@ -13,7 +13,7 @@ from .capture import recorder as _recorder
 
 if TYPE_CHECKING:
     from .store import Trial
-    from .trial_diff import TrialDiff
+    from .diffing import TrialDiff
 
 __all__ = ["tag", "load_trial", "trial_diff"]
 __version__ = "0.1.0"
@@ -69,7 +69,7 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
     and renders as HTML in Jupyter.
     """
     from .compare import Rules, Tolerance
-    from .trial_diff import diff_trials
+    from .diffing import diff_trials
 
     old_trial = old if not isinstance(old, str) else load_trial(old, store=store)
     new_trial = new if not isinstance(new, str) else load_trial(new, store=store)
@@ -77,3 +77,4 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
     return diff_trials(old_trial.name, new_trial.name, old_trial.values, new_trial.values, rules,
                        old_trial.inputs, old_trial.argv, new_trial.inputs, new_trial.argv,
                        old_trial.record(), new_trial.record(), operations=operations)
+

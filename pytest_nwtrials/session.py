@@ -213,7 +213,7 @@ class TrialSession:
         other arguments, or (with ``--nw-ops=strict``) another operation sequence."""
         from .compare import Rules, Tolerance
         from .render import format_changes
-        from .trial_diff import diff_trials
+        from .diffing import diff_trials
         from .values import BlobStore, decode
 
         entry = self.entry_for(trial, reference)

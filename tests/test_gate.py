@@ -147,9 +147,9 @@ def test_a_hanging_script_is_stopped_with_its_children(project):
             handle.write(str(child.pid))
         time.sleep(120)
     """)
-    result = project.run("--nw-timeout=3")
+    result = project.run("--nw-timeout=10")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*experiments/hang.py timed out after 3 s and was stopped*",
+    result.stdout.fnmatch_lines(["*experiments/hang.py timed out after 10 s and was stopped*",
                                  "*raise --nw-timeout or ini nw_timeout*"])
     import os
     pid = int((project.root / "experiments" / "child.pid").read_text())

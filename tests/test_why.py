@@ -132,6 +132,7 @@ def test_slices_through_the_trial_api_and_trial_diff(project):
         print("step last", [op.value for op in first.slice("step").ops if op.kind == "mult"])
         print("step union", [op.value for op in first.slice("step", union=True).ops if op.kind == "mult"])
         diff = trial_diff("trial1", "trial2")
+        assert trial_diff("trial1", "trial1").empty  # callable again: the name stays the function
         print(diff)
         print("HTML", "<table>" in diff._repr_html_(), "w" in diff.tags)
     """)
