@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .store import Trial
     from .diffing import TrialDiff
 
-__all__ = ["tag", "load_trial", "trial_diff"]
+__all__ = ["tag", "load_trial", "trial_diff", "list_trials", "tag_values", "plot"]
 __version__ = "0.1.0"
 
 T = TypeVar("T")
@@ -78,3 +78,9 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
                        old_trial.inputs, old_trial.argv, new_trial.inputs, new_trial.argv,
                        old_trial.record(), new_trial.record(), operations=operations)
 
+
+# Browsing trials (pandas, numpy and matplotlib are imported on first use). The table of a tag's
+# values is exported as `tag_values`: the name `values` is the submodule pytest_nwtrials.values,
+# which the capture recorder imports with `from .. import values`.
+from .api import list_trials, plot  # noqa: E402
+from .api import values as tag_values  # noqa: E402

@@ -1,0 +1,361 @@
+"""Browsing recorded trials from Python: a table of trials, a tag's values across trials, a plot,
+and pruning old trials from the local store.
+
+pandas, numpy and matplotlib are imported inside the functions, so ``import pytest_nwtrials``
+stays cheap and an experiment's own imports are what capture sees. A `store` argument is a
+``.nwtrials`` folder, the folder holding one, or a `TrialStore`; by default the nearest
+``.nwtrials`` at or above the working directory. Experiments are named by their path relative to
+the rootdir (``experiments/train.py``) or a glob pattern on it (``*/train.py``).
+
+Plots are made without pyplot: no backend is chosen, no window opens and nothing accumulates in
+pyplot's figure list. The returned figure renders itself as PNG in Jupyter; `fig.savefig(path)`
+writes it. A tag is plotted when its values are real numbers (bools as 0 and 1) or numeric
+arrays, which are plotted as their mean; any other value raises a `ValueError` naming the tag,
+the trial and the type.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from .store import Trial, TrialStore, find_store
+
+if TYPE_CHECKING:
+    import pandas
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["GcResult", "collect_garbage", "list_trials", "open_store", "plot", "plot_trials", "values"]
+
+StoreLike = Union[str, "os.PathLike[str]", TrialStore, None]
+TRIAL_COLUMNS = ["name", "id", "experiment", "argv", "status", "started", "duration", "tags"]
+VALUE_COLUMNS = ["name", "id", "experiment", "argv", "started", "status", "value"]
+SUMMARY_WIDTH = 80
+_ANNOTATE_MAX = 20  # trial names are written next to the points of plots with at most this many
+
+
+def open_store(store: StoreLike = None) -> TrialStore:
+    """The local store at `store`; LookupError, saying what to do, when there is none."""
+    if isinstance(store, TrialStore):
+        return store
+    if store is None:
+        root = find_store()
+        if root is None:
+            raise LookupError(f"no trial store (.nwtrials) found in {os.getcwd()} or above it; "
+                              "run pytest on the experiments first")
+        return TrialStore(root)
+    path = Path(store)
+    for candidate in (path, path / ".nwtrials"):
+        if (candidate / "trials").is_dir():
+            return TrialStore(candidate)
+    raise LookupError(f"no trial store at {path} (a .nwtrials folder with trials/ in it); "
+                      "run pytest on the experiments first, or give the right folder")
+
+
+def select(store: TrialStore, experiment: str | None = None) -> list[Trial]:
+    """The store's trials, oldest first, of `experiment` (a path or glob) when given."""
+    trials = store.trials()
+    if experiment is None:
+        return trials
+    chosen = [t for t in trials if t.experiment == experiment or fnmatch.fnmatchcase(t.experiment, experiment)]
+    if not chosen:
+        known = ", ".join(sorted({t.experiment for t in trials})) or "none yet"
+        raise LookupError(f"no trials of experiment {experiment!r} in {store.root}; experiments: {known}")
+    return chosen
+
+
+def with_tag(tag: str, trials: list[Trial], where: str) -> list[Trial]:
+    """The trials that tagged `tag`; LookupError listing the tags there are when none did."""
+    having = [t for t in trials if tag in t.tags]
+    if not having:
+        known = sorted({name for t in trials for name in t.tags})
+        listed = ", ".join(known) if known else "none"
+        raise LookupError(f"no trial in {where} tagged {tag!r}; tags: {listed}")
+    return having
+
+
+def started_at(trial: Trial) -> datetime | None:
+    """The trial's start time; None when it was not recorded or cannot be read."""
+    try:
+        return datetime.fromisoformat(trial.started) if trial.started else None
+    except ValueError:
+        return None
+
+
+def tag_value(trial: Trial, tag: str) -> Any:
+    """One decoded tag of `trial` (without decoding the others)."""
+    from .values import BlobStore, decode
+
+    blobs = BlobStore(trial.values_dir) if trial.values_dir is not None else None
+    return decode(trial.tags[tag]["value"], blobs, allow_pickle=False)
+
+
+def table_cell(value: Any, width: int = SUMMARY_WIDTH) -> Any:
+    """A scalar as a Python number (or bool); anything else as its one-line summary."""
+    import numpy as np
+
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if type(value) in (bool, int, float):
+        return value
+    from .values import summarize
+
+    return summarize(value, width)
+
+
+def list_trials(experiment: str | None = None, *, store: StoreLike = None) -> pandas.DataFrame:
+    """One row per trial, oldest first: name, id, experiment, argv, status, started, duration, tags.
+
+    `started` is a UTC datetime; `tags` the list of tag names. An empty store gives an empty table.
+    """
+    import pandas as pd
+
+    rows = [{"name": t.name, "id": t.id, "experiment": t.experiment, "argv": list(t.argv),
+             "status": t.status, "started": t.started, "duration": t.duration, "tags": list(t.tags)}
+            for t in select(open_store(store), experiment)]
+    frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    frame["duration"] = frame["duration"].astype(float)
+    return frame
+
+
+def values(tag: str, experiment: str | None = None, *, store: StoreLike = None) -> pandas.DataFrame:
+    """One row per trial that tagged `tag`, oldest first: name, id, experiment, argv, started, status, value.
+
+    Scalars are numbers; other values (arrays, dicts, strings, frames) their one-line summary.
+    LookupError when no trial tagged it.
+    """
+    import pandas as pd
+
+    st = open_store(store)
+    where = f"{st.root}" + (f" (experiment {experiment!r})" if experiment else "")
+    rows = []
+    for trial in with_tag(tag, select(st, experiment), where):
+        try:
+            cell = table_cell(tag_value(trial, tag))
+        except ValueError as exc:  # a missing or damaged value file: say so in its row
+            cell = f"<unreadable: {exc}>"
+        rows.append({"name": trial.name, "id": trial.id, "experiment": trial.experiment,
+                     "argv": list(trial.argv), "started": trial.started, "status": trial.status,
+                     "value": cell})
+    frame = pd.DataFrame(rows, columns=VALUE_COLUMNS)
+    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    return frame
+
+
+def plottable(tag: str, value: Any, where: str) -> tuple[float, bool]:
+    """`value` as a number to plot, and whether it is an array's mean; ValueError if it is neither."""
+    import numpy as np
+
+    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return float(value), False
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return (float(value.mean()) if value.size else math.nan), True
+    kind = f"array of {value.dtype}" if isinstance(value, np.ndarray) else _type_name(value)
+    raise ValueError(f"tag {tag!r} of {where} is a {kind}, which cannot be plotted: "
+                     "plot takes numbers, and numeric arrays as their mean")
+
+
+def _type_name(value: Any) -> str:
+    from .values import OpaqueValue
+
+    return value.type if isinstance(value, OpaqueValue) else type(value).__name__
+
+
+@lru_cache(maxsize=1)
+def _figure_class() -> type:
+    from matplotlib.figure import Figure
+
+    class TagPlot(Figure):
+        """A figure that shows itself as PNG in Jupyter without pyplot."""
+
+        def _repr_png_(self) -> bytes:
+            return figure_png(self)
+
+    return TagPlot
+
+
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    """The figure rendered as PNG bytes."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def plot_trials(tag: str, trials: list[Trial], *, title: str,
+                marks: dict[tuple[str, tuple[str, ...]], float] | None = None,
+                mark_label: str = "", ax: Axes | None = None) -> Figure:
+    """Plot `tag` over `trials` (all having it) against start time, one line per experiment and argv.
+
+    `marks` are horizontal reference lines by (experiment, argv), drawn in their line's colour.
+    """
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    lines: dict[tuple[str, tuple[str, ...]], list[tuple[datetime, float, str]]] = {}
+    mean = False
+    for trial in trials:
+        when = started_at(trial)
+        if when is None:
+            continue
+        number, of_array = plottable(tag, tag_value(trial, tag), trial.name)
+        mean = mean or of_array
+        lines.setdefault((trial.experiment, trial.argv), []).append((when, number, trial.name))
+    if not lines:
+        raise ValueError(f"no trial with tag {tag!r} has a recorded start time to plot against")
+    if ax is None:
+        figure = _figure_class()(figsize=(7, 3.6), layout="constrained")
+        ax = figure.add_subplot()
+    figure = ax.figure
+    annotate = sum(len(points) for points in lines.values()) <= _ANNOTATE_MAX
+    for (experiment, argv), points in lines.items():
+        points.sort()
+        label = experiment + (" " + " ".join(argv) if argv else "")
+        drawn = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)[0]
+        if annotate:
+            for when, number, name in points:
+                ax.annotate(name, (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        if marks and (experiment, argv) in marks:
+            ax.axhline(marks[(experiment, argv)], color=drawn.get_color(), linestyle="--",
+                       linewidth=1, label=f"{mark_label} ({label})")
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_xlabel("trial start (UTC)")
+    ax.set_ylabel(f"{tag} (mean)" if mean else tag)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def plot(tag: str, experiment: str | None = None, *, store: StoreLike = None, baseline: str | None = None,
+         baselines: str | os.PathLike[str] | None = None, ax: Axes | None = None) -> Figure:
+    """`tag` across trials in time order, one line per experiment (and argv); returns the figure.
+
+    With `baseline=NAME`, the baseline's value of the tag is a dashed line per experiment; the
+    baselines folder is `baselines`, by default ``nw-baselines`` next to the store. Numeric arrays
+    are plotted as their mean; any other value raises ValueError. With `ax`, draws into it.
+    """
+    st = open_store(store)
+    where = f"{st.root}" + (f" (experiment {experiment!r})" if experiment else "")
+    trials = with_tag(tag, select(st, experiment), where)
+    marks = None
+    if baseline is not None:
+        marks = baseline_marks(tag, baseline, trials, Path(baselines) if baselines else st.root.parent / "nw-baselines")
+    title = f"{tag} across trials" + (f" of {experiment}" if experiment else "")
+    return plot_trials(tag, trials, title=title, marks=marks, mark_label=f"baseline '{baseline}'", ax=ax)
+
+
+def baseline_marks(tag: str, name: str, trials: list[Trial], folder: Path) -> dict[tuple[str, tuple[str, ...]], float]:
+    """The baseline's value of `tag` for each (experiment, argv) of `trials` that has one."""
+    from .baselines import BaselineStore
+    from .values import BlobStore, decode
+
+    baselines = BaselineStore(folder)
+    if not baselines.exists(name):
+        known = ", ".join(baselines.names()) or "none"
+        raise LookupError(f"no baseline {name!r} in {folder}; baselines: {known}")
+    marks = {}
+    for key in {(t.experiment, t.argv) for t in trials}:
+        entry = baselines.entry(name, *key)
+        if entry is not None and tag in entry.tags:
+            value = decode(entry.tags[tag]["value"], BlobStore(entry.values_dir))
+            marks[key] = plottable(tag, value, f"baseline '{name}'")[0]
+    if not marks:
+        raise LookupError(f"baseline {name!r} has no value of tag {tag!r} for "
+                          + ", ".join(sorted({t.experiment for t in trials})))
+    return marks
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What `collect_garbage` removed (or would remove, on a dry run)."""
+
+    removed: tuple[Trial, ...]
+    record_files: int
+    record_bytes: int
+    value_files: int
+    value_bytes: int
+    databases: tuple[tuple[Path, int, int], ...]  # (database, rows deleted, bytes reclaimed)
+
+    @property
+    def reclaimed(self) -> int:
+        return self.record_bytes + self.value_bytes + sum(saved for _, _, saved in self.databases)
+
+
+def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False) -> GcResult:
+    """Keep the last `keep` trials of each experiment; remove the older ones from the store.
+
+    Removes their ``trials/`` and ``records/`` files, the value files no remaining trial
+    references, and their rows in noWorkflow's databases (one transaction per database, then
+    VACUUM). The databases are cleaned first: if one is locked, nothing else is touched and
+    running it again finishes the job. Run it when no pytest run is recording into the store.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    st = open_store(store)
+    by_experiment: dict[str, list[Trial]] = {}
+    for trial in st.trials():
+        by_experiment.setdefault(trial.experiment, []).append(trial)
+    removed = sorted((t for trials in by_experiment.values() for t in trials[:-keep]), key=lambda t: t.number)
+    kept = [t for trials in by_experiment.values() for t in trials[-keep:]]
+    blobs = sorted(_blobs_of(removed) - _blobs_of(kept))
+    records = [p for t in removed for p in (st.trials_dir / f"{t.name}.json", st.record_path(t.id)) if p.is_file()]
+    value_files = [st.values_dir / b for b in blobs if (st.values_dir / b).is_file()]
+    databases: dict[Path, list[str]] = {}
+    for trial in removed:
+        db = st.root / trial.provenance / ".noworkflow" / "db.sqlite" if trial.provenance else None
+        if db is not None and db.is_file():
+            databases.setdefault(db, []).append(trial.id)
+    cleaned = tuple(_clean_database(db, ids, dry_run) for db, ids in sorted(databases.items()))
+    result = GcResult(tuple(removed), len(records), sum(p.stat().st_size for p in records),
+                      len(value_files), sum(p.stat().st_size for p in value_files), cleaned)
+    if not dry_run:
+        for path in records + value_files:
+            path.unlink(missing_ok=True)
+    return result
+
+
+def _blobs_of(trials: list[Trial]) -> set[str]:
+    """The value files the trials reference, pickles included."""
+    from .values import blob_refs
+
+    return {blob for t in trials for doc in t.tags.values() for blob in blob_refs(doc["value"], include_pickles=True)}
+
+
+def _clean_database(db: Path, trial_ids: list[str], dry_run: bool) -> tuple[Path, int, int]:
+    """Delete the rows of `trial_ids` from every table with a trial_id column (and table trial)."""
+    before = db.stat().st_size
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    try:
+        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        marks = ",".join("?" * len(trial_ids))
+        deletes = [f'DELETE FROM "{t}" WHERE trial_id IN ({marks})' for t in tables
+                   if any(col[1] == "trial_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))]
+        if "trial" in tables:
+            deletes.append(f"DELETE FROM trial WHERE id IN ({marks})")
+        rows = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in deletes:
+                rows += conn.execute(statement, trial_ids).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("ROLLBACK" if dry_run else "COMMIT")
+        if not dry_run:
+            conn.execute("VACUUM")
+    except sqlite3.Error as exc:
+        raise OSError(f"cannot remove old trials from {db}: {exc}; run gc again when no pytest run "
+                      "is using the store") from None
+    finally:
+        conn.close()
+    return db, rows, 0 if dry_run else before - db.stat().st_size

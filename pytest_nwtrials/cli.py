@@ -1,0 +1,382 @@
+"""The `nwtrials` command: browse, compare, plot and prune the trials of a local store.
+
+    nwtrials [--store PATH] [--baselines PATH] COMMAND [...]
+
+Commands: list, show, diff, values, plot, baseline (list, show, delete) and gc; each has --help.
+Exit status: 0 done; 1 the trials differ (diff only); 2 bad input (an unknown trial, tag or
+baseline, an empty or missing store, a bad option), said in one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from . import api
+from .baselines import BaselineStore
+from .store import StoreError, Trial, TrialStore, find_store
+
+PROG = "nwtrials"
+SUMMARY_WIDTH = 70
+
+
+class UsageError(Exception):
+    """Bad input; the message says what was wrong and what to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # one line, not argparse's usage block
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# -- context ----------------------------------------------------------------------------------
+
+def _store(args: argparse.Namespace) -> TrialStore:
+    given = getattr(args, "store", None)
+    try:
+        store = api.open_store(given)
+    except LookupError as exc:
+        hint = "" if given else ", or pass --store PATH"
+        raise UsageError(f"{exc}{hint}") from None
+    return store
+
+
+def _trials(store: TrialStore) -> list[Trial]:
+    trials = store.trials()
+    for warning in store.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if not trials:
+        raise UsageError(f"no trials in {store.root} yet; run pytest on the experiments first")
+    return trials
+
+
+def _find(store: TrialStore, ref: str) -> Trial:
+    found = store.find(ref)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        listed = ", ".join(f"{t.name} ({t.id})" for t in found[:10])
+        raise UsageError(f"trial reference {ref!r} is ambiguous: it matches {listed}; give more characters")
+    hint = " (an id prefix needs at least 4 characters)" if len(ref) < 4 else ""
+    raise UsageError(f"no trial {ref!r} in {store.root}{hint}; `{PROG} list` shows the trials")
+
+
+def _baselines(args: argparse.Namespace) -> BaselineStore:
+    if getattr(args, "baselines", None):
+        return BaselineStore(Path(args.baselines))
+    if getattr(args, "store", None) is not None:
+        return BaselineStore(_store(args).root.parent / "nw-baselines")
+    store = find_store()
+    if store is not None:
+        return BaselineStore(store.parent / "nw-baselines")
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "nw-baselines").is_dir():
+            return BaselineStore(folder / "nw-baselines")
+    raise UsageError(f"no nw-baselines folder found in {here} or above it; pass --baselines PATH")
+
+
+def _when(trial: Trial) -> str:
+    when = api.started_at(trial)
+    return when.strftime("%Y-%m-%d %H:%M:%S") if when else "?"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _summary(value: Any) -> str:
+    from .values import summarize
+
+    return summarize(value, SUMMARY_WIDTH)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    _trials(store)
+    trials = api.select(store, args.experiment)
+    rows = [["trial", "status", "started (UTC)", "duration", "experiment", "tags"]]
+    for t in trials:
+        experiment = t.experiment + "".join(f" {a}" for a in t.argv)
+        rows.append([t.name, t.status, _when(t), f"{t.duration:.1f} s", experiment, ", ".join(t.tags)])
+    print("\n".join(_table(rows)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    _trials(store)
+    trial = _find(store, args.ref)
+    code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""
+    lines = [f"{trial.name}  {trial.experiment}  {trial.status}{code}",
+             f"  id:         {trial.id}",
+             f"  arguments:  {' '.join(trial.argv) if trial.argv else '(none)'}",
+             f"  started:    {trial.started or '?'}",
+             f"  duration:   {trial.duration:.2f} s",
+             f"  python:     {trial.python or '?'}",
+             f"  provenance: {trial.provenance or '(none)'}"]
+    if trial.error:
+        lines.append(f"  error:      {trial.error.get('type', '?')}: {trial.error.get('message', '')}")
+    lines.append("tags:" if trial.tags else "tags: (none)")
+    if trial.tags:
+        rows = []
+        for name, doc in trial.tags.items():
+            try:
+                shown = _summary(api.tag_value(trial, name))
+            except ValueError as exc:
+                shown = f"<unreadable: {exc}>"
+            extra = [f"tagged {doc['count']} times"] if doc.get("count", 1) > 1 else []
+            extra += [f"{key}={doc[key]:g}" for key in ("rtol", "atol") if doc.get(key) is not None]
+            rows.append(["  " + name, shown + (f"  ({', '.join(extra)})" if extra else "")])
+        lines += _table(rows)
+    lines += ["inputs:", *_inputs(trial.inputs)]
+    print("\n".join(lines))
+    return 0
+
+
+def _inputs(inputs: dict[str, Any]) -> list[str]:
+    if not inputs:
+        return ["  (none recorded)"]
+    lines = [f"  python {inputs['python']}"] if inputs.get("python") else []
+    for path, seen in sorted((inputs.get("files") or {}).items()):
+        how = ", ".join(f"{kind} sha1 {str(seen[kind])[:10]}" for kind in ("read", "written") if seen.get(kind))
+        lines.append(f"  file {path}: {how}")
+    for key, what in (("libraries", "library"), ("modules", "module")):
+        for name, version in sorted((inputs.get(key) or {}).items()):
+            lines.append(f"  {what} {name} {str(version)[:12]}")
+    return lines or ["  (none recorded)"]
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .compare import Rules, Tolerance
+    from .diffing import diff_trials
+
+    store = _store(args)
+    _trials(store)
+    old, new = _find(store, args.old), _find(store, args.new)
+    # what pytest_nwtrials.trial_diff does, with trials already found in this store
+    diff = diff_trials(old.name, new.name, old.values, new.values, Rules(default=Tolerance(args.rtol, args.atol)),
+                       old.inputs, old.argv, new.inputs, new.argv, old.record(), new.record(), operations=args.ops)
+    if args.html:
+        from .html_report import html_page
+        from .store import write_text_atomic
+
+        write_text_atomic(Path(args.html), html_page(f"{new.name} against {old.name}", diff._repr_html_()))
+    if args.json:
+        changes = [{"path": c.path, "kind": str(c.kind), "old": _summary(c.old), "new": _summary(c.new),
+                    "detail": c.detail} for c in diff.values]
+        print(json.dumps({"old": old.name, "new": new.name, "match": diff.empty,
+                          "argv_changed": diff.argv_changed, "tags": list(diff.tags),
+                          "changes": changes, "why": diff.why()}, indent=1))
+    else:
+        print(diff)
+        if args.html:
+            print(f"wrote {args.html}")
+    return 0 if diff.empty else 1
+
+
+def cmd_values(args: argparse.Namespace) -> int:
+    store = _store(args)
+    _trials(store)
+    frame = api.values(args.tag, args.experiment, store=store)
+    frame["argv"] = frame["argv"].map(" ".join)
+    if args.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+        return 0
+    frame["started"] = frame["started"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    hidden = ["id"] + (["argv"] if not frame["argv"].any() else [])
+    print(frame.drop(columns=hidden).to_string(index=False))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    store = _store(args)
+    _trials(store)
+    baselines = _baselines(args).root if args.baseline else None
+    figure = api.plot(args.tag, args.experiment, store=store, baseline=args.baseline, baselines=baselines)
+    output = Path(args.output)
+    try:
+        figure.savefig(output)
+    except ValueError as exc:  # an extension matplotlib cannot write
+        raise UsageError(f"cannot write {output}: {exc}; use a .png, .svg or .pdf file name") from None
+    print(f"wrote {output}")
+    return 0
+
+
+def cmd_baseline_list(args: argparse.Namespace) -> int:
+    baselines = _baselines(args)
+    names = baselines.names()
+    if not names:
+        print(f"no baselines in {baselines.root}; save one with pytest --nw-save-baseline=NAME")
+        return 0
+    rows = [[name, f"{len(baselines.entry_files(name))} entries"] for name in names]
+    print("\n".join(_table(rows)))
+    return 0
+
+
+def _existing(baselines: BaselineStore, name: str) -> str:
+    if not baselines.exists(name):
+        known = ", ".join(baselines.names()) or "none"
+        raise UsageError(f"no baseline {name!r} in {baselines.root}; baselines: {known}")
+    return name
+
+
+def cmd_baseline_show(args: argparse.Namespace) -> int:
+    from .store import read_json
+    from .values import BlobStore, decode
+
+    baselines = _baselines(args)
+    name = _existing(baselines, args.name)
+    blobs = BlobStore(baselines.root / name / "values")
+    lines = [f"baseline '{name}' in {baselines.root / name}"]
+    for path, experiment in baselines.entry_files(name).items():
+        doc = read_json(path)
+        argv = " ".join(doc.get("argv") or [])
+        lines.append(f"{experiment}{' ' + argv if argv else ''}  (recorded in {doc.get('trial', '?')}, "
+                     f"started {doc.get('started') or '?'})")
+        rows = []
+        for tag, tag_doc in (doc.get("tags") or {}).items():
+            try:
+                shown = _summary(decode(tag_doc["value"], blobs))
+            except (KeyError, TypeError, ValueError) as exc:
+                shown = f"<unreadable: {exc}>"
+            rows.append(["  " + tag, shown])
+        lines += _table(rows) if rows else ["  (no tags)"]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_baseline_delete(args: argparse.Namespace) -> int:
+    baselines = _baselines(args)
+    folder = baselines.root / _existing(baselines, args.name)
+    entries = sorted(baselines.entry_files(args.name).values())
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    shutil.rmtree(folder)
+    print(f"removed baseline '{args.name}' ({folder}): {len(entries)} entries, {len(files)} files, {size:,} bytes")
+    for experiment in entries:
+        print(f"  {experiment}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    store = _store(args)
+    _trials(store)
+    if args.keep < 1:
+        raise UsageError(f"--keep must be at least 1, got {args.keep}")
+    result = api.collect_garbage(args.keep, store=store, dry_run=args.dry_run)
+    if not result.removed:
+        print(f"nothing to remove: no experiment has more than {args.keep} trials")
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    names = ", ".join(t.name for t in result.removed)
+    print(f"{verb} {len(result.removed)} trials: {names}")
+    print(f"  trial records: {result.record_files} files, {result.record_bytes:,} bytes")
+    print(f"  value files: {result.value_files} files, {result.value_bytes:,} bytes")
+    for db, rows, saved in result.databases:
+        size = "" if args.dry_run else f", {saved:,} bytes"
+        print(f"  {db.relative_to(store.root).as_posix()}: {rows:,} rows{size}")
+    print(f"{'would reclaim at least' if args.dry_run else 'reclaimed'} {result.reclaimed:,} bytes")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS,
+                        help="The trial store: a .nwtrials folder or the folder holding one "
+                             "(default: the nearest .nwtrials at or above the working directory)")
+    common.add_argument("--baselines", metavar="PATH", default=argparse.SUPPRESS,
+                        help="The folder of named baselines (default: nw-baselines next to the store)")
+    parser = _Parser(prog=PROG, parents=[common], description="Browse, compare, plot and prune the trials "
+                     "recorded by pytest-nwtrials. Exit status: 0 done, 1 trials differ (diff), 2 bad input.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str, run: Any, parent: Any = commands) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help, description=help, parents=[common])
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("list", "List the trials, oldest first", cmd_list)
+    sub.add_argument("--experiment", metavar="E", help="Only trials of experiment E (a path or glob)")
+    sub = command("show", "Show a trial: metadata, tags and inputs", cmd_show)
+    sub.add_argument("ref", metavar="REF", help="A trial name such as trial3, a trial id or a prefix of 4+ characters")
+    sub = command("diff", "Compare trial NEW with trial OLD (exit status 1 when they differ)", cmd_diff)
+    sub.add_argument("old", metavar="OLD", help="The trial compared with (name, id or id prefix)")
+    sub.add_argument("new", metavar="NEW", help="The trial compared (name, id or id prefix)")
+    sub.add_argument("--html", metavar="FILE", help="Also write the difference as a self-contained HTML file")
+    sub.add_argument("--json", action="store_true", help="Print the difference as JSON instead of text")
+    sub.add_argument("--rtol", type=_tolerance, metavar="RTOL", help="Relative tolerance (default 1e-7)")
+    sub.add_argument("--atol", type=_tolerance, metavar="ATOL", help="Absolute tolerance (default 0)")
+    sub.add_argument("--ops", action="store_true", help="Also compare the whole operation sequences")
+    sub = command("values", "Print a tag's values across trials", cmd_values)
+    sub.add_argument("tag", metavar="TAG")
+    sub.add_argument("--experiment", metavar="E", help="Only trials of experiment E (a path or glob)")
+    sub.add_argument("--csv", action="store_true", help="Print CSV (with trial ids and full start times)")
+    sub = command("plot", "Plot a numeric tag across trials, one line per experiment", cmd_plot)
+    sub.add_argument("tag", metavar="TAG")
+    sub.add_argument("-o", "--output", metavar="FILE", required=True, help="The image to write (.png, .svg, .pdf)")
+    sub.add_argument("--experiment", metavar="E", help="Only trials of experiment E (a path or glob)")
+    sub.add_argument("--baseline", metavar="NAME", help="Mark the value of baseline NAME")
+    baseline = command("baseline", "List, show or delete named baselines", None)
+    actions = baseline.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    command("list", "List the baselines", cmd_baseline_list, actions)
+    command("show", "Show a baseline's entries and their values", cmd_baseline_show, actions).add_argument(
+        "name", metavar="NAME")
+    command("delete", "Delete a baseline's folder and say what was removed", cmd_baseline_delete,
+            actions).add_argument("name", metavar="NAME")
+    sub = command("gc", "Remove old trials, keeping the last N of each experiment", cmd_gc)
+    sub.add_argument("--keep", type=int, metavar="N", required=True, help="Trials to keep per experiment (1 or more)")
+    sub.add_argument("--dry-run", action="store_true", help="Say what would be removed, remove nothing")
+    return parser
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        run = getattr(args, "run", None)
+        if run is None:
+            where = f"{PROG} baseline" if args.command else PROG
+            raise UsageError(f"give a {'baseline action' if args.command else 'command'} (see `{where} --help`)")
+        return run(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet when piped into `head`
+        return 0
+    except KeyError as exc:
+        return _fail(str(exc.args[0]) if exc.args else repr(exc))
+    except (LookupError, ValueError, StoreError, OSError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
