@@ -4,19 +4,32 @@ from __future__ import annotations
 import os
 
 
-def test_secret_environment_values_are_not_stored(project, monkeypatch):
+import pytest
+
+
+@pytest.mark.parametrize("kind", ["script", "notebook"])
+def test_secret_environment_values_are_not_stored(project, monkeypatch, kind):
     monkeypatch.setenv("MY_API_TOKEN", "tok-4f1c9e2a7b")
     monkeypatch.setenv("DB_PASSWORD", "pw-93b7c1d0e4")
     monkeypatch.setenv("COMPANY_VAULT", "vault-58e2a9c3f1")
     monkeypatch.setenv("HARMLESS_SETTING", "plain-7d3e1f")
-    project.ini("nw_env_redact = *_VAULT\n")
-    project.experiment("env.py", """
-        import os
-        from pytest_nwtrials import tag
-        token = os.environ["MY_API_TOKEN"]
-        header = "Bearer " + token
-        tag("token_seen", token.startswith("tok-") and len(token) == 14)
-    """)
+    code = """
+import os
+from pytest_nwtrials import tag
+token = os.environ["MY_API_TOKEN"]
+header = "Bearer " + token
+tag("token_seen", token.startswith("tok-") and len(token) == 14)
+"""
+    if kind == "script":
+        project.ini("nw_env_redact = *_VAULT\n")
+        project.experiment("env.py", code)
+    else:
+        import nbformat
+        from nbformat.v4 import new_code_cell, new_notebook
+
+        project.ini("nw_env_redact = *_VAULT\n", experiments="experiments/*.ipynb")
+        (project.root / "experiments").mkdir()
+        nbformat.write(new_notebook(cells=[new_code_cell(code)]), project.root / "experiments" / "env.ipynb")
     project.run().assert_outcomes(passed=1)
     [trial] = project.trials()
     assert trial["tags"]["token_seen"]["value"] is True  # the experiment saw the real value

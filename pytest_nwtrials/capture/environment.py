@@ -50,6 +50,19 @@ def redacting(serialize: Any, patterns: Sequence[str] = ()) -> Any:
     return serialize_redacted
 
 
+def hide_secrets(metascript: Any, serialize: Any, patterns: Sequence[str] = ()) -> None:
+    """Set up a noWorkflow trial so that secrets reach neither its environment table nor values."""
+    metascript.serialize = redacting(serialize, patterns)
+    deployment = metascript.deployment
+    collect = deployment.collect_provenance
+
+    def collect_redacted() -> None:
+        with redacted_environ(patterns):
+            collect()
+
+    deployment.collect_provenance = collect_redacted
+
+
 @contextlib.contextmanager
 def redacted_environ(patterns: Sequence[str] = ()) -> Iterator[None]:
     """Show noWorkflow an ``os.environ`` whose secret values are replaced, while it records it.

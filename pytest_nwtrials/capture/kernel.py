@@ -166,8 +166,8 @@ class NotebookCapture:
         sys.argv = [os.path.basename(self.notebook), *self.spec.get("argv", [])]
         metascript.namespace = self.shell.user_ns
         metascript.definition.first = False  # every cell is a "cell" block, none the "script"
-        # comparable values (array digests, no memory addresses), as the script runner records
-        metascript.serialize = serialize
+        # comparable values (array digests, no memory addresses), and no secrets, as for scripts
+        environment.hide_secrets(metascript, serialize, self.spec.get("env_redact", ()))
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
         metascript.create_arguments(args)
         Argument.store(metascript.arguments_store, True)

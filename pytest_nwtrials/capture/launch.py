@@ -64,6 +64,22 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def capture_spec(request: RunRequest, result_path: Path) -> dict[str, Any]:
+    """What a capture process (script runner or notebook kernel) is told to do, as JSON data."""
+    return {
+        "script": str(request.script),
+        "argv": list(request.argv),
+        "provenance_dir": str(request.provenance_dir),
+        "blobs_dir": str(request.blobs_dir),
+        "name": request.name,
+        "capture": request.capture,
+        "ini_tags": list(request.ini_tags),
+        "root": str(request.root or request.script.parent),
+        "env_redact": list(request.env_redact),
+        "result": str(result_path),
+    }
+
+
 def run_experiment(request: RunRequest) -> RunResult:
     """Run `request.script` under capture in a fresh process and wait for it (or its timeout)."""
     request.provenance_dir.mkdir(parents=True, exist_ok=True)
@@ -71,18 +87,7 @@ def run_experiment(request: RunRequest) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="nwtrials-") as tmp:
         spec_path = Path(tmp, "spec.json")
         result_path = Path(tmp, "result.json")
-        spec = {
-            "script": str(request.script),
-            "argv": list(request.argv),
-            "provenance_dir": str(request.provenance_dir),
-            "blobs_dir": str(request.blobs_dir),
-            "name": request.name,
-            "capture": request.capture,
-            "ini_tags": list(request.ini_tags),
-            "root": str(request.root or request.script.parent),
-            "env_redact": list(request.env_redact),
-            "result": str(result_path),
-        }
+        spec = capture_spec(request, result_path)
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .launch import RunRequest, RunResult
+from .launch import RunRequest, RunResult, capture_spec
 
 KERNEL_MODULE = "pytest_nwtrials.capture.kernel"
 # the same names as in `capture.kernel`, which is not imported here: it imports ipykernel
@@ -341,17 +341,8 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
         result_path = Path(tmp, "result.json")
         log_path = Path(tmp, "kernel.log")
         kernel_spec, python, kernel_name = _kernel_spec(kernel, notebook, spec_path)
-        spec_path.write_text(json.dumps({
-            "notebook": str(notebook),
-            "argv": list(request.argv),
-            "provenance_dir": str(request.provenance_dir),
-            "blobs_dir": str(request.blobs_dir),
-            "name": request.name,
-            "capture": request.capture,
-            "ini_tags": list(request.ini_tags),
-            "root": str(request.root or notebook.parent),
-            "result": str(result_path),
-        }), encoding="utf-8")
+        spec_path.write_text(json.dumps({**capture_spec(request, result_path), "notebook": str(notebook)}),
+                             encoding="utf-8")
         client_class, spec_manager, manager_class = _classes()
         # local sockets in our temporary folder: no TCP ports, nothing written beside the notebook
         km = manager_class(kernel_name=CAPTURE_KERNEL_NAME, transport="ipc", ip=str(Path(tmp, "kernel")),

@@ -169,8 +169,8 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     now_io.verbose = False
     args = _parse_now_args(spec)
     metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *spec.get("argv", [])]))
-    # comparable values (array digests, no memory addresses) instead of plain repr
-    metascript.serialize = environment.redacting(serialize, spec.get("env_redact", ()))
+    # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
+    environment.hide_secrets(metascript, serialize, spec.get("env_redact", ()))
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
@@ -180,14 +180,6 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     metascript.clear_namespace()
     execution = metascript.execution
     execution.collect_provenance = lambda: _collect_provenance(execution, outcome, spec, recorder)
-    deployment = metascript.deployment
-    collect_deployment = deployment.collect_provenance
-
-    def collect_redacted() -> None:
-        with environment.redacted_environ(spec.get("env_redact", ())):
-            collect_deployment()
-
-    deployment.collect_provenance = collect_redacted
     run(metascript, args)
     return str(metascript.trial_id)
 
