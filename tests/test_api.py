@@ -1,78 +1,15 @@
 """The Python API for browsing trials: list_trials, tag_values, plot, and pruning the store.
 
 The store these tests browse is recorded once per process by real pytest runs (the `nw_project`
-fixture, also used by test_cli and test_html_report) and copied for each test.
+fixture of conftest.py, shared with test_cli and test_html_report) and copied for each test.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
-
-TRAIN = """
-import numpy as np
-from pytest_nwtrials import tag
-run = int(open("../run.txt").read())
-tag("auc", round(0.9 - run / 100, 6))
-tag("summary", {"precision": 0.5 + run / 10, "recall": 0.4})
-tag("model", "logreg")
-tag("epochs", 3)
-tag("weights", np.linspace(0.0, 1.0, 50) * (run + 1))
-"""
-
-PREP = """
-import sys
-from pytest_nwtrials import tag
-run = int(open("../run.txt").read())
-tag("rows", 100 + run)
-tag("auc", 0.5)
-if run == 2:
-    sys.exit(3)
-"""
-
-# trial1 prep, trial2 train (saved as baseline 'reference'); trial3 prep, trial4 train;
-# trial5 prep (failed: exit status 3), trial6 train
-RUNS = [("--nw-save-baseline=reference",), (), ()]
-_built: dict[str, Path] = {}
-
-
-def build_project(root: Path) -> Path:
-    """Record three runs of two experiments in `root`, with pytest in a subprocess."""
-    (root / "experiments").mkdir(parents=True)
-    (root / "pytest.ini").write_text("[pytest]\nnw_experiments = experiments/*.py\n")
-    (root / "experiments" / "train.py").write_text(textwrap.dedent(TRAIN))
-    (root / "experiments" / "prep.py").write_text(textwrap.dedent(PREP))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    for run, args in enumerate(RUNS):
-        (root / "run.txt").write_text(str(run))
-        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == (1 if run == 2 else 0), done.stdout + done.stderr
-    return root
-
-
-@pytest.fixture(scope="session")
-def nw_project_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # kept in a module global so that test modules importing this fixture share one recording
-    if "template" not in _built:
-        _built["template"] = build_project(tmp_path_factory.mktemp("nwtrials-template") / "project")
-    return _built["template"]
-
-
-@pytest.fixture
-def nw_project(nw_project_template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the recorded project: rootdir with .nwtrials/ and nw-baselines/."""
-    return Path(shutil.copytree(nw_project_template, tmp_path / "project"))
-
-
-@pytest.fixture
-def store(nw_project: Path) -> Path:
-    return nw_project / ".nwtrials"
 
 
 def test_importing_the_package_loads_no_pytest_numpy_pandas_or_matplotlib():

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_api import nw_project, nw_project_template  # noqa: F401  (the recorded store, shared)
 
 SUBCOMMANDS = [[], ["list"], ["show"], ["diff"], ["values"], ["plot"], ["baseline"], ["baseline", "list"],
                ["baseline", "show"], ["baseline", "delete"], ["gc"]]

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api import nw_project, nw_project_template  # noqa: F401  (the recorded store, shared)
 
 from pytest_nwtrials.html_report import report_html, report_json
 from pytest_nwtrials.store import TrialStore
