@@ -125,6 +125,9 @@ class TrialSession:
             result = run_experiment(request)
         trial_id = result.trial_id or str(uuid.uuid4())
         inputs = dict(result.environment)
+        notebook = getattr(result, "notebook", None)
+        if notebook is not None and notebook.cell_tags:
+            inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
         if result.trial_id and self.settings.ops != "off":
             inputs["files"] = self._record_provenance(experiment, trial_id, result)
         trial = self.store.add(Trial(
@@ -144,7 +147,6 @@ class TrialSession:
         ))
         self.recorded.append(trial)
         self.outcomes[trial.name] = Outcome(trial, "recorded")
-        notebook = getattr(result, "notebook", None)
         if notebook is not None and notebook.out_of_order:
             self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")
         return trial, result

@@ -91,3 +91,28 @@ def test_notebooks_and_scripts_under_xdist(project):
     trials = project.trials()
     assert len(trials) == 6 and len({t["name"] for t in trials}) == 6
     assert {t["tags"]["x"]["value"] for t in trials} == {1, 2, 3}
+
+
+def test_magics_and_now_tag_cell_work_in_an_item(project):
+    project.ini(experiments="experiments/*.ipynb")
+    notebook(project, "magics.ipynb",
+             "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport pandas as pd\nfrom pytest_nwtrials import tag",
+             "now_tag_cell('prepare')\nframe = pd.DataFrame({'a': [1, 2, 3]})\nframe",
+             "%time total = int(frame['a'].sum())",
+             "%timeit -n 2 -r 1 sum(range(10))",
+             "echoed = !echo hello\nplt.plot([1, 2, 3])\ntag('total', total)\ntag('echoed', echoed[0])")
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    [trial] = project.trials()
+    assert trial["tags"]["total"]["value"] == 6 and trial["tags"]["echoed"]["value"] == "hello"
+    assert trial["inputs"]["cell_tags"] == {"prepare": 2}
+
+
+def test_a_hanging_notebook_is_stopped_at_the_timeout(project):
+    project.ini(experiments="experiments/*.ipynb")
+    notebook(project, "slow.ipynb", "x = 1", "import time\ntime.sleep(120)")
+    result = project.run("--nw-timeout=20")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*experiments/slow.ipynb timed out after 20 s and was stopped*"])
+    [trial] = project.trials()
+    assert trial["status"] == "timeout"
