@@ -56,10 +56,12 @@ class RunResult:
         return "finished" if self.exit_code == 0 else "failed"
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """End the child and everything it started: it leads its own process group."""
+def kill_group(pid: int | None) -> None:
+    """End a capture process and everything it started: it leads its own process group."""
+    if pid is None:
+        return
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -104,13 +106,13 @@ def run_experiment(request: RunRequest) -> RunResult:
             out, err = proc.communicate(timeout=request.timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill_group(proc)
+            kill_group(proc.pid)
             out, err = proc.communicate()
         except BaseException:  # Ctrl-C in pytest: leave no orphan behind
-            _kill_group(proc)
+            kill_group(proc.pid)
             proc.wait()
             raise
-        _kill_group(proc)  # grandchildren the script left running
+        kill_group(proc.pid)  # grandchildren the script left running
         stdout = out.decode("utf-8", "replace")
         stderr = err.decode("utf-8", "replace")
         if timed_out:

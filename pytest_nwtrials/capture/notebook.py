@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .launch import RunRequest, RunResult, capture_spec
+from .launch import RunRequest, RunResult, capture_spec, kill_group
 
 KERNEL_MODULE = "pytest_nwtrials.capture.kernel"
 # the same names as in `capture.kernel`, which is not imported here: it imports ipykernel
@@ -207,16 +205,6 @@ class _Progress:
     stderr: list[str] = field(default_factory=list)
 
 
-def _kill_group(pid: int | None) -> None:
-    """End the kernel and everything it started: it leads its own process group."""
-    if pid is None:
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int], log: Any) -> None:
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
@@ -286,7 +274,7 @@ async def _run(client: Any, nb: Any, progress: _Progress, timeout: float, log: A
         done, _ = await asyncio.wait({driving}, timeout=timeout)
         if not done:
             timed_out = True
-            _kill_group(started[0] if started else _pid_of(client))
+            kill_group(started[0] if started else _pid_of(client))
             driving.cancel()
         try:
             await driving
@@ -294,7 +282,7 @@ async def _run(client: Any, nb: Any, progress: _Progress, timeout: float, log: A
             if not timed_out:
                 raise
     except BaseException:  # Ctrl-C (asyncio cancels what it runs) or a driver failure
-        _kill_group(started[0] if started else _pid_of(client))
+        kill_group(started[0] if started else _pid_of(client))
         raise
     finally:
         await _close(client)
@@ -361,7 +349,7 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
                 raise NotebookError(_start_failure(notebook, kernel_name, python, log_path, exc)) from None
         stderr_log = log_path.read_text(encoding="utf-8", errors="replace")
         for pid in started:
-            _kill_group(pid)  # whatever the notebook left running
+            kill_group(pid)  # whatever the notebook left running
         stdout = "".join(progress.stdout)
         stderr = "".join(progress.stderr) + stderr_log
         info = dict(path=str(notebook), out_of_order=out_of_order, running_cell=progress.running)
