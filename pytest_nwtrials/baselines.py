@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import SCHEMA, StoreError, Trial, TrialStore, read_json, write_json_atomic
+from .store import SCHEMA, StoreError, Trial, TrialStore, copy_atomic, read_json, write_json_atomic
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LATEST = "latest"
@@ -59,6 +58,10 @@ class Entry:
     inputs: dict[str, Any] = field(default_factory=dict)
     record: Path | None = None  # its provenance record, when one was kept
     path: Path | None = None  # the entry file, for entries of a named baseline
+
+
+# what entry_path appends to the experiment's path: "" or an argv digest, then ".json"
+_ENTRY_SUFFIX = r"(\.[0-9a-f]{10})?\.json"
 
 
 def entry_path(experiment: str, argv: tuple[str, ...]) -> str:
@@ -123,8 +126,7 @@ class BaselineStore:
         folder = (self.root / name / experiment).parent
         if not folder.is_dir():
             return []
-        # the two forms entry_path writes: "<name>.json" and "<name>.<10 hex digits>.json"
-        pattern = re.compile(re.escape(Path(experiment).name) + r"(\.[0-9a-f]{10})?\.json")
+        pattern = re.compile(re.escape(Path(experiment).name) + _ENTRY_SUFFIX)
         return sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name))
 
     def entry_files(self, name: str) -> dict[Path, str]:
@@ -135,7 +137,7 @@ class BaselineStore:
             relative = path.relative_to(folder)
             if relative.parts[0] == "values" or path.name.endswith(".provenance.json"):
                 continue
-            experiment = re.sub(r"(\.[0-9a-f]{10})?\.json$", "", relative.as_posix())
+            experiment = re.sub(_ENTRY_SUFFIX + "$", "", relative.as_posix())
             found[path] = experiment
         return found
 
@@ -155,18 +157,12 @@ class BaselineStore:
         for tag in trial.tags.values():
             for blob in blob_refs(tag["value"]):
                 if not (values_dir / blob).exists():
-                    values_dir.mkdir(parents=True, exist_ok=True)
-                    tmp = values_dir / f".{blob}.tmp"
-                    shutil.copyfile(store.values_dir / blob, tmp)
-                    tmp.replace(values_dir / blob)
+                    copy_atomic(store.values_dir / blob, values_dir / blob)
         tags = {tag: {k: v for k, v in doc.items() if k != "source"} for tag, doc in trial.tags.items()}
         record = store.record_path(trial.id)
         saved_record = record_path(target)
         if record.is_file():
-            saved_record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = saved_record.with_name(f".{saved_record.name}.tmp")
-            shutil.copyfile(record, tmp)
-            tmp.replace(saved_record)
+            copy_atomic(record, saved_record)
         elif saved_record.exists():
             saved_record.unlink()  # a record of an older trial would explain the wrong run
         write_json_atomic(target, {

@@ -30,9 +30,8 @@ class NwTrial:
         With `check` (the default) a script that raises, exits non-zero or times out fails the
         test with its traceback; with ``check=False`` the failed trial is returned.
         """
-        ran = []
-        _fail_on_gate_failure(lambda: ran.append(self._session.run(self._script(script), tuple(str(a) for a in argv), timeout)))
-        trial, result = ran[0]
+        trial, result = _fail_on_gate_failure(
+            self._session.run, self._script(script), tuple(str(a) for a in argv), timeout)
         if check:
             _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
         return trial
@@ -63,11 +62,10 @@ class NwTrial:
         _fail_on_gate_failure(check)
 
 
-def _fail_on_gate_failure(check, *args) -> None:
-    """Run `check`; a gate failure fails the test with its report alone, no chained traceback."""
+def _fail_on_gate_failure(check, *args):
+    """Return `check(*args)`; a gate failure fails the test with its report alone, no chained traceback."""
     try:
-        check(*args)
-        return
+        return check(*args)
     except (GateFailure, pytest.UsageError) as exc:
         message = str(exc)
     pytest.fail(message, pytrace=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -152,14 +153,14 @@ class Trial:
             raise StoreError(f"{where}: not a valid trial record ({type(exc).__name__}: {exc})") from None
 
 
-def write_json_atomic(path: Path, doc: Any) -> None:
-    """Write JSON to `path` through a temporary file, so readers see all of it or none."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it, so readers see all of it or none."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle, indent=1, sort_keys=False, allow_nan=False)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -168,14 +169,18 @@ def write_json_atomic(path: Path, doc: Any) -> None:
             tmp.unlink()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file beside it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
+    """Write `doc` as JSON atomically; a document JSON refuses raises before anything is written."""
+    write_text_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy a file so that `target` is either absent or whole."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()

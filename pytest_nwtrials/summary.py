@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,14 +14,14 @@ COUNTED = ("matched", "changed", "new", "failed", "skipped")
 REPORT_SCHEMA = 1
 
 
-def counts(session: TrialSession) -> dict[str, int]:
-    """How many trials ran, by verdict; timeouts and capture errors count as failed."""
-    result = {"run": len(session.outcomes), **{verdict: 0 for verdict in COUNTED}, "missing": 0}
+def counts(session: TrialSession, unused: list[str]) -> dict[str, int]:
+    """How many trials ran, by verdict (timeouts and capture errors count as failed), and how
+    many baseline entries (`unused`) no experiment used."""
+    result = {"run": len(session.outcomes), **{verdict: 0 for verdict in COUNTED}, "missing": len(unused)}
     for outcome in session.outcomes.values():
         verdict = "failed" if outcome.verdict in ("timeout", "error") else outcome.verdict
         if verdict in result:
             result[verdict] += 1
-    result["missing"] = len(unused_entries(session))
     return result
 
 
@@ -71,11 +70,11 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         write(f"{trial.name}  {trial.experiment}{args}  {outcome.verdict}  ({trial.duration:.1f} s, {trial.id})")
         for note in outcome.notes:
             write(f"  note: {note}", yellow=True)
-    numbers = counts(session)
+    missing = unused_entries(session)
+    numbers = counts(session, missing)
     write(", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing")))
     if session.reference is not None:
         write(f"compared with {session.reference.label}")
-    missing = unused_entries(session)
     if missing:
         write(f"baseline entries no experiment of this session used: {', '.join(missing)}")
     settings = session.settings
@@ -110,6 +109,7 @@ def build_report(session: TrialSession) -> dict[str, Any]:
     """The session as data: what `--nw-json` writes and `--nw-report` renders."""
     from .values import summarize
 
+    unused = unused_entries(session)
     experiments = []
     for outcome in session.outcomes.values():
         trial = outcome.trial
@@ -130,8 +130,8 @@ def build_report(session: TrialSession) -> dict[str, Any]:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rootdir": str(session.settings.rootdir),
         "baseline": compared_baseline(session),
-        "summary": counts(session),
-        "unused_baseline_entries": unused_entries(session),
+        "summary": counts(session, unused),
+        "unused_baseline_entries": unused,
         "experiments": experiments,
     }
 
@@ -144,9 +144,9 @@ def write_reports(session: TrialSession) -> None:
     if not (settings.json_report or settings.html_report):
         return
     data = build_report(session)
-    if settings.json_report:
-        write_text_atomic(settings.json_report, json.dumps(data, indent=1, default=str) + "\n")
-    if settings.html_report:
-        from .html_report import report_html
+    from .html_report import report_html, report_json
 
+    if settings.json_report:
+        write_text_atomic(settings.json_report, report_json(data))
+    if settings.html_report:
         write_text_atomic(settings.html_report, report_html(data, session.store))

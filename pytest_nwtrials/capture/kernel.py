@@ -42,7 +42,8 @@ from ipykernel.ipkernel import IPythonKernel
 from .. import __version__
 from . import environment
 from . import recorder as _recorder
-from .runner import CAPTURE_OPTIONS, write_json_atomic
+from ..store import write_json_atomic
+from .runner import CAPTURE_OPTIONS
 
 SPEC_ENV = "NWTRIALS_KERNEL_SPEC"
 META_KEY = "nwtrials"

@@ -18,9 +18,9 @@ import sys
 import time
 import traceback
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
+from ..store import write_json_atomic
 from . import environment
 from . import recorder as _recorder
 
@@ -182,16 +182,6 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     execution.collect_provenance = lambda: _collect_provenance(execution, outcome, spec, recorder)
     run(metascript, args)
     return str(metascript.trial_id)
-
-
-def write_json_atomic(path: str | os.PathLike, doc: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(doc, handle, allow_nan=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
