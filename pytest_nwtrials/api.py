@@ -18,7 +18,6 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -280,24 +279,24 @@ class GcResult:
     """What `collect_garbage` removed (or would remove, on a dry run)."""
 
     removed: tuple[Trial, ...]
-    record_files: int
+    record_files: int  # trial records, provenance records and compressed noWorkflow databases
     record_bytes: int
     value_files: int
     value_bytes: int
-    databases: tuple[tuple[Path, int, int], ...]  # (database, rows deleted, bytes reclaimed)
 
     @property
     def reclaimed(self) -> int:
-        return self.record_bytes + self.value_bytes + sum(saved for _, _, saved in self.databases)
+        return self.record_bytes + self.value_bytes
 
 
 def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False) -> GcResult:
     """Keep the last `keep` trials of each experiment; remove the older ones from the store.
 
-    Removes their ``trials/`` and ``records/`` files, the value files no remaining trial
-    references, and their rows in noWorkflow's databases (one transaction per database, then
-    VACUUM). The databases are cleaned first: if one is locked, nothing else is touched and
-    running it again finishes the job. Run it when no pytest run is recording into the store.
+    Removes their ``trials/`` and ``records/`` files, their compressed noWorkflow databases in
+    ``provenance/``, and the value files no remaining trial references; each trial's record
+    first, so that an interrupted run leaves only unreferenced files behind. Run it when no
+    pytest run is recording into the store (pytest itself runs it at the end of a session,
+    for ini ``nw_keep``).
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
@@ -308,16 +307,11 @@ def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False
     removed = sorted((t for trials in by_experiment.values() for t in trials[:-keep]), key=lambda t: t.number)
     kept = [t for trials in by_experiment.values() for t in trials[-keep:]]
     blobs = sorted(_blobs_of(removed) - _blobs_of(kept))
-    records = [p for t in removed for p in (st.trials_dir / f"{t.name}.json", st.record_path(t.id)) if p.is_file()]
+    records = [p for t in removed for p in (st.trials_dir / f"{t.name}.json", st.record_path(t.id),
+                                            st.root / t.provenance) if p.is_file()]
     value_files = [st.values_dir / b for b in blobs if (st.values_dir / b).is_file()]
-    databases: dict[Path, list[str]] = {}
-    for trial in removed:
-        db = st.root / trial.provenance / ".noworkflow" / "db.sqlite" if trial.provenance else None
-        if db is not None and db.is_file():
-            databases.setdefault(db, []).append(trial.id)
-    cleaned = tuple(_clean_database(db, ids, dry_run) for db, ids in sorted(databases.items()))
     result = GcResult(tuple(removed), len(records), sum(p.stat().st_size for p in records),
-                      len(value_files), sum(p.stat().st_size for p in value_files), cleaned)
+                      len(value_files), sum(p.stat().st_size for p in value_files))
     if not dry_run:
         for path in records + value_files:
             path.unlink(missing_ok=True)
@@ -329,33 +323,3 @@ def _blobs_of(trials: list[Trial]) -> set[str]:
     from .values import blob_refs
 
     return {blob for t in trials for doc in t.tags.values() for blob in blob_refs(doc["value"], include_pickles=True)}
-
-
-def _clean_database(db: Path, trial_ids: list[str], dry_run: bool) -> tuple[Path, int, int]:
-    """Delete the rows of `trial_ids` from every table with a trial_id column (and table trial)."""
-    before = db.stat().st_size
-    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
-    try:
-        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        marks = ",".join("?" * len(trial_ids))
-        deletes = [f'DELETE FROM "{t}" WHERE trial_id IN ({marks})' for t in tables
-                   if any(col[1] == "trial_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))]
-        if "trial" in tables:
-            deletes.append(f"DELETE FROM trial WHERE id IN ({marks})")
-        rows = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in deletes:
-                rows += conn.execute(statement, trial_ids).rowcount
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("ROLLBACK" if dry_run else "COMMIT")
-        if not dry_run:
-            conn.execute("VACUUM")
-    except sqlite3.Error as exc:
-        raise OSError(f"cannot remove old trials from {db}: {exc}; run gc again when no pytest run "
-                      "is using the store") from None
-    finally:
-        conn.close()
-    return db, rows, 0 if dry_run else before - db.stat().st_size

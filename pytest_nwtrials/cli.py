@@ -279,12 +279,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     names = ", ".join(t.name for t in result.removed)
     print(f"{verb} {len(result.removed)} trials: {names}")
-    print(f"  trial records: {result.record_files} files, {result.record_bytes:,} bytes")
+    print(f"  trial records and provenance: {result.record_files} files, {result.record_bytes:,} bytes")
     print(f"  value files: {result.value_files} files, {result.value_bytes:,} bytes")
-    for db, rows, saved in result.databases:
-        size = "" if args.dry_run else f", {saved:,} bytes"
-        print(f"  {db.relative_to(store.root).as_posix()}: {rows:,} rows{size}")
-    print(f"{'would reclaim at least' if args.dry_run else 'reclaimed'} {result.reclaimed:,} bytes")
+    print(f"{'would reclaim' if args.dry_run else 'reclaimed'} {result.reclaimed:,} bytes")
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
 from .slices import SliceDiff, format_slice_diff
+from .store import StoreError, read_json
 
 SCHEMA = 1
 _COLUMNS = ["kind", "code", "file", "line", "value"]
@@ -45,18 +46,54 @@ class ProvenanceRecord:
 
     @classmethod
     def from_json(cls, doc: Any) -> ProvenanceRecord:
-        """Rebuild a record; ValueError when the document is not one."""
+        """Rebuild a record; `store.StoreError` (a ValueError) when the document is not one."""
         try:
             if doc["schema"] != SCHEMA:
                 raise ValueError(f"unknown provenance schema {doc['schema']!r}")
-            table = [Op(str(k), str(c), str(f), int(n), str(v)) for k, c, f, n, v in doc["table"]]
-            operations = tuple(table[i] for i in doc["operations"])
-            slices = {str(tag): Slice(str(tag), tuple(table[i] for i in s["ops"]), int(s["events"]),
-                                      int(s.get("dropped", 0)))
-                      for tag, s in doc["slices"].items()}
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
-            raise ValueError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
+            table = [_op(row) for row in _list(doc["table"])]
+            operations = tuple(_pick(table, i) for i in _list(doc["operations"]))
+            slices = {}
+            for tag, s in doc["slices"].items():
+                slices[str(tag)] = Slice(str(tag), tuple(_pick(table, i) for i in _list(s["ops"])),
+                                         _int(s["events"]), _int(s.get("dropped", 0)))
+        except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
+            raise StoreError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
         return cls(operations, slices)
+
+
+def _list(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise TypeError(f"expected an array, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _op(row: Any) -> Op:
+    kind, code, file, line, value = _list(row)
+    if not all(type(text) is str for text in (kind, code, file, value)):
+        raise TypeError(f"operation {row!r:.80} has a field that is not a string")
+    return Op(kind, code, file, _int(line), value)
+
+
+def _pick(table: list[Op], index: Any) -> Op:
+    """Row `index` of the operation table; no negative indexes, which Python would accept."""
+    if not 0 <= _int(index) < len(table):
+        raise IndexError(f"operation {index} is not in the table of {len(table)}")
+    return table[index]
+
+
+def load_record(path: Path, remedy: str) -> ProvenanceRecord:
+    """Read the record file at `path`; a StoreError naming it and saying `remedy` when unusable."""
+    try:
+        return ProvenanceRecord.from_json(read_json(path))
+    except StoreError as exc:
+        text = str(exc)
+        raise StoreError(f"{text if text.startswith(str(path)) else f'{path}: {text}'}; {remedy}") from None
 
 
 ROOT_MARK = "<rootdir>"

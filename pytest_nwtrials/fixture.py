@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from .session import Comparison, GateFailure, TrialSession, comparison_from_marker
+from .settings import CAPTURE_MODES
 from .store import Trial
 
 
@@ -24,14 +25,21 @@ class NwTrial:
             pytest.fail(f"nw_trial.run: no experiment script at {path}", pytrace=False)
         return path.resolve()
 
-    def run(self, script: str | Path, *argv: str, timeout: float | None = None, check: bool = True) -> Trial:
+    def run(self, script: str | Path, *argv: str, timeout: float | None = None, check: bool = True,
+            capture: str | None = None) -> Trial:
         """Run `script` (relative to the rootdir) with `argv` under capture; return its trial.
 
         With `check` (the default) a script that raises, exits non-zero or times out fails the
-        test with its traceback; with ``check=False`` the failed trial is returned.
+        test with its traceback; with ``check=False`` the failed trial is returned. `capture`
+        (fine, coarse, off) overrides the test's ``@pytest.mark.nw(capture=...)`` and ``--nw-capture``.
         """
+        if capture is not None and capture not in CAPTURE_MODES:
+            pytest.fail(f"nw_trial.run: capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}",
+                        pytrace=False)
+        if capture is None:
+            capture = _fail_on_gate_failure(comparison_from_marker, self._request.node).capture
         trial, result = _fail_on_gate_failure(
-            self._session.run, self._script(script), tuple(str(a) for a in argv), timeout)
+            self._session.run, self._script(script), tuple(str(a) for a in argv), timeout, capture)
         if check:
             _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
         return trial

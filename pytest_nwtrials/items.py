@@ -17,11 +17,8 @@ def add_properties(node: pytest.Item, session, trial) -> None:
     """JUnit XML properties: the trial, and each scalar tag as ``nw_tag_<name>``."""
     node.user_properties.append(("nw_trial", trial.name))
     node.user_properties.append(("nw_trial_id", trial.id))
-    try:
-        values = trial.values
-    except (ValueError, OSError):
-        return
-    for name, value in values.items():
+    for name, doc in trial.tags.items():  # scalars are stored inline: no value file is read
+        value = doc.get("value") if isinstance(doc, dict) else None
         if isinstance(value, (bool, int, float, str)) and not (isinstance(value, str) and len(value) > 200):
             node.user_properties.append((f"nw_tag_{name}", value))
 
@@ -31,7 +28,8 @@ class ExperimentItem(pytest.Item):
 
     def runtest(self) -> None:
         session = self.config.stash[SESSION_KEY]
-        trial, result = session.run(self.path)
+        options = comparison_from_marker(self)
+        trial, result = session.run(self.path, capture=options.capture)
         if result.stdout:
             self.add_report_section("call", "stdout", result.stdout)
         if result.stderr:
@@ -40,7 +38,7 @@ class ExperimentItem(pytest.Item):
         session.check_run(trial, result)
         if session.reference is not None:
             self.user_properties.append(("nw_baseline", session.reference.label))
-            session.compare(trial, session.reference, comparison_from_marker(self))
+            session.compare(trial, session.reference, options)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, GateFailure):

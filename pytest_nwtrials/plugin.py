@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import settings as S
+from .capture import forkserver
 from .fixture import NwTrial
 from .items import ExperimentFile
 from .session import SESSION_KEY, TrialSession
@@ -30,6 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(S.option(S.OPS), dest=S.OPS, metavar="MODE", default=None, choices=S.OPS_MODES,
                     help="Operation provenance: off; report (default: explain failures with it); "
                          "strict (also fail when the operation sequence changed)")
+    group.addoption(S.option(S.CAPTURE), dest=S.CAPTURE, metavar="MODE", default=None,
+                    choices=S.CAPTURE_MODES,
+                    help="Provenance capture: fine (default: every operation of the experiment); "
+                         "coarse (calls, returns and file accesses only: for long loops); "
+                         "off (no noWorkflow: values and versions only)")
     group.addoption(S.option(S.KERNEL), dest=S.KERNEL, metavar="NAME", default=None,
                     help="Jupyter kernel whose Python runs notebook experiments (default: this Python)")
     group.addoption(S.option(S.REPORT), dest=S.REPORT, metavar="FILE.html", default=None,
@@ -51,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
     parser.addini(S.OPS, "Default for --nw-ops: off, report or strict", default="")
     parser.addini(S.KERNEL, "Default for --nw-kernel", default="")
+    parser.addini(S.CAPTURE, "Default for --nw-capture: fine, coarse or off", default="")
+    parser.addini(S.KEEP, f"Trials per experiment kept in the local store, older ones removed at the "
+                  f"end of a session; 0 keeps every trial (default {S.DEFAULT_KEEP})", default="")
     parser.addini(S.ENV_REDACT, "Glob patterns of environment variables whose values are never stored, "
                   "besides names with TOKEN, SECRET, KEY, PASSWORD, PASS, CREDENTIAL or AUTH",
                   type="args", default=[])
@@ -58,11 +67,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "nw(rtol=None, atol=None, ignore=()): tolerances and ignored tags for the comparison")
-    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL, S.OPS, S.REPORT, S.JSON, S.KERNEL)}
+        "markers", "nw(rtol=None, atol=None, ignore=(), capture=None): tolerances and ignored tags "
+                   "for the comparison; capture mode (fine, coarse, off) of the experiment")
+    cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL,
+                                                      S.OPS, S.REPORT, S.JSON, S.KERNEL, S.CAPTURE)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL)}
+            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:
@@ -71,6 +82,14 @@ def pytest_configure(config: pytest.Config) -> None:
     session = TrialSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "nwtrials-session")
+    if config.pluginmanager.hasplugin("xdist") and not session.is_worker:
+        from .workers import Controller
+
+        config.pluginmanager.register(Controller(session), "nwtrials-xdist-controller")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    forkserver.shutdown()  # the warm capture process started at the first experiment, if any
 
 
 def is_experiment(config: pytest.Config, file_path: Path) -> bool:

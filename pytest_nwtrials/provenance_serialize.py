@@ -164,12 +164,13 @@ def _array(value: Any, numpy: Any) -> str:
     if value.nbytes <= ARRAY_FULL_BYTES:
         digest = hashlib.sha256(value.tobytes())
     else:
-        flat = value.reshape(-1)
-        step = -(-flat.size // ARRAY_SAMPLE_ITEMS)
-        digest = hashlib.sha256(flat[::step].tobytes())
+        # no copy of a large array: a view when it is contiguous, else the iterator's sample
+        flat = value.reshape(-1) if value.flags.c_contiguous else None
+        step = -(-value.size // ARRAY_SAMPLE_ITEMS)
+        digest = hashlib.sha256((flat if flat is not None else value.flat)[::step].tobytes())
         if dtype.kind in "biufc":
             with numpy.errstate(all="ignore"):
-                total = flat.sum(dtype=numpy.complex128 if dtype.kind == "c" else numpy.float64)
+                total = value.sum(dtype=numpy.complex128 if dtype.kind == "c" else numpy.float64)
             digest.update(repr(total).encode())
     return f"{head}, digest={digest.hexdigest()[:12]})"
 

@@ -20,8 +20,8 @@ def _tail(text: str, lines: int = STDERR_TAIL) -> list[str]:
 
 
 def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float) -> str:
-    """Why the run itself failed: the script raised, exited non-zero, hung, or capture broke."""
-    where = f"({trial.name}, noWorkflow trial {trial.id})"
+    """Why the run itself failed: the script raised, exited non-zero, crashed, hung, or capture broke."""
+    where = f"({trial.name}, noWorkflow trial {trial.id})" if result.trial_id else f"({trial.name})"
     if result.timed_out:
         return (f"{experiment} timed out after {timeout:g} s and was stopped, with the processes it "
                 f"started {where}.\nIf it needs longer, raise --nw-timeout or ini nw_timeout.")
@@ -29,8 +29,15 @@ def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float
         lines = [f"{experiment}: capture failed {where}: {result.internal_error}"]
         lines += _tail(result.stderr)
         return "\n".join(lines)
+    if result.ended:
+        return _ended(experiment, where, result)
     if result.error:
         error = result.error
+        if error.get("phase") == "compile":  # nothing ran: Python's own short report
+            line = (error.get("location") or {}).get("line")
+            at = f" (line {line})" if line else ""
+            head = f"{experiment} does not compile{at}: {error['type']}: {error['message']} {where}"
+            return "\n".join([head, "", error["traceback"].rstrip()])
         lines = [f"{experiment} raised {error['type']}: {error['message']} {where}"]
         if error.get("cell"):  # a notebook: the failing cell and its source, as nbmake shows it
             lines += ["", f"cell {error['cell']}:"] + ["    " + line for line in str(error.get("source", "")).splitlines()]
@@ -39,6 +46,27 @@ def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float
     if result.stderr.strip():
         lines += ["", "stderr:"] + _tail(result.stderr)
     return "\n".join(lines)
+
+
+def _ended(experiment: str, where: str, result: RunResult) -> str:
+    """The script ended its process without returning: a signal, a crash, ``os._exit``."""
+    location = (result.error or {}).get("location") or {}
+    at = f" at line {location['line']}" if location.get("line") else ""
+    lines = [f"{experiment} {result.ended}{at} {where}",
+             "Its tags and provenance were not recorded: the process ended before the script returned."]
+    if (result.error or {}).get("type") == "SIGKILL":
+        lines.append("SIGKILL comes from another process or from the system, often when memory runs out.")
+    if result.stderr.strip():
+        lines += ["", "stderr:"] + _tail(result.stderr)
+    return "\n".join(lines)
+
+
+def store_write_failed(experiment: str, path: str, exc: OSError) -> str:
+    """A trial ran but could not be written to the local store (disk full, no permission)."""
+    reason = exc.strerror or str(exc)
+    return (f"{experiment} ran, but its trial could not be written to {path}: {reason}.\n"
+            f"Nothing was recorded. Free space on that disk or make the folder writable "
+            f"(ini nw_store chooses another one), then run pytest again.")
 
 
 def accept_hint(baseline_label: str, baseline_name: str | None) -> str:

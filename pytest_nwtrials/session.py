@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from . import report
+from . import provenance_archive as archive
+from . import report, workers
 from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
 from .capture.launch import RunRequest, RunResult, run_experiment
-from .settings import Settings
-from .store import StoreError, Trial, TrialStore, read_json, write_json_atomic
+from .settings import CAPTURE_MODES, Settings
+from .store import StoreError, Trial, TrialStore, write_json_atomic
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
 
@@ -39,44 +41,54 @@ class Outcome:
     changes: tuple = ()
     why: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)  # worth saying even when it passes
+    change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Tolerance settings for one comparison, from markers or fixture arguments."""
+    """Tolerance settings for one comparison, from markers or fixture arguments, and the
+    marker's capture mode for the run."""
 
     rtol: float | None = None
     atol: float | None = None
     ignore: tuple[str, ...] = ()
+    capture: str | None = None
 
 
 def comparison_from_marker(item: pytest.Item) -> Comparison:
-    """Tolerances and ignored tags from the closest ``@pytest.mark.nw(...)``; checked here."""
+    """Tolerances, ignored tags and capture mode from the closest ``@pytest.mark.nw(...)``."""
     marker = item.get_closest_marker("nw")
     if marker is None:
         return Comparison()
     kwargs: dict[str, Any] = dict(marker.kwargs)
-    unknown = set(kwargs) - {"rtol", "atol", "ignore"}
+    unknown = set(kwargs) - {"rtol", "atol", "ignore", "capture"}
     if unknown or marker.args:
         raise GateFailure(
-            f"{item.nodeid}: @pytest.mark.nw takes the keyword arguments rtol, atol and ignore; got "
+            f"{item.nodeid}: @pytest.mark.nw takes the keyword arguments rtol, atol, ignore and capture; got "
             f"{', '.join(sorted(unknown)) or 'positional arguments'}")
     for name in ("rtol", "atol"):
         value = kwargs.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
             raise GateFailure(f"{item.nodeid}: @pytest.mark.nw {name} must be a number >= 0, got {value!r}")
+    capture = kwargs.get("capture")
+    if capture is not None and capture not in CAPTURE_MODES:
+        raise GateFailure(f"{item.nodeid}: @pytest.mark.nw capture must be one of {', '.join(CAPTURE_MODES)}, "
+                          f"got {capture!r}")
     ignore = kwargs.get("ignore", ())
-    return Comparison(kwargs.get("rtol"), kwargs.get("atol"), (ignore,) if isinstance(ignore, str) else tuple(ignore))
+    return Comparison(kwargs.get("rtol"), kwargs.get("atol"), (ignore,) if isinstance(ignore, str) else tuple(ignore),
+                      capture)
 
 
 class TrialSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.store = TrialStore(settings.store)
+        self.store = TrialStore(settings.store)  # earlier trials are read from here
         self.baselines = BaselineStore(settings.baselines_dir)
-        workerinput = getattr(config, "workerinput", None)
-        self.worker = workerinput["workerid"] if workerinput else "main"
+        self.is_worker = workers.is_worker(config)
+        # where this session's trials are written: a pytest-xdist worker stages them privately
+        # and sends them to the controller (see workers.py)
+        self.writer: TrialStore = workers.StagingStore() if self.is_worker else self.store
         self.first_number = self.store.next_number()
         self.recorded: list[Trial] = []
         self.outcomes: dict[str, Outcome] = {}  # by trial name
@@ -84,7 +96,13 @@ class TrialSession:
         self.collected: set[str] = set()  # experiments collected as items
         self.saved: list[Path] = []
         self.pruned: list[str] = []
+        self.removed = 0  # old trials removed from the store at the end (nw_keep)
         self.reference = self.resolve(settings.baseline) if settings.baseline else None
+        if settings.save_baseline:
+            try:
+                self.baselines.check_writable(settings.save_baseline)
+            except StoreError as exc:
+                raise pytest.UsageError(f"--nw-save-baseline={settings.save_baseline}: {exc}") from None
 
     # -- references -------------------------------------------------------------------------
     def resolve(self, text: str, given: str = "--nw-baseline=") -> Reference:
@@ -99,59 +117,85 @@ class TrialSession:
         return Path(os.path.relpath(script, self.settings.rootdir)).as_posix()
 
     # -- running ----------------------------------------------------------------------------
-    def run(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None) -> tuple[Trial, RunResult]:
+    def run(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,
+            capture: str | None = None) -> tuple[Trial, RunResult]:
         """Run `script` under capture and record the trial in the local store."""
         experiment = self.experiment_name(script)
-        self.store.ensure()
-        request = RunRequest(
-            script=script,
-            argv=argv,
-            provenance_dir=self.store.provenance_dir(self.worker),
-            blobs_dir=self.store.values_dir,
-            name=experiment,
-            timeout=timeout or self.settings.timeout,
-            ini_tags=self.settings.tags,
-            root=self.settings.rootdir,
-            env_redact=self.settings.env_redact,
-        )
-        if script.suffix == ".ipynb":
-            from .capture.notebook import NotebookError, run_notebook
-
-            try:
-                result = run_notebook(request, kernel=self.settings.kernel)
-            except NotebookError as exc:
-                raise GateFailure(str(exc)) from None
-        else:
-            result = run_experiment(request)
-        trial_id = result.trial_id or str(uuid.uuid4())
-        inputs = dict(result.environment)
-        notebook = getattr(result, "notebook", None)
-        if notebook is not None and notebook.cell_tags:
-            inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
-        if result.trial_id and self.settings.ops != "off":
-            inputs["files"] = self._record_provenance(experiment, trial_id, result)
-        trial = self.store.add(Trial(
-            name="",
-            id=trial_id,
-            experiment=experiment,
-            argv=tuple(argv),
-            status=result.status,
-            exit_code=result.exit_code,
-            started=result.started,
-            duration=result.duration,
-            tags=result.tags,
-            error=result.error,
-            python=result.environment.get("python") or platform.python_version(),
-            inputs=inputs,
-            provenance=self.store.provenance_dir(self.worker).relative_to(self.store.root).as_posix(),
-        ))
+        try:
+            self.writer.ensure()
+        except OSError as exc:
+            raise GateFailure(report.store_write_failed(experiment, str(self.writer.root), exc)) from None
+        with tempfile.TemporaryDirectory(prefix="nwtrials-capture-") as project:
+            request = RunRequest(
+                script=script,
+                argv=argv,
+                provenance_dir=Path(project),
+                blobs_dir=self.writer.values_dir,
+                name=experiment,
+                timeout=timeout or self.settings.timeout,
+                capture=capture or self.settings.capture,
+                ini_tags=self.settings.tags,
+                root=self.settings.rootdir,
+                env_redact=self.settings.env_redact,
+            )
+            result = self._launch(request)
+            trial_id = result.trial_id or str(uuid.uuid4())
+            inputs = dict(result.environment)
+            notebook = getattr(result, "notebook", None)
+            if notebook is not None and notebook.cell_tags:
+                inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
+            provenance = ""
+            if result.trial_id and request.capture != "off":
+                db = archive.database_in(Path(project))
+                if self.settings.ops != "off":
+                    inputs["files"] = self._record_provenance(db, experiment, trial_id, result)
+                provenance = self._keep_database(db, experiment, trial_id)
+        try:
+            trial = self.writer.add(Trial(
+                name="",
+                id=trial_id,
+                experiment=experiment,
+                argv=tuple(argv),
+                status=result.status,
+                exit_code=result.exit_code,
+                started=result.started,
+                duration=result.duration,
+                tags=result.tags,
+                error=result.error,
+                python=result.environment.get("python") or platform.python_version(),
+                inputs=inputs,
+                provenance=provenance,
+            ))
+        except OSError as exc:  # a full disk, a folder without write permission
+            raise GateFailure(report.store_write_failed(experiment, str(self.writer.trials_dir), exc)) from None
         self.recorded.append(trial)
         self.outcomes[trial.name] = Outcome(trial, "recorded")
+        self.outcomes[trial.name].notes.extend(f"{experiment}: {note}" for note in result.notes)
         if notebook is not None and notebook.out_of_order:
             self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")
         return trial, result
 
-    def _record_provenance(self, experiment: str, trial_id: str, result: RunResult) -> dict | None:
+    def _launch(self, request: RunRequest) -> RunResult:
+        if request.script.suffix == ".ipynb":
+            from .capture.notebook import NotebookError, run_notebook
+
+            try:
+                return run_notebook(request, kernel=self.settings.kernel)
+            except NotebookError as exc:
+                raise GateFailure(str(exc)) from None
+        return run_experiment(request)
+
+    def _keep_database(self, db: Path, experiment: str, trial_id: str) -> str:
+        """Compress the capture's noWorkflow database into the store; its store-relative path."""
+        name = archive.archive_name(trial_id)
+        try:
+            archive.write(archive.pack(db), self.writer.root / name)
+        except OSError as exc:
+            self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {exc}")
+            return ""
+        return name
+
+    def _record_provenance(self, db: Path, experiment: str, trial_id: str, result: RunResult) -> dict | None:
         """Keep the trial's operations and tag slices; return its data files with their hashes.
 
         A capture whose database cannot be read still yields a trial, without provenance.
@@ -159,14 +203,17 @@ class TrialSession:
         from .explain import read_files, read_record
         from .provenance import ProvenanceError
 
-        db = self.store.provenance_dir(self.worker) / ".noworkflow" / "db.sqlite"
         try:
             record = read_record(db, trial_id, result.tags, self.settings.rootdir)
             files = read_files(db, trial_id, self.settings.rootdir)
         except (ProvenanceError, sqlite3.Error) as exc:
             self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
             return None
-        write_json_atomic(self.store.record_path(trial_id), record.to_json())
+        try:
+            write_json_atomic(self.writer.record_path(trial_id), record.to_json())
+        except OSError as exc:  # the trial itself may still fit: it is written next
+            self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
+            return None
         files.pop(experiment, None)  # its own source: a change there is explained by the slices
         return files
 
@@ -174,10 +221,11 @@ class TrialSession:
         if trial.status != "finished":
             self.fail(trial, trial.status, report.run_failure(trial.experiment, trial, result,
                                                                timeout or self.settings.timeout))
-        notes = self.outcomes[trial.name].notes
-        if notes and self.settings.ops == "strict":
-            self.fail(trial, "failed", "\n".join([*notes, "(--nw-ops=strict fails a notebook whose saved "
-                                                            "outputs came from another order)"]))
+        notebook = getattr(result, "notebook", None)  # only a notebook's run order fails under strict
+        if notebook is not None and notebook.out_of_order and self.settings.ops == "strict":
+            self.fail(trial, "failed", "\n".join([f"{trial.experiment}: {notebook.out_of_order}",
+                                                  "(--nw-ops=strict fails a notebook whose saved "
+                                                  "outputs came from another order)"]))
 
     def fail(self, trial: Trial, verdict: str, message: str, **details) -> None:
         """Record the outcome and fail the item (or test) with `message`."""
@@ -197,7 +245,7 @@ class TrialSession:
                 pytest.skip(f"baseline {other.name} is a trial of {other.experiment}, not of {trial.experiment}")
             return entry_from_trial(other, self.store)
         if reference.kind == "latest":
-            earlier = self.store.latest(trial.experiment, trial.argv, before=min(self.first_number, trial.number))
+            earlier = self.store.latest(trial.experiment, trial.argv, before=self.first_number)
             if earlier is None:
                 self.fail(trial, "new", report.no_earlier_trial(trial.experiment, str(self.store.root)))
             return entry_from_trial(earlier, self.store)
@@ -216,13 +264,12 @@ class TrialSession:
         from .compare import Rules, Tolerance
         from .render import format_changes
         from .diffing import diff_trials
-        from .values import BlobStore, decode
 
         entry = self.entry_for(trial, reference)
         try:
-            old = {name: decode(doc["value"], BlobStore(entry.values_dir)) for name, doc in entry.tags.items()}
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            self.fail(trial, "error", f"{entry.label} of {trial.experiment} cannot be read: {exc}")
+            old, new = entry.values(), trial.values
+        except StoreError as exc:  # names the damaged file and what to do
+            self.fail(trial, "error", f"{trial.experiment} cannot be compared with {entry.label}: {exc}")
         settings = self.settings
         # narrowest wins: tag(rtol=) > nw_tolerances pattern > marker or fixture > --nw-rtol > built-in
         rules = Rules(
@@ -235,7 +282,7 @@ class TrialSession:
         )
         old_record, new_record = self._records(entry, trial)
         label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
-        diff = diff_trials(label, trial.name, old, trial.values, rules, entry.inputs, entry.argv,
+        diff = diff_trials(label, trial.name, old, new, rules, entry.inputs, entry.argv,
                            trial.inputs, trial.argv, old_record, new_record,
                            operations=settings.ops == "strict")
         outcome = self.outcomes[trial.name]
@@ -254,16 +301,23 @@ class TrialSession:
 
     def _records(self, entry: Entry, trial: Trial):
         """The provenance records of both sides, or None for a side that has none (or with --nw-ops=off)."""
-        from .explain import ProvenanceRecord
+        from .explain import load_record
 
         if self.settings.ops == "off":
             return None, None
+        path = self.writer.record_path(trial.id)
+
+        def new_record():
+            if not path.is_file():
+                return None
+            return load_record(path, f"delete it: {trial.name} keeps its values, without its operations")
+
         records = []
-        for path in (entry.record, self.store.record_path(trial.id)):
+        for read in (entry.provenance, new_record):
             try:
-                records.append(ProvenanceRecord.from_json(read_json(path)) if path and path.is_file() else None)
-            except (StoreError, ValueError) as exc:
-                self.store.warnings.append(f"{path}: {exc}; the operations are not compared")
+                records.append(read())
+            except StoreError as exc:  # names the file and what to do
+                self.store.warnings.append(f"{exc}; the operations are not compared")
                 records.append(None)
         return records[0], records[1]
 
@@ -278,12 +332,21 @@ class TrialSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from . import summary
 
+        if self.is_worker:  # the controller records, saves and reports
+            self.config.workeroutput[workers.PAYLOAD_KEY] = workers.payload(self)
+            self.writer.remove()
+            return
         name = self.settings.save_baseline
         if name:
             for trial in self.recorded:
                 if trial.status == "finished":
-                    self.saved.append(self.baselines.save(name, trial, self.store))
+                    try:
+                        self.saved.append(self.baselines.save(name, trial, self.store))
+                    except StoreError as exc:
+                        self.store.warnings.append(f"{exc}; not saved")
+                        session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.pruned = summary.prune_dead_entries(self)
+        summary.remove_old_trials(self)
         summary.write_reports(self)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:

@@ -27,7 +27,13 @@ ENV_REDACT = "nw_env_redact"
 KERNEL = "nw_kernel"
 REPORT = "nw_report"
 JSON = "nw_json"
+CAPTURE = "nw_capture"
+KEEP = "nw_keep"
 OPS_MODES = ("off", "report", "strict")
+# fine: every operation of the script; coarse: calls, arguments, returns and file accesses only;
+# off: no noWorkflow at all (tags, exit status and library versions are still recorded)
+CAPTURE_MODES = ("fine", "coarse", "off")
+DEFAULT_KEEP = 50
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_STORE = ".nwtrials"
@@ -62,6 +68,8 @@ class Settings:
     kernel: str | None = None
     html_report: Path | None = None
     json_report: Path | None = None
+    capture: str = "fine"
+    keep: int = DEFAULT_KEEP  # trials per experiment kept in the local store; 0 keeps all
 
     @property
     def active(self) -> bool:
@@ -87,6 +95,25 @@ def parse_tolerance(raw: Any, source: str) -> float | None:
         raise SettingsError(f"{source}={raw!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise SettingsError(f"{source}={raw!r} must be a finite number >= 0")
+    return value
+
+
+def parse_choice(raw: Any, source: str, choices: tuple[str, ...], default: str) -> str:
+    value = (raw or default).strip()
+    if value not in choices:
+        raise SettingsError(f"{source}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def parse_keep(raw: Any, source: str) -> int:
+    if raw in (None, ""):
+        return DEFAULT_KEEP
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(f"{source}={raw!r} is not a whole number of trials") from None
+    if value < 0:
+        raise SettingsError(f"{source}={raw!r} must be 0 (keep every trial) or more")
     return value
 
 
@@ -122,10 +149,8 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         if not tag.isidentifier():
             raise SettingsError(f"ini {TAGS}: {tag!r} is not a variable name")
     experiments = tuple(line.strip() for line in ini.get(EXPERIMENTS) or () if line.strip())
-    ops, source = pick(OPS)
-    ops = (ops or "report").strip()
-    if ops not in OPS_MODES:
-        raise SettingsError(f"{source}={ops!r} is not one of {', '.join(OPS_MODES)}")
+    ops = parse_choice(*pick(OPS), OPS_MODES, "report")
+    capture = parse_choice(*pick(CAPTURE), CAPTURE_MODES, "fine")
     rtol = parse_tolerance(*pick(RTOL))
     atol = parse_tolerance(*pick(ATOL))
     from .compare import parse_tolerance_lines
@@ -152,6 +177,8 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         kernel=(pick(KERNEL)[0] or "").strip() or None,
         html_report=_report_path(cli.get(REPORT), REPORT, invocation_dir or rootdir),
         json_report=_report_path(cli.get(JSON), JSON, invocation_dir or rootdir),
+        capture=capture,
+        keep=parse_keep(*pick(KEEP)),
     )
 
 

@@ -6,11 +6,14 @@ Layout under the store root (``.nwtrials/`` at the rootdir by default)::
     trials/trialN.json         one record per trial, N counting up within this store
     records/<trial id>.json    the trial's operations and tag slices (see explain.py)
     values/<sha256>.<ext>      content-addressed value files (arrays, frames, pickles)
-    provenance/<worker>/       noWorkflow's database, one per process writing at a time
+    provenance/<id>.sqlite.gz  the trial's noWorkflow database, compressed (provenance_archive.py)
 
 Records are written atomically and claim their name exclusively (``os.link`` fails when the name
 is taken), so concurrent writers never overwrite each other. A record that cannot be read is
 reported once as a warning and otherwise ignored.
+
+Every reader here turns a damaged or hand-edited file into a `StoreError` whose message names
+the file and what to do about it; nothing is rewritten behind the user's back.
 """
 from __future__ import annotations
 
@@ -36,8 +39,19 @@ Baselines meant to be shared are saved with `pytest --nw-save-baseline=NAME`.
 """
 
 
-class StoreError(Exception):
-    """A store or baseline file is unusable; the message names the file and what to do."""
+class StoreError(ValueError):
+    """A store or baseline file is unusable; the message names the file and what to do.
+
+    A ValueError, so that callers that already treat undecodable values as bad data (``except
+    ValueError``) keep doing so; value decoding (`values.decode`) raises it too.
+    """
+
+
+# Trial ids become file names (``records/<id>.json``): letters, digits, '.', '_' and '-' only.
+_TRIAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# what to do about a damaged file of the local store: a value file, a trial's record
+LOCAL_REMEDY = "run the experiment that tagged the value again to write it anew"
+TRIAL_REMEDY = "delete the file (the trial is then forgotten)"
 
 
 @dataclass(frozen=True)
@@ -63,11 +77,18 @@ class Trial:
     @cached_property
     def values(self) -> dict[str, Any]:
         """The tagged values, decoded; opaque objects as their summary unless `allow_pickle`."""
-        from .values import BlobStore, decode
+        from .values import BlobStore
 
-        blobs = BlobStore(self.values_dir) if self.values_dir is not None else None
-        return {name: decode(doc["value"], blobs, allow_pickle=self.allow_pickle)
+        blobs = BlobStore(self.values_dir, remedy=LOCAL_REMEDY) if self.values_dir is not None else None
+        return {name: decode_tag(name, doc, blobs, self.where, TRIAL_REMEDY, allow_pickle=self.allow_pickle)
                 for name, doc in self.tags.items()}
+
+    @property
+    def where(self) -> str:
+        """The record's file, for messages."""
+        if self.values_dir is None:
+            return self.name
+        return str(self.values_dir.parent / "trials" / f"{self.name}.json")
 
     @property
     def store_root(self) -> Path | None:
@@ -75,15 +96,12 @@ class Trial:
 
     def record(self) -> Any:
         """The trial's provenance record (`explain.ProvenanceRecord`), None when it has none."""
-        from .explain import ProvenanceRecord
+        from .explain import load_record
 
         path = self.store_root / "records" / f"{self.id}.json" if self.store_root else None
         if path is None or not path.is_file():
             return None
-        try:
-            return ProvenanceRecord.from_json(read_json(path))
-        except ValueError as exc:
-            raise StoreError(f"{path}: {exc}") from None
+        return load_record(path, f"delete it: {self.name} keeps its values, without its operations")
 
     def slice(self, tag: str, union: bool = False) -> Any:
         """The provenance slice of `tag` (`provenance.Slice`): the operations its value depends on.
@@ -93,11 +111,12 @@ class Trial:
         """
         if union:
             from .provenance import read_slices
+            from .provenance_archive import opened
 
             if not (self.store_root and self.provenance):
                 raise LookupError(f"{self.name} has no provenance database in the local store")
-            db = self.store_root / self.provenance / ".noworkflow" / "db.sqlite"
-            found = read_slices(db, self.id, [tag], union=True)
+            with opened(self.store_root, self.provenance) as db:
+                found = read_slices(db, self.id, [tag], union=True)
         else:
             record = self.record()
             found = record.slices if record is not None else {}
@@ -130,27 +149,124 @@ class Trial:
 
     @classmethod
     def from_json(cls, doc: Any, where: str, values_dir: Path | None = None) -> Trial:
+        """The trial a record describes; StoreError naming `where` when it is not a valid one."""
+        if not isinstance(doc, dict):
+            raise StoreError(f"{where}: not a valid trial record (a JSON {_json_type(doc)}, not an object)")
+        if doc.get("schema") != SCHEMA:
+            raise StoreError(f"{where}: unknown record schema {_short(doc.get('schema'))}")
         try:
-            if doc.get("schema") != SCHEMA:
-                raise StoreError(f"{where}: unknown record schema {doc.get('schema')!r}")
+            trial_id = field_of(doc, "id", str)
+            if not _TRIAL_ID.match(trial_id):
+                raise ValueError(f"'id' {_short(trial_id)} is not a trial id")
+            duration = field_of(doc, "duration", (int, float))
             return cls(
-                name=str(doc["name"]),
-                id=str(doc["id"]),
-                experiment=str(doc["experiment"]),
-                argv=tuple(str(a) for a in doc["argv"]),
-                status=str(doc["status"]),
-                exit_code=doc["exit_code"],
-                started=doc["started"],
-                duration=float(doc["duration"]),
-                tags=dict(doc["tags"]),
-                error=doc.get("error"),
-                python=str(doc.get("python", "")),
-                inputs=dict(doc.get("inputs") or {}),
-                provenance=str(doc.get("provenance", "")),
+                name=field_of(doc, "name", str),
+                id=trial_id,
+                experiment=field_of(doc, "experiment", str),
+                argv=check_argv(doc),
+                status=field_of(doc, "status", str),
+                exit_code=field_of(doc, "exit_code", (int, type(None))),
+                started=field_of(doc, "started", (str, type(None))),
+                duration=float(duration),
+                tags=check_tags(doc),
+                error=field_of(doc, "error", (dict, type(None)), None),
+                python=field_of(doc, "python", str, ""),
+                inputs=check_inputs(doc),
+                provenance=field_of(doc, "provenance", str, ""),
                 values_dir=values_dir,
             )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{where}: not a valid trial record ({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:
+            raise StoreError(f"{where}: not a valid trial record ({exc})") from None
+
+
+# -- checking records read from disk ----------------------------------------------------------
+# Records are written by this package, so a field of the wrong type means the file was damaged or
+# edited by hand; it is caught here, where the file is known, rather than deep inside a comparison.
+
+_MISSING = object()
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def field_of(doc: dict[str, Any], key: str, kinds: type | tuple[type, ...], default: Any = _MISSING,
+             within: str = "") -> Any:
+    """``doc[key]``, checked to be of `kinds` (never a bool where a number is wanted); ValueError if not.
+
+    `within` names the enclosing field in messages (``'inputs.python' is a number, ...``).
+    """
+    name = f"{within}.{key}" if within else key
+    if key not in doc:
+        if default is _MISSING:
+            raise ValueError(f"it has no {name!r}")
+        return default
+    value = doc[key]
+    wanted = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+        names = " or ".join(dict.fromkeys(_json_type(kind()) for kind in wanted))
+        raise ValueError(f"{name!r} is {_a(_json_type(value))}, not {_a(names)}")
+    return value
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def check_argv(doc: dict[str, Any]) -> tuple[str, ...]:
+    argv = field_of(doc, "argv", list)
+    if not all(isinstance(arg, str) for arg in argv):
+        raise ValueError("'argv' holds something other than strings")
+    return tuple(argv)
+
+
+def check_tags(doc: dict[str, Any]) -> dict[str, Any]:
+    """The tags of a record: each an object with the value document under "value"."""
+    tags = field_of(doc, "tags", dict)
+    for name, tag in tags.items():
+        if not isinstance(tag, dict) or "value" not in tag:
+            raise ValueError(f"'tags.{name}' is not an object with a 'value'"[:200])
+    return dict(tags)
+
+
+_INPUT_MAPPINGS = ("libraries", "modules", "cell_tags")
+
+
+def check_inputs(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a trial depended on, in the shape `explain.input_changes` reads."""
+    inputs = field_of(doc, "inputs", (dict, type(None)), None) or {}
+    for key in _INPUT_MAPPINGS:
+        field_of(inputs, key, dict, {}, within="inputs")
+    files = field_of(inputs, "files", (dict, type(None)), None, within="inputs") or {}
+    for path, seen in files.items():
+        if not (isinstance(seen, dict) and all(isinstance(seen.get(kind), (str, type(None)))
+                                               for kind in ("read", "written"))):
+            raise ValueError(f"'inputs.files' {_short(path)} is not an object of 'read' and 'written' hashes")
+    field_of(inputs, "python", (str, type(None)), None, within="inputs")
+    return dict(inputs)
+
+
+def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: str, *,
+               allow_pickle: bool = False) -> Any:
+    """Decode one tag of a record at `where`; a damaged document becomes a StoreError saying `remedy`.
+
+    Errors in a value file (`values_blobs.BlobError`) already name that file and what to do.
+    """
+    from .values import decode
+    from .values_blobs import BlobError
+
+    try:
+        return decode(tag["value"], blobs, allow_pickle=allow_pickle)
+    except BlobError:
+        raise
+    except StoreError as exc:
+        raise StoreError(f"{where}: tag {name!r} cannot be decoded: {exc}; {remedy}") from None
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -192,6 +308,8 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise StoreError(f"{path}: cannot be read as JSON ({exc})") from None
+    except RecursionError:
+        raise StoreError(f"{path}: cannot be read as JSON (nested too deeply)") from None
 
 
 class TrialStore:
@@ -203,6 +321,7 @@ class TrialStore:
         self.values_dir = self.root / "values"
         self.records_dir = self.root / "records"
         self.warnings: list[str] = []
+        self.skipped: list[Path] = []  # trial records that could not be read (each also a warning)
 
     def ensure(self) -> None:
         self.trials_dir.mkdir(parents=True, exist_ok=True)
@@ -212,22 +331,23 @@ class TrialStore:
             if not target.exists():
                 target.write_text(text, encoding="utf-8")
 
-    def provenance_dir(self, worker: str) -> Path:
-        return self.root / "provenance" / worker
-
     def record_path(self, trial_id: str) -> Path:
         """Where the provenance record of trial `trial_id` is kept (it may not exist)."""
         return self.records_dir / f"{trial_id}.json"
 
-    def _numbers(self) -> list[int]:
+    def _files(self) -> list[tuple[int, Path]]:
+        """Every ``trialN.json`` file with its number N, oldest first."""
         if not self.trials_dir.is_dir():
             return []
         found = []
         for path in self.trials_dir.glob("trial*.json"):
             match = TRIAL_NAME.match(path.stem)
             if match:
-                found.append(int(match.group(1)))
-        return found
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def _numbers(self) -> list[int]:
+        return [number for number, _ in self._files()]
 
     def add(self, trial: Trial) -> Trial:
         """Store `trial` under the next free ``trialN`` name and return it with that name."""
@@ -249,14 +369,15 @@ class TrialStore:
     def trials(self) -> list[Trial]:
         """Every readable trial, oldest first; unreadable records become warnings."""
         result = []
-        for number in sorted(self._numbers()):
-            path = self.trials_dir / f"trial{number}.json"
+        for _, path in self._files():
             try:
                 result.append(Trial.from_json(read_json(path), str(path), self.values_dir))
             except StoreError as exc:
                 message = f"{exc}; skipped (delete the file to silence this warning)"
                 if message not in self.warnings:
                     self.warnings.append(message)
+                if path not in self.skipped:
+                    self.skipped.append(path)
         return result
 
     def find(self, ref: str) -> list[Trial]:

@@ -59,6 +59,21 @@ def prune_dead_entries(session: TrialSession) -> list[str]:
     return sorted(set(pruned))
 
 
+def remove_old_trials(session: TrialSession) -> None:
+    """Keep the newest ``nw_keep`` trials of each experiment this session recorded."""
+    from .api import collect_garbage
+
+    keep = session.settings.keep
+    if not keep or not session.recorded:
+        return
+    try:
+        result = collect_garbage(keep, store=session.store)
+    except (OSError, ValueError) as exc:
+        session.store.warnings.append(f"old trials not removed ({exc})")
+        return
+    session.removed = len(result.removed)
+
+
 def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     if not session.recorded and not session.store.warnings:
         return
@@ -76,7 +91,9 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     if session.reference is not None:
         write(f"compared with {session.reference.label}")
     if missing:
-        write(f"baseline entries no experiment of this session used: {', '.join(missing)}")
+        write(f"baseline entries no experiment of this session used: {', '.join(missing)} (run them; "
+              f"entries of experiments that no longer exist go when the baseline is saved again with "
+              f"--nw-save-baseline={compared_baseline(session) or session.settings.save_baseline})")
     settings = session.settings
     if settings.save_baseline:
         where = Path(os.path.relpath(session.baselines.root / settings.save_baseline, settings.rootdir))
@@ -84,6 +101,9 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         write(f"saved {len(session.saved)} {entries} to baseline '{settings.save_baseline}' in {where.as_posix()}/")
         if session.pruned:
             write(f"removed entries of experiments that no longer exist: {', '.join(session.pruned)}")
+    if session.removed:
+        write(f"removed {session.removed} old trial{'s' if session.removed != 1 else ''} from the local store "
+              f"(nw_keep = {settings.keep} per experiment)")
     for warning in session.store.warnings:
         write(f"warning: {warning}", yellow=True)
 
@@ -105,10 +125,16 @@ def _scalar(value: Any) -> Any:
     return summarize(value, 120)
 
 
-def build_report(session: TrialSession) -> dict[str, Any]:
-    """The session as data: what `--nw-json` writes and `--nw-report` renders."""
+def change_doc(change: Any) -> dict[str, Any]:
+    """One value change as report data."""
     from .values import summarize
 
+    return {"path": change.path, "kind": str(change.kind), "old": summarize(change.old, 120),
+            "new": summarize(change.new, 120), "detail": change.detail}
+
+
+def build_report(session: TrialSession) -> dict[str, Any]:
+    """The session as data: what `--nw-json` writes and `--nw-report` renders."""
     unused = unused_entries(session)
     experiments = []
     for outcome in session.outcomes.values():
@@ -121,8 +147,8 @@ def build_report(session: TrialSession) -> dict[str, Any]:
             "experiment": trial.experiment, "argv": list(trial.argv), "trial": trial.name,
             "trial_id": trial.id, "verdict": outcome.verdict, "against": outcome.against,
             "message": outcome.message,
-            "changes": [{"path": c.path, "kind": str(c.kind), "old": summarize(c.old, 120),
-                         "new": summarize(c.new, 120), "detail": c.detail} for c in outcome.changes],
+            "changes": (outcome.change_docs if outcome.change_docs is not None
+                        else [change_doc(c) for c in outcome.changes]),
             "why": list(outcome.why), "notes": list(outcome.notes), "tags": tags,
         })
     return {

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from .values_blobs import BlobStore
+from .store import StoreError
+from .values_blobs import BlobError, BlobStore
 
 __all__ = [
     "BlobStore", "OpaqueValue", "Summary", "TAG", "blob_refs", "decode", "encode", "summarize", "value_digest",
@@ -225,26 +226,39 @@ def safe_repr(value: Any, limit: int = _NOTE_REPR_LIMIT) -> str:
 
 def decode(doc: Any, blobs: BlobStore | None, *, allow_pickle: bool = False) -> Any:
     """Rebuild the value of a document. Opaque objects come back as `OpaqueValue` unless
-    `allow_pickle` is set (pickles run code: only for blobs you trust)."""
+    `allow_pickle` is set (pickles run code: only for blobs you trust).
+
+    A document that is not one raises `store.StoreError` (a ValueError); a value file that is
+    missing or damaged raises `values_blobs.BlobError` (a StoreError), naming the file.
+    """
+    try:
+        return _decode(doc, blobs, allow_pickle)
+    except RecursionError:
+        raise StoreError("value document nested too deeply to decode") from None
+
+
+def _decode(doc: Any, blobs: BlobStore | None, allow_pickle: bool) -> Any:
     kind = type(doc)
     if doc is None or kind in (bool, int, float, str):
         return doc
     if kind is list:
-        return [decode(d, blobs, allow_pickle=allow_pickle) for d in doc]
+        return [_decode(d, blobs, allow_pickle) for d in doc]
     if kind is not dict:
-        raise ValueError(f"not a value document: {safe_repr(doc)}")
+        raise StoreError(f"not a value document: {safe_repr(doc)}")
     tag = doc.get(TAG)
     if tag is None:
-        return {k: decode(v, blobs, allow_pickle=allow_pickle) for k, v in doc.items()}
+        return {k: _decode(v, blobs, allow_pickle) for k, v in doc.items()}
     try:
         return _decode_tagged(tag, doc, blobs, allow_pickle)
-    except (KeyError, TypeError, IndexError) as exc:
-        raise ValueError(f"malformed {tag!r} value document ({safe_repr(exc)}): {safe_repr(doc)}") from None
+    except StoreError:
+        raise
+    except Exception as exc:  # numpy, pandas and pyarrow raise many kinds for documents they refuse
+        raise StoreError(f"malformed {safe_repr(tag)} value document ({safe_repr(exc)}): {safe_repr(doc)}") from None
 
 
 def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: bool) -> Any:
     def sub(d: Any) -> Any:
-        return decode(d, blobs, allow_pickle=allow_pickle)
+        return _decode(d, blobs, allow_pickle)
 
     if tag == "float":
         return _FLOAT_WORDS[doc["value"]]
@@ -272,20 +286,30 @@ def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow
 
         return values_frames.decode_pandas(doc, _need(blobs, doc))
     if tag == "object":
-        if allow_pickle and doc.get("blob"):
-            with _need(blobs, doc).open(doc["blob"]) as f:
-                try:
-                    return pickle.load(f)
-                except Exception as exc:  # a class that moved or no longer exists, ...
-                    raise ValueError(f"cannot load the pickled {doc['type']} from {doc['blob']}: "
-                                     f"{safe_repr(exc)}") from None
-        return OpaqueValue(doc["type"], doc.get("size"), doc.get("digest"), doc.get("note", ""))
-    raise ValueError(f"unknown value kind {tag!r} in document (written by a newer version?)")
+        return _decode_object(doc, blobs, allow_pickle)
+    raise StoreError(f"unknown value kind {safe_repr(tag)} in document (written by a newer version?)")
+
+
+def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: bool) -> Any:
+    if allow_pickle and doc.get("blob"):
+        store = _need(blobs, doc)
+        with store.open(doc["blob"]) as f:
+            try:
+                return pickle.load(f)
+            except Exception as exc:  # a class that moved or no longer exists, a damaged file, ...
+                raise BlobError(f"{store.root / doc['blob']}: cannot load the pickled {safe_repr(doc.get('type'))} "
+                                f"({safe_repr(exc)}); it needs the code that pickled it, or the file is "
+                                "damaged") from None
+    fields = (doc["type"], doc.get("size"), doc.get("digest"), doc.get("note", ""))
+    kinds = (str, (int, type(None)), (str, type(None)), str)
+    if not all(isinstance(v, k) and type(v) is not bool for v, k in zip(fields, kinds)):
+        raise StoreError(f"malformed 'object' value document (a field has the wrong type): {safe_repr(doc)}")
+    return OpaqueValue(*fields)
 
 
 def _need(blobs: BlobStore | None, doc: dict[str, Any]) -> BlobStore:
     if blobs is None:
-        raise ValueError(f"decoding {doc.get('blob')} needs a blob store, and none was given")
+        raise StoreError(f"decoding {safe_repr(doc.get('blob'))} needs a blob store, and none was given")
     return blobs
 
 

@@ -3,6 +3,9 @@
 A blob is named by the sha256 of its bytes, so identical values are stored once and a blob
 never changes once written. Writes are atomic (temp file in the same folder, then
 `os.replace`), so concurrent workers writing the same value cannot corrupt it.
+
+A blob that is missing or cannot be read raises `BlobError`, naming the file and what to do
+(the store's `remedy`): the local store and a baseline folder are repaired differently.
 """
 
 from __future__ import annotations
@@ -15,15 +18,27 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from .store import StoreError
+
 BLOB_EXTENSIONS = frozenset({"npy", "parquet", "pickle"})
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|parquet|pickle)\Z")
+DEFAULT_REMEDY = ("run the experiment again to write it anew (for a file of a baseline, save the "
+                  "baseline again with --nw-save-baseline=NAME)")
+
+
+class BlobError(StoreError):
+    """A value file is missing or unreadable; the message names it and what to do."""
 
 
 class BlobStore:
-    """Content-addressed folder of value files: `<sha256>.<ext>` (ext in npy, parquet, pickle)."""
+    """Content-addressed folder of value files: `<sha256>.<ext>` (ext in npy, parquet, pickle).
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    `remedy` is how error messages tell the user to get a missing or damaged file back.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], remedy: str = DEFAULT_REMEDY) -> None:
         self.root = Path(root)
+        self.remedy = remedy
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -74,7 +89,7 @@ class BlobStore:
 
     def path(self, name: str) -> Path:
         if not isinstance(name, str) or not _BLOB_NAME.match(name):
-            raise ValueError(f"{name!r} is not a blob name (expected '<sha256>.npy|parquet|pickle')")
+            raise StoreError(f"{_short_repr(name)} is not a blob name (expected '<sha256>.npy|parquet|pickle')")
         return self.root / name
 
     def open(self, name: str) -> BinaryIO:
@@ -82,10 +97,21 @@ class BlobStore:
         try:
             return open(path, "rb")
         except FileNotFoundError:
-            raise ValueError(f"blob {name} is missing from {self.root}") from None
+            raise BlobError(f"blob {name} is missing from {self.root}; {self.remedy}") from None
+        except OSError as exc:
+            raise self.damaged(name, f"cannot be opened ({exc.strerror or exc})") from None
+
+    def damaged(self, name: str, problem: str) -> BlobError:
+        """The error for a blob whose content cannot be read back: its path, `problem`, the remedy."""
+        return BlobError(f"{self.root / name}: {problem}; the file is damaged: delete it, then {self.remedy}")
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and bool(_BLOB_NAME.match(name)) and (self.root / name).is_file()
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_extension(ext: str) -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .store import StoreError
 from .values import TAG, BlobStore, Encoder, NotPlain, as_opaque, decode, safe_repr, value_digest
 from .values_numpy import dtype_label as numpy_dtype_label
 
@@ -148,12 +149,23 @@ def _check_identical(value: pd.DataFrame | pd.Series, back: pd.DataFrame | pd.Se
 
 
 def decode_pandas(doc: dict[str, Any], blobs: BlobStore) -> pd.DataFrame | pd.Series:
-    with blobs.open(doc["blob"]) as f:
-        return _read(doc, f)
+    name = doc["blob"]
+    with blobs.open(name) as f:
+        try:
+            table = pq.read_table(f)
+        except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
+            raise blobs.damaged(name, f"not a valid Parquet file ({safe_repr(exc)})") from None
+    try:
+        return _read(doc, table)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"blob {name} does not hold the {doc[TAG]} its document describes "
+                         f"({safe_repr(exc)})") from None
 
 
 def _read(doc: dict[str, Any], source: Any) -> pd.DataFrame | pd.Series:
-    table = pq.read_table(source)
+    table = source if isinstance(source, pa.Table) else pq.read_table(source)
     frame = table.to_pandas()
     rows = doc["shape"][0]
 

@@ -14,13 +14,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .values import TAG, BlobStore, Encoder, NotPlain, float_word
+from .store import StoreError
+from .values import TAG, BlobStore, Encoder, NotPlain, float_word, safe_repr
 
 INLINE_MAX = 16  # arrays up to this many elements are written into the document itself
 _SPILL_BYTES = 1 << 20  # above this np.save streams to a temp file instead of memory
 _READABLE_KINDS = "biufcUMm"
 _NAT = np.iinfo(np.int64).min
 _FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def dtype_label(dtype: np.dtype) -> str:
@@ -149,11 +151,17 @@ def decode_array(doc: dict[str, Any], blobs: BlobStore | None, decode_item: Call
     if "data" in doc:
         return _from_json(doc["data"], np.dtype(doc["dtype"]), shape)
     if blobs is None:
-        raise ValueError(f"decoding {doc['blob']} needs a blob store, and none was given")
+        raise StoreError(f"decoding {doc['blob']} needs a blob store, and none was given")
     with blobs.open(doc["blob"]) as f:
-        arr = np.load(f, allow_pickle=False)
+        if f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise blobs.damaged(doc["blob"], "not a .npy file (it does not start with the .npy signature)")
+        f.seek(0)
+        try:
+            arr = np.lib.format.read_array(f, allow_pickle=False)
+        except Exception as exc:  # numpy raises many kinds for a damaged header or short data
+            raise blobs.damaged(doc["blob"], f"not a valid .npy file ({safe_repr(exc)})") from None
     if arr.shape != shape:
-        raise ValueError(f"blob {doc['blob']} holds shape {arr.shape}, the document says {shape}")
+        raise StoreError(f"blob {doc['blob']} holds shape {arr.shape}, the document says {shape}")
     return arr
 
 

@@ -34,7 +34,8 @@ def test_summary_counts_and_entries_no_experiment_used(project):
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines([
         "3 run, 1 matched, 1 changed, 1 new, 0 failed, 0 skipped, 1 missing",
-        "baseline entries no experiment of this session used: experiments/gone.py",
+        "baseline entries no experiment of this session used: experiments/gone.py (run them; entries of "
+        "experiments that no longer exist go when the baseline is saved again with --nw-save-baseline=ref)",
     ])
     data = json.loads((project.root / "out" / "session.json").read_text())
     assert data["schema"] == 1 and data["baseline"] == "ref"

@@ -51,16 +51,50 @@ def redacting(serialize: Any, patterns: Sequence[str] = ()) -> Any:
 
 
 def hide_secrets(metascript: Any, serialize: Any, patterns: Sequence[str] = ()) -> None:
-    """Set up a noWorkflow trial so that secrets reach neither its environment table nor values."""
+    """Set up a noWorkflow trial so that secrets reach neither its environment table nor values.
+
+    Also keeps the trial small: noWorkflow's own deployment collector stores every ``sysconf``
+    and ``confstr`` value of the machine with each trial (about 200 rows); this one stores the
+    environment variables, redacted, and the few attributes that identify the machine.
+    """
     metascript.serialize = redacting(serialize, patterns)
-    deployment = metascript.deployment
-    collect = deployment.collect_provenance
+    metascript.deployment.collect_provenance = lambda: _collect_deployment(metascript, patterns)
 
-    def collect_redacted() -> None:
-        with redacted_environ(patterns):
-            collect()
 
-    deployment.collect_provenance = collect_redacted
+def _collect_deployment(metascript: Any, patterns: Sequence[str]) -> None:
+    """Our version of noWorkflow's ``Deployment.collect_provenance``."""
+    import getpass
+    import socket
+
+    from noworkflow.now.utils.functions import version
+
+    attrs, trial_id = metascript.environment_attrs_store, metascript.trial_id
+    with redacted_environ(patterns):
+        for name, value in os.environ.items():
+            attrs.add(trial_id, name, value)
+    uname = platform.uname()
+    for name, value in (("OS_NAME", uname.system), ("OS_RELEASE", uname.release),
+                        ("OS_VERSION", uname.version), ("HOSTNAME", socket.gethostname()),
+                        ("ARCH", platform.architecture()[0]), ("PWD", os.getcwd()),
+                        ("PYTHON_IMPLEMENTATION", platform.python_implementation()),
+                        ("PYTHON_VERSION", platform.python_version()),
+                        ("NOWORKFLOW_VERSION", version())):
+        attrs.add(trial_id, name, value)
+    with contextlib.suppress(Exception):  # no user name in some containers
+        attrs.add(trial_id, "USER", getpass.getuser())
+
+
+def skip_compositions(metascript: Any) -> None:
+    """Do not store the syntax-tree composition table: nothing here reads it, and it is a
+    third of what a trial adds to noWorkflow's database. Operations, values, dependencies and
+    file accesses are stored as usual."""
+    definition = metascript.definition
+
+    def store_provenance() -> None:
+        metascript.code_components_store.do_store(True)
+        metascript.code_blocks_store.do_store(True)
+
+    definition.store_provenance = store_provenance
 
 
 @contextlib.contextmanager

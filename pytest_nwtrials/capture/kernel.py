@@ -169,7 +169,9 @@ class NotebookCapture:
         metascript.definition.first = False  # every cell is a "cell" block, none the "script"
         # comparable values (array digests, no memory addresses), and no secrets, as for scripts
         environment.hide_secrets(metascript, serialize, self.spec.get("env_redact", ()))
+        environment.skip_compositions(metascript)
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
+        metascript.bypass_modules = True  # as for scripts: see runner._collect_provenance
         metascript.create_arguments(args)
         Argument.store(metascript.arguments_store, True)
         metascript.deployment.collect_provenance()

@@ -3,15 +3,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import forkserver
+
 BOOT = "from pytest_nwtrials.capture.runner import main; main()"
+
+# signals that mean the process crashed by itself, and how to say so
+CRASHES = {
+    "SIGSEGV": "a segmentation fault",
+    "SIGBUS": "a bus error",
+    "SIGILL": "an illegal instruction",
+    "SIGFPE": "a floating-point exception",
+    "SIGABRT": "an abort",
+}
+# what faulthandler prints for each frame, most recent call first
+_FAULT_FRAME = re.compile(r'^\s+File "(?P<file>.+)", line (?P<line>\d+) in ', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,12 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What the child reported, plus what only the parent can see (output, timeout, crash)."""
+    """What the child reported, plus what only the parent can see (output, timeout, crash).
+
+    `ended` says how the process ended while the script was running, without returning from it
+    (a signal, a crash, ``os._exit``); the script's tags and provenance are then lost. Notes are
+    worth telling the user even when the run passes (a tag recorded from two places).
+    """
 
     trial_id: str | None
     exit_code: int | None
@@ -45,6 +65,8 @@ class RunResult:
     stdout: str = ""
     stderr: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    ended: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -53,7 +75,7 @@ class RunResult:
             return "timeout"
         if self.internal_error:
             return "error"
-        return "finished" if self.exit_code == 0 else "failed"
+        return "finished" if self.exit_code == 0 and not self.ended else "failed"
 
 
 def kill_group(pid: int | None) -> None:
@@ -79,11 +101,35 @@ def capture_spec(request: RunRequest, result_path: Path) -> dict[str, Any]:
         "root": str(request.root or request.script.parent),
         "env_redact": list(request.env_redact),
         "result": str(result_path),
+        # what the process is doing, rewritten at each stage: read when it dies without a result
+        "progress": str(result_path.with_name("progress.json")),
     }
 
 
+def signal_name(code: int) -> str | None:
+    """The name of the signal that ended a process with return code `code` ('SIGKILL'), if any."""
+    try:
+        return signal.Signals(-code).name if code < 0 else None
+    except ValueError:
+        return None
+
+
+def describe_status(code: int) -> str:
+    """How a process with return code `code` ended, in words: 'killed by signal 9 (SIGKILL)'."""
+    if code >= 0:
+        return f"exited with status {code}"
+    name = signal_name(code)
+    return f"killed by signal {-code} ({name})" if name else f"killed by signal {-code}"
+
+
 def run_experiment(request: RunRequest) -> RunResult:
-    """Run `request.script` under capture in a fresh process and wait for it (or its timeout)."""
+    """Run `request.script` under capture in a fresh process and wait for it (or its timeout).
+
+    The process is forked from the warm fork server when one runs (see `capture.forkserver`).
+
+    The output goes to files, not pipes: a background process the script left running keeps
+    its copy of the output open, and must not make this wait for it.
+    """
     request.provenance_dir.mkdir(parents=True, exist_ok=True)
     request.blobs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nwtrials-") as tmp:
@@ -92,38 +138,29 @@ def run_experiment(request: RunRequest) -> RunResult:
         spec = capture_spec(request, result_path)
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", BOOT, str(spec_path)],
-            cwd=request.script.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=request.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_group(proc.pid)
-            out, err = proc.communicate()
-        except BaseException:  # Ctrl-C in pytest: leave no orphan behind
-            kill_group(proc.pid)
+        with open(Path(tmp, "stdout"), "w+b") as out, open(Path(tmp, "stderr"), "w+b") as err:
+            proc = _start(request, spec_path, env, out, err)
+            timed_out = False
+            clock = time.perf_counter()
+            try:
+                proc.wait(timeout=request.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            except BaseException:  # Ctrl-C in pytest: leave no orphan behind
+                kill_group(proc.pid)
+                proc.wait()
+                raise
+            kill_group(proc.pid)  # on timeout the capture process; always what the script left running
             proc.wait()
-            raise
-        kill_group(proc.pid)  # grandchildren the script left running
-        stdout = out.decode("utf-8", "replace")
-        stderr = err.decode("utf-8", "replace")
+            elapsed = round(time.perf_counter() - clock, 4)
+            stdout, stderr = _read_output(out), _read_output(err)
+        progress = _read_json(Path(spec["progress"])) or {}
         if timed_out:
-            return RunResult(None, None, None, request.timeout, timed_out=True, stdout=stdout, stderr=stderr)
-        try:
-            doc = json.loads(result_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            code = proc.returncode
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            return RunResult(None, code, None, 0.0, stdout=stdout, stderr=stderr,
-                             internal_error=f"the capture process {how} before reporting a result")
+            return RunResult(progress.get("trial_id"), None, progress.get("started"), request.timeout,
+                             timed_out=True, stdout=stdout, stderr=stderr)
+        doc = _read_json(result_path)
+        if doc is None:
+            return _died(request, proc.returncode, progress, elapsed, stdout, stderr)
     return RunResult(
         trial_id=doc["trial_id"],
         exit_code=doc["exit_code"],
@@ -135,4 +172,93 @@ def run_experiment(request: RunRequest) -> RunResult:
         stdout=stdout,
         stderr=stderr,
         environment=doc.get("environment") or {},
+        notes=tuple(doc.get("notes") or ()),
     )
+
+
+def _start(request: RunRequest, spec_path: Path, env: dict[str, str], out: Any, err: Any) -> Any:
+    """The capture process: forked by the warm fork server when it can, else a new interpreter.
+
+    Runs without capture (``--nw-capture=off``) always get a new interpreter: the fork server has
+    noWorkflow imported already, which such a run would not.
+    """
+    server = forkserver.shared() if request.capture != "off" else None
+    if server is not None:
+        try:
+            pid = server.spawn(str(spec_path), str(request.script.parent), env, str(out.name), str(err.name))
+            return _Forked(server, pid)
+        except forkserver.ForkServerError:
+            pass  # gone, or unsuitable for this request: a plain process does the same
+    return subprocess.Popen(
+        [sys.executable, "-c", BOOT, str(spec_path)],
+        cwd=request.script.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        env=env,
+        start_new_session=True,
+    )
+
+
+class _Forked:
+    """A capture process forked by the fork server, with the part of `Popen` used here."""
+
+    def __init__(self, server: forkserver.ForkServer, pid: int) -> None:
+        self.server, self.pid, self.returncode = server, pid, None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                self.returncode = self.server.wait(self.pid, timeout)
+            except forkserver.ForkServerError:  # the server died: the child's status is lost
+                kill_group(self.pid)
+                self.returncode = -signal.SIGKILL
+        return self.returncode
+
+
+def _read_output(handle: Any) -> str:
+    handle.seek(0)
+    return handle.read().decode("utf-8", "replace")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _died(request: RunRequest, code: int, progress: dict[str, Any], elapsed: float, stdout: str,
+          stderr: str) -> RunResult:
+    """The result of a capture process that ended without writing one.
+
+    While the script runs, that is the script's doing (a crash in native code, ``os._exit``, a
+    signal): the trial failed. At any other stage the capture machinery failed.
+    """
+    how = describe_status(code)
+    stage = progress.get("stage")
+    trial_id, started = progress.get("trial_id"), progress.get("started")
+    if stage != "running":
+        when = f"while {stage}" if stage else "before the script started"
+        return RunResult(trial_id, code, started, elapsed, stdout=stdout, stderr=stderr,
+                         internal_error=f"the capture process {how} {when}, without reporting a result")
+    name = signal_name(code)
+    if name in CRASHES:
+        ended = f"crashed with {CRASHES[name]} ({how})"
+    elif code < 0:
+        ended = f"was {how}"
+    else:
+        ended = f"{how} while the script was running (os._exit() or a crash in native code)"
+    error = {"type": name or "exit", "message": ended, "traceback": "",
+             "location": _crash_location(stderr, request.script)}
+    return RunResult(trial_id, code, started, elapsed, stdout=stdout, stderr=stderr, error=error, ended=ended)
+
+
+def _crash_location(stderr: str, script: Path) -> dict[str, Any] | None:
+    """The script's line in the traceback faulthandler printed for a crash, if any."""
+    target = script.resolve()
+    for match in _FAULT_FRAME.finditer(stderr):
+        if Path(match["file"]).resolve() == target:
+            return {"file": str(script), "line": int(match["line"])}
+    return None

@@ -3,12 +3,22 @@
 `pytest_nwtrials.tag` hands values to the recorder installed here; outside a capture there is
 none and tagging is a no-op. Values are encoded at tag time, so a later mutation of the tagged
 object does not change what was recorded.
+
+A name tagged several times keeps its last value. Tagging in a loop is the usual reason; a name
+recorded from two places in the code with different values is more likely a mistake, so the
+recorder keeps where each name was recorded and `notes` tells about it.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+NW_TAGS_SITE = "ini nw_tags"
 
 _active: Recorder | None = None
 
@@ -42,13 +52,19 @@ def check_tolerance(what: str, value: object) -> float | None:
 
 @dataclass
 class TagRecord:
-    """The last value recorded under one tag name, and how often it was recorded."""
+    """The last value recorded under one tag name, how often and from where it was recorded.
+
+    `sites` (where in the code, in order of first use) and `varied` (a later value differed
+    from an earlier one) feed the notes; they are not part of the stored record.
+    """
 
     value: Any
     count: int = 1
     rtol: float | None = None
     atol: float | None = None
     source: str = "tag"
+    sites: list[str] = field(default_factory=list)
+    varied: bool = False
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"value": self.value, "count": self.count, "source": self.source}
@@ -75,9 +91,61 @@ class Recorder:
                atol: float | None = None, source: str = "tag") -> None:
         from .. import values
 
+        site = NW_TAGS_SITE if source == "nw_tags" else caller_site()
         if self._blobs is None:
             self._blobs = values.BlobStore(self.blobs_dir)
-        doc = values.encode(value, self._blobs)
+        try:
+            with untracked_files():
+                doc = values.encode(value, self._blobs)
+        except OSError as exc:  # a full disk, a quota: say where, and what to do
+            message = (f"could not write the value of tag {name!r} to {self.blobs_dir} ({exc.strerror or exc}); "
+                       f"free space on that disk, or raise the limit on file size, and run the experiment again")
+            raise (OSError(exc.errno, message) if exc.errno else OSError(message)) from None
         previous = self.tags.get(name)
-        count = previous.count + 1 if previous else 1
-        self.tags[name] = TagRecord(doc, count, rtol, atol, source)
+        if previous is None:
+            self.tags[name] = TagRecord(doc, 1, rtol, atol, source, [site])
+            return
+        sites = previous.sites + [site] if site not in previous.sites else previous.sites
+        varied = previous.varied or previous.value != doc
+        self.tags[name] = TagRecord(doc, previous.count + 1, rtol, atol, source, sites, varied)
+
+    def notes(self, ini_tags: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """What the user should know about how names were tagged, even when the run passes."""
+        notes = []
+        for name, record in self.tags.items():
+            if record.varied and len(record.sites) > 1:
+                notes.append(f"tag {name!r} was recorded {record.count} times with different values, "
+                             f"from {', '.join(record.sites)}; only its last value is kept and compared")
+        for name in ini_tags:
+            record = self.tags.get(name)
+            if record is not None and record.source != "nw_tags":
+                notes.append(f"{name!r} is listed in ini nw_tags and also tagged by the experiment "
+                             f"({', '.join(record.sites)}); the tagged value is kept, the variable is not recorded")
+        return notes
+
+
+def caller_site() -> str:
+    """Where the experiment's code recorded a tag: "train.py line 12" (the first frame outside
+    this package and noWorkflow), or "?" when there is no such frame."""
+    noworkflow = sys.modules.get("noworkflow")
+    skipped = (_PACKAGE,)
+    if noworkflow is not None and noworkflow.__file__:
+        skipped += (os.path.dirname(noworkflow.__file__) + os.sep,)
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(skipped):
+            return f"{os.path.basename(filename)} line {frame.f_lineno}"
+        frame = frame.f_back
+    return "?"
+
+
+def untracked_files() -> contextlib.AbstractContextManager:
+    """A block whose file accesses noWorkflow does not record.
+
+    Under capture noWorkflow patches ``open`` for the whole process: it would record the value
+    files written here as the experiment's own, and read each one whole into memory to hash it,
+    doubling the memory a large array takes. Only used when noWorkflow is already loaded.
+    """
+    safeopen = sys.modules.get("noworkflow.now.persistence.content.safeopen")
+    return safeopen.use_safe_open() if safeopen is not None else contextlib.nullcontext()

@@ -12,10 +12,14 @@ the exception, normalises the exit code and records tags before provenance is st
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import io
 import json
 import os
+import re
 import sys
 import time
+import tokenize
 import traceback
 from datetime import datetime, timezone
 from typing import Any
@@ -32,13 +36,37 @@ CAPTURE_OPTIONS = {
 
 
 class Outcome:
-    """What the script did, filled in while it runs."""
+    """What the script did, filled in while it runs.
 
-    def __init__(self) -> None:
+    Each change of `stage` is also written to the progress file, if any: when the process dies
+    without writing a result, the parent reads there whether the script itself was running.
+    """
+
+    def __init__(self, progress_path: str | None = None) -> None:
         self.exit_code = 0
         self.error: dict[str, Any] | None = None
         self.environment: dict[str, Any] = {}
+        self.trial_id: str | None = None
+        self.started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self._progress_path = progress_path
         self.stage = "starting"
+
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @stage.setter
+    def stage(self, stage: str) -> None:
+        self._stage = stage
+        if self._progress_path:
+            doc = {"stage": stage, "trial_id": self.trial_id, "started": self.started}
+            tmp = f"{self._progress_path}.tmp"
+            try:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    json.dump(doc, handle)
+                os.replace(tmp, self._progress_path)
+            except OSError:
+                pass  # only a help for the report of a crash
 
 
 def exit_code_of(code: object) -> tuple[int, str | None]:
@@ -81,6 +109,59 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
     }
 
 
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.MULTILINE)
+
+
+def compile_source(path: str) -> None:
+    """Decode and compile the script as ``python script.py`` does before running a line of it.
+
+    Raises SyntaxError as Python would (Python's wording for undecodable bytes), so that a
+    script that cannot run is reported before noWorkflow, which fails on it less clearly.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    declared = any(_CODING.match(line) for line in data.splitlines()[:2])
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        if declared:  # an unknown encoding in the coding declaration
+            problem = str(exc).removeprefix("unknown encoding: ")
+            raise SyntaxError(f"encoding problem: {problem}", (path, 1, None, None)) from None
+        encoding = "utf-8"  # undecodable bytes in the first two lines: located below
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        if declared:
+            message = f"(unicode error) {exc}"
+        else:
+            message = (f"Non-UTF-8 code starting with '\\x{data[exc.start]:02x}' in file {path} on line "
+                       f"{line}, but no encoding declared; see https://peps.python.org/pep-0263/ for details")
+        raise SyntaxError(message, (path, line, None, None)) from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise SyntaxError("source code cannot contain null bytes", (path, line, None, None))
+    compile(text, path, "exec", dont_inherit=True)
+
+
+def source_compiles(path: str, outcome: Outcome) -> bool:
+    """Whether the script can be run; if not, its error goes to `outcome` and stderr as Python
+    reports it: file, line, caret and message, without a traceback."""
+    try:
+        compile_source(path)
+    except SyntaxError as exc:
+        outcome.error = describe_exception(exc)
+        outcome.error.update(message=exc.msg, phase="compile")
+    except (OSError, ValueError) as exc:  # the file went away, or is not readable
+        outcome.error = {"type": type(exc).__name__, "message": f"can't open file {path!r}: {exc}",
+                         "traceback": f"can't open file {path!r}: {exc}\n", "location": None, "phase": "compile"}
+    else:
+        return True
+    outcome.exit_code = 1
+    sys.stderr.write(outcome.error["traceback"])
+    return False
+
+
 def _chain(tb_exc: traceback.TracebackException):
     """Each exception of the chain, cutting links to noWorkflow's own control-flow exceptions."""
     seen = set()
@@ -100,6 +181,7 @@ def _wrap_now_tag_variable(builtin: Any, recorder: _recorder.Recorder) -> None:
     original = builtin["now_tag_variable"] if isinstance(builtin, dict) else builtin.now_tag_variable
 
     def now_tag_variable(var_name, value):
+        _recorder.check_tag_name(var_name)  # the rule of `tag`, before noWorkflow stores it
         result = original(var_name, value)
         recorder.record(str(var_name), value, source="now_tag_variable")
         return result
@@ -114,9 +196,15 @@ def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
                         recorder: _recorder.Recorder) -> None:
     """Our version of ``Execution.collect_provenance`` (see the module docstring)."""
     metascript = execution.metascript
+    # noWorkflow's module analysis reads, hashes and stores every imported module's source and
+    # asks pkg_resources for its version: most of its cost. Library versions are recorded by
+    # `environment.collect` instead. Set here, after the trial row exists: ``-b`` on the command
+    # line makes noWorkflow look up an earlier trial and fail in an empty store.
+    metascript.bypass_modules = True
     execution.configure()
     _wrap_now_tag_variable(metascript.namespace["__builtins__"], recorder)
     finder = metascript.definition.finder
+    outcome.trial_id = str(metascript.trial_id)
     outcome.stage = "running"
     modules_before = set(sys.modules)
     try:
@@ -171,6 +259,7 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *spec.get("argv", [])]))
     # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
     environment.hide_secrets(metascript, serialize, spec.get("env_redact", ()))
+    environment.skip_compositions(metascript)
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
@@ -184,20 +273,67 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     return str(metascript.trial_id)
 
 
+def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder) -> None:
+    """Run the script as ``python script.py`` would, without noWorkflow (``--nw-capture=off``).
+
+    Tags, ``nw_tags`` variables, the exit status and library versions are recorded as under
+    capture; ``now_tag_variable`` is provided so that scripts using it still run.
+    """
+    import builtins
+    import types
+
+    script = spec["script"]
+    module = types.ModuleType("__main__")
+    module.__file__ = script
+    sys.modules["__main__"] = module
+    sys.argv = [os.path.basename(script), *spec.get("argv", [])]
+    sys.path[0] = os.path.dirname(script)
+
+    def now_tag_variable(name: Any, value: Any) -> None:
+        recorder.record(_recorder.check_tag_name(name), value, source="now_tag_variable")
+
+    builtins.now_tag_variable = now_tag_variable
+    modules_before = set(sys.modules)
+    outcome.stage = "running"
+    try:
+        with open(script, "rb") as handle:
+            source = handle.read()
+        exec(compile(source, script, "exec"), module.__dict__)  # noqa: S102 - running the experiment is the point
+    except SystemExit as exc:
+        outcome.exit_code, message = exit_code_of(exc.code)
+        if message:
+            print(message, file=sys.stderr)
+    except BaseException as exc:  # the script's own failure, KeyboardInterrupt included
+        outcome.exit_code = 1
+        outcome.error = describe_exception(exc)
+        sys.stderr.write(outcome.error["traceback"])
+    outcome.stage = "recording"
+    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(script))
+    for name in spec.get("ini_tags", []):
+        if name in module.__dict__ and name not in recorder.tags:
+            recorder.record(name, module.__dict__[name], source="nw_tags")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the child process: run the spec, write the result, exit."""
     spec_path = (argv if argv is not None else sys.argv[1:])[0]
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
+    faulthandler.enable()  # a crash in native code prints where the script was
     recorder = _recorder.Recorder(spec["blobs_dir"])
     _recorder.install(recorder)
-    outcome = Outcome()
+    outcome = Outcome(spec.get("progress"))
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     trial_id = None
     internal_error = None
     try:
-        trial_id = capture(spec, outcome, recorder)
+        if not source_compiles(spec["script"], outcome):
+            pass  # nothing ran, so there is no trial to capture
+        elif spec.get("capture") == "off":
+            run_plain(spec, outcome, recorder)
+        else:
+            trial_id = capture(spec, outcome, recorder)
     except BaseException as exc:  # noWorkflow itself failed: report it, keep what we have
         internal_error = f"noWorkflow failed while {outcome.stage}: {type(exc).__name__}: {exc}"
         traceback.print_exc()
@@ -212,7 +348,10 @@ def main(argv: list[str] | None = None) -> None:
         "duration": round(time.perf_counter() - clock, 4),
         "tags": {name: record.to_json() for name, record in recorder.tags.items()},
         "environment": outcome.environment,
+        "notes": recorder.notes(spec.get("ini_tags", [])),
     }
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     try:
         write_json_atomic(spec["result"], result)
     except (TypeError, ValueError) as exc:  # a tag produced a document JSON refuses
