@@ -82,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = TrialSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "nwtrials-session")
+    _start_fork_server(config, settings)
     if config.pluginmanager.hasplugin("xdist") and not session.is_worker:
         from .workers import Controller
 
@@ -89,7 +90,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    forkserver.shutdown()  # the warm capture process started at the first experiment, if any
+    forkserver.shutdown()  # the warm capture process, if one was started
+
+
+def _start_fork_server(config: pytest.Config, settings: S.Settings) -> None:
+    """Start the warm capture process now when this process may run experiments: it preloads
+    noWorkflow while pytest collects, instead of after the first experiment has started. (Tests
+    that run experiments through `nw_trial` alone start it at their first run.)"""
+    option = config.option
+    controller = getattr(option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+    if (settings.experiments and settings.capture != "off" and not controller and not option.collectonly
+            and not getattr(option, "help", False) and not getattr(option, "version", False)):
+        forkserver.shared()
 
 
 def is_experiment(config: pytest.Config, file_path: Path) -> bool:

@@ -40,7 +40,8 @@ def pack(db: Path) -> bytes:
 
 
 def write(data: bytes, target: Path) -> None:
-    """Write compressed database bytes so that `target` is either absent or whole."""
+    """Write bytes (a compressed database, or any file sent by a worker) so that `target` is
+    either absent or whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:

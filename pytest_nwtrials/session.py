@@ -333,8 +333,10 @@ class TrialSession:
         from . import summary
 
         if self.is_worker:  # the controller records, saves and reports
-            self.config.workeroutput[workers.PAYLOAD_KEY] = workers.payload(self)
-            self.writer.remove()
+            shared = workers.shares_filesystem(self.config)
+            self.config.workeroutput[workers.PAYLOAD_KEY] = workers.payload(self, by_path=shared)
+            if not shared:  # else the controller copies from the staging folder, then removes it
+                self.writer.remove()
             return
         name = self.settings.save_baseline
         if name:

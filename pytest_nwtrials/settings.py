@@ -153,7 +153,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
     capture = parse_choice(*pick(CAPTURE), CAPTURE_MODES, "fine")
     rtol = parse_tolerance(*pick(RTOL))
     atol = parse_tolerance(*pick(ATOL))
-    from .compare import parse_tolerance_lines
+    from .compare_rules import parse_tolerance_lines
 
     try:
         tolerances = tuple(parse_tolerance_lines(ini.get(TOLERANCES) or ()))

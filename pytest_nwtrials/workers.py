@@ -11,6 +11,11 @@ So workers never write the store or the baselines: they need no shared filesyste
 controller (``--tx ssh=...``), concurrent writers cannot collide, and ``--nw-save-baseline``
 writes one complete baseline. Workers still read the baselines of their own checkout.
 
+The files travel as bytes, except when a worker shares the controller's filesystem (it can read
+a token file the controller wrote, as local ``-n`` workers can): then only their paths are sent,
+the staging folder is left for the controller to copy from and remove, and a large value never
+has to fit in memory.
+
 Trials staged by a worker are named by the first characters of their id until the controller
 numbers them; failure messages show that prefix, which the store resolves once recorded.
 """
@@ -18,17 +23,19 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import provenance_archive as archive
-from .store import StoreError, Trial, TrialStore, write_text_atomic
+from .store import StoreError, Trial, TrialStore, copy_atomic
 
 if TYPE_CHECKING:
     from .session import TrialSession
 
 PAYLOAD_KEY = "nwtrials"
+TOKEN_KEY = "nwtrials_token"  # in workerinput: [path, content] of the controller's token file
 PAYLOAD_VERSION = 1
 STAGED_NAME_LENGTH = 8
 
@@ -51,27 +58,41 @@ class StagingStore(TrialStore):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _read_bytes(path: Path) -> bytes | None:
+def _contents_of(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
     except OSError:
         return None
 
 
-def payload(session: TrialSession) -> dict[str, Any]:
-    """Everything the controller needs of this worker's session, as execnet-serializable data."""
+def _path_of(path: Path) -> str | None:
+    return str(path) if path.is_file() else None
+
+
+def shares_filesystem(config: Any) -> bool:
+    """Whether this worker sees the controller's files: it can read the controller's token."""
+    token = getattr(config, "workerinput", {}).get(TOKEN_KEY)
+    try:
+        return bool(token) and Path(token[0]).read_text(encoding="utf-8") == token[1]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def payload(session: TrialSession, by_path: bool = False) -> dict[str, Any]:
+    """Everything the controller needs of this worker's session, as execnet-serializable data:
+    file contents as bytes, or with `by_path` as paths in the staging folder."""
     from .summary import change_doc
     from .values import blob_refs
 
     staging = session.writer
+    _read_bytes = _path_of if by_path else _contents_of
     trials = []
     for trial in session.recorded:
         outcome = session.outcomes[trial.name]
         blobs = {ref for doc in trial.tags.values() for ref in blob_refs(doc["value"], include_pickles=True)}
-        record = _read_bytes(staging.record_path(trial.id))
         trials.append({
             "trial": trial.to_json(),
-            "record": record.decode("utf-8") if record is not None else None,
+            "record": _read_bytes(staging.record_path(trial.id)),
             "provenance": _read_bytes(staging.root / trial.provenance) if trial.provenance else None,
             "values": {ref: data for ref in sorted(blobs)
                        if (data := _read_bytes(staging.values_dir / Path(ref).name)) is not None},
@@ -84,6 +105,7 @@ def payload(session: TrialSession) -> dict[str, Any]:
     baselines_root = session.baselines.root
     return {
         "version": PAYLOAD_VERSION,
+        "staging": str(staging.root) if by_path else None,
         "trials": trials,
         "collected": sorted(session.collected),
         "used_entries": sorted(path.relative_to(baselines_root).as_posix() for path in session.used_entries
@@ -103,34 +125,46 @@ def ingest(session: TrialSession, doc: dict[str, Any], worker: str) -> None:
     session.collected.update(doc["collected"])
     session.used_entries.update(session.baselines.root / path for path in doc["used_entries"])
     session.store.warnings.extend(w for w in doc["warnings"] if w not in session.store.warnings)
-    for item in doc["trials"]:
-        try:
-            trial = _store_trial(session.store, item)
-        except (OSError, StoreError) as exc:
-            experiment = item["trial"].get("experiment", "?")
-            session.store.warnings.append(f"{experiment}: trial from worker {worker} not recorded: {exc}")
-            continue
-        sent = item["outcome"]
-        session.recorded.append(trial)
-        session.outcomes[trial.name] = Outcome(
-            trial, sent["verdict"], sent["against"], sent["message"], why=tuple(sent["why"]),
-            notes=list(sent["notes"]), change_docs=list(sent["changes"]))
+    staging = doc.get("staging")
+    try:
+        for item in doc["trials"]:
+            try:
+                trial = _store_trial(session.store, item, by_path=staging is not None)
+            except (OSError, StoreError) as exc:
+                experiment = item["trial"].get("experiment", "?")
+                session.store.warnings.append(f"{experiment}: trial from worker {worker} not recorded: {exc}")
+                continue
+            sent = item["outcome"]
+            session.recorded.append(trial)
+            session.outcomes[trial.name] = Outcome(
+                trial, sent["verdict"], sent["against"], sent["message"], why=tuple(sent["why"]),
+                notes=list(sent["notes"]), change_docs=list(sent["changes"]))
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
-def _store_trial(store: TrialStore, item: dict[str, Any]) -> Trial:
+def _store_trial(store: TrialStore, item: dict[str, Any], by_path: bool) -> Trial:
     """Write one staged trial's files into `store`, then its record under the next number."""
+
+    def put(source: bytes | str, target: Path) -> None:
+        if by_path:
+            copy_atomic(Path(source), target)
+        else:
+            archive.write(source, target)
+
     staged = Trial.from_json(item["trial"], "trial sent by a worker")
     store.ensure()
-    for ref, data in item["values"].items():
+    for ref, source in item["values"].items():
         target = store.values_dir / Path(ref).name  # content-addressed: an existing file is the same
         if not target.exists():
-            archive.write(data, target)
+            put(source, target)
     if item["record"] is not None:
-        write_text_atomic(store.record_path(staged.id), item["record"])
+        put(item["record"], store.record_path(staged.id))
     provenance = ""
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)
-        archive.write(item["provenance"], store.root / provenance)
+        put(item["provenance"], store.root / provenance)
     return store.add(replace(staged, name="", provenance=provenance))
 
 
@@ -139,6 +173,15 @@ class Controller:
 
     def __init__(self, session: TrialSession) -> None:
         self.session = session
+        self.token_dir = Path(tempfile.mkdtemp(prefix="nwtrials-controller-"))
+        self.token = [str(self.token_dir / "token"), uuid.uuid4().hex]
+        Path(self.token[0]).write_text(self.token[1], encoding="utf-8")
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[TOKEN_KEY] = self.token
+
+    def pytest_unconfigure(self) -> None:
+        shutil.rmtree(self.token_dir, ignore_errors=True)
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         worker = getattr(node, "gateway", None)

@@ -35,7 +35,9 @@ def stored_ids(project) -> dict[str, list[str]]:
 VALUES = {"a.py": 1, "b.py": 2, "c.py": 3, "d.py": 4}
 
 
-def test_save_and_compare_with_two_workers_record_every_trial(project):
+def test_save_and_compare_with_two_workers_record_every_trial(project, monkeypatch, tmp_path_factory):
+    temp = tmp_path_factory.mktemp("temp")
+    monkeypatch.setenv("TMPDIR", str(temp))  # where workers stage their trials
     make_experiments(project, VALUES)
     saved = project.run("-n", "2", "--nw-save-baseline=ref")
     saved.assert_outcomes(passed=4)
@@ -68,22 +70,38 @@ def test_save_and_compare_with_two_workers_record_every_trial(project):
     assert [e["experiment"] for e in changed] == ["experiments/c.py"]
     assert {c["path"] for c in changed[0]["changes"]} == {"value", "weights"}
     assert changed[0]["tags"]["value"] == 30
+    assert not list(temp.glob("nwtrials-*"))  # the controller removed what the workers staged
+
+
+REMOTE = """
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # as on another host: the controller's files are out of sight
+        config.workerinput["nwtrials_token"] = ["/nonexistent/token", "x"]
+"""
 
 
 def test_workers_in_another_folder_write_nothing_there(project, tmp_path_factory):
-    """Workers started elsewhere (as on remote hosts) run their copy; only the controller writes."""
+    """Workers started elsewhere, on a filesystem of their own as on remote hosts, run their
+    copy and send their trials as bytes; only the controller writes."""
     make_experiments(project, VALUES)
+    project.pytester.makeconftest(REMOTE)
     project.run("--nw-save-baseline=ref").assert_outcomes(passed=4)
     remote = tmp_path_factory.mktemp("remote")
     result = project.run(
         "--tx", f"2*popen//chdir={remote}", "-d", "-W", "ignore::DeprecationWarning",
-        *(f"--rsyncdir={project.root / name}" for name in ("experiments", "nw-baselines", "pytest.ini")),
+        *(f"--rsyncdir={project.root / name}" for name in ("experiments", "nw-baselines", "pytest.ini",
+                                                            "conftest.py")),
         "--nw-baseline=ref")
     result.assert_outcomes(passed=4)
     assert (remote / "experiments" / "a.py").is_file()  # the workers ran in their own copy
     assert not list(remote.rglob(".nwtrials"))
     assert sorted(summary_ids(result).values()) == sorted(ids[-1] for ids in stored_ids(project).values())
-    assert len(project.trials()) == 8
+    trials = project.trials()
+    assert len(trials) == 8
+    for trial in trials[4:]:  # sent as bytes: provenance, record and value files arrived whole
+        assert (project.root / ".nwtrials" / trial["provenance"]).stat().st_size > 1000
+        assert (project.root / ".nwtrials" / "records" / f"{trial['id']}.json").is_file()
+        assert (project.root / ".nwtrials" / "values" / trial["tags"]["weights"]["value"]["blob"]).is_file()
 
 
 def test_old_trials_are_removed_by_the_controller_under_workers(project):
