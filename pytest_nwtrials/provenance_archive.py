@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -37,22 +36,6 @@ def pack(db: Path) -> bytes:
     """The compressed bytes of a database file."""
     with open(db, "rb") as handle:
         return gzip.compress(handle.read(), compresslevel=6)
-
-
-def write(data: bytes, target: Path) -> None:
-    """Write bytes (a compressed database, or any file sent by a worker) so that `target` is
-    either absent or whole."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 @contextlib.contextmanager

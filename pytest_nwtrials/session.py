@@ -21,7 +21,7 @@ from . import report, workers
 from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
 from .capture.launch import RunRequest, RunResult, run_experiment
 from .settings import CAPTURE_MODES, Settings
-from .store import StoreError, Trial, TrialStore, write_json_atomic
+from .store import StoreError, Trial, TrialStore, write_bytes_atomic, write_json_atomic
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
 
@@ -189,7 +189,7 @@ class TrialSession:
         """Compress the capture's noWorkflow database into the store; its store-relative path."""
         name = archive.archive_name(trial_id)
         try:
-            archive.write(archive.pack(db), self.writer.root / name)
+            write_bytes_atomic(self.writer.root / name, archive.pack(db))
         except OSError as exc:
             self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {exc}")
             return ""

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import provenance_archive as archive
-from .store import StoreError, Trial, TrialStore, copy_atomic
+from .store import StoreError, Trial, TrialStore, copy_atomic, write_bytes_atomic
 
 if TYPE_CHECKING:
     from .session import TrialSession
@@ -151,7 +151,7 @@ def _store_trial(store: TrialStore, item: dict[str, Any], by_path: bool) -> Tria
         if by_path:
             copy_atomic(Path(source), target)
         else:
-            archive.write(source, target)
+            write_bytes_atomic(target, source)
 
     staged = Trial.from_json(item["trial"], "trial sent by a worker")
     store.ensure()

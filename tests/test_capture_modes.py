@@ -67,21 +67,6 @@ def test_capture_off_records_values_without_provenance(project):
     assert trials["experiments/fails.py"]["error"]["type"] == "ValueError"
 
 
-@pytest.mark.parametrize("args, ini, message", [
-    (["--nw-capture=everything"], "", "*argument --nw-capture: invalid choice: 'everything'*"),
-    ([], "nw_capture = everything", "*ini nw_capture='everything' is not one of fine, coarse, off*"),
-    ([], "nw_keep = some", "*ini nw_keep='some' is not a whole number of trials*"),
-    ([], "nw_keep = -1", "*ini nw_keep='-1' must be 0 (keep every trial) or more*"),
-])
-def test_bad_capture_and_keep_settings_are_usage_errors(project, args, ini, message):
-    project.ini(ini)
-    project.experiment("loop.py", LOOP)
-    result = project.run(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
-
-
 def test_bad_capture_marker_fails_the_item(project):
     project.experiment("loop.py", LOOP)
     project.pytester.makeconftest(

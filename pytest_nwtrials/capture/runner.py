@@ -205,28 +205,17 @@ def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
     _wrap_now_tag_variable(metascript.namespace["__builtins__"], recorder)
     finder = metascript.definition.finder
     outcome.trial_id = str(metascript.trial_id)
-    outcome.stage = "running"
-    modules_before = set(sys.modules)
-    try:
+
+    def run() -> None:
         compiled = metascript.definition.compile(metascript.code, metascript.path, "exec")
         sys.meta_path.insert(0, finder)
-        exec(compiled, metascript.namespace)  # noqa: S102 - running the experiment is the point
-    except SystemExit as exc:
-        outcome.exit_code, message = exit_code_of(exc.code)
-        if message:
-            print(message, file=sys.stderr)
-    except BaseException as exc:  # the script's own failure, KeyboardInterrupt included
-        outcome.exit_code = 1
-        outcome.error = describe_exception(exc)
-        sys.stderr.write(outcome.error["traceback"])
-    finally:
-        if finder in sys.meta_path:
-            sys.meta_path.remove(finder)
-    outcome.stage = "recording"
-    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
-    for name in spec.get("ini_tags", []):
-        if name in metascript.namespace and name not in recorder.tags:
-            recorder.record(name, metascript.namespace[name], source="nw_tags")
+        try:
+            exec(compiled, metascript.namespace)  # noqa: S102 - running the experiment is the point
+        finally:
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+
+    run_script(run, metascript.namespace, spec, outcome, recorder)
     failed = outcome.exit_code != 0
     execution.force_msg = execution.partial = failed
     execution.msg = ""  # the outcome is reported by the plugin, not printed by noWorkflow
@@ -293,12 +282,23 @@ def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Record
         recorder.record(_recorder.check_tag_name(name), value, source="now_tag_variable")
 
     builtins.now_tag_variable = now_tag_variable
-    modules_before = set(sys.modules)
-    outcome.stage = "running"
-    try:
+
+    def run() -> None:
         with open(script, "rb") as handle:
             source = handle.read()
         exec(compile(source, script, "exec"), module.__dict__)  # noqa: S102 - running the experiment is the point
+
+    run_script(run, module.__dict__, spec, outcome, recorder)
+
+
+def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcome: Outcome,
+               recorder: _recorder.Recorder) -> None:
+    """Call `run`, which executes the script in `namespace`; keep its exit status or error, then
+    record the environment and the ``nw_tags`` variables it left in `namespace`."""
+    outcome.stage = "running"
+    modules_before = set(sys.modules)
+    try:
+        run()
     except SystemExit as exc:
         outcome.exit_code, message = exit_code_of(exc.code)
         if message:
@@ -308,10 +308,10 @@ def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Record
         outcome.error = describe_exception(exc)
         sys.stderr.write(outcome.error["traceback"])
     outcome.stage = "recording"
-    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(script))
+    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
     for name in spec.get("ini_tags", []):
-        if name in module.__dict__ and name not in recorder.tags:
-            recorder.record(name, module.__dict__[name], source="nw_tags")
+        if name in namespace and name not in recorder.tags:
+            recorder.record(name, namespace[name], source="nw_tags")
 
 
 def main(argv: list[str] | None = None) -> None:
