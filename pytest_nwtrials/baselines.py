@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from .store import (
-    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, check_argv, check_inputs, check_tags,
-    copy_atomic, decode_tag, field_of, read_json, write_json_atomic,
+    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, copy_atomic, read_json, write_json_atomic,
 )
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

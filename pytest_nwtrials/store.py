@@ -26,6 +26,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
+from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type, short
+
 SCHEMA = 1
 TRIAL_NAME = re.compile(r"^trial([0-9]+)$")
 
@@ -37,14 +40,6 @@ trial in `trials/`, the tagged values in `values/`, and noWorkflow's provenance 
 `provenance/`. It is local state: it is ignored by git, and deleting it loses only history.
 Baselines meant to be shared are saved with `pytest --nw-save-baseline=NAME`.
 """
-
-
-class StoreError(ValueError):
-    """A store or baseline file is unusable; the message names the file and what to do.
-
-    A ValueError, so that callers that already treat undecodable values as bad data (``except
-    ValueError``) keep doing so; value decoding (`values.decode`) raises it too.
-    """
 
 
 # Trial ids become file names (``records/<id>.json``): letters, digits, '.', '_' and '-' only.
@@ -151,13 +146,13 @@ class Trial:
     def from_json(cls, doc: Any, where: str, values_dir: Path | None = None) -> Trial:
         """The trial a record describes; StoreError naming `where` when it is not a valid one."""
         if not isinstance(doc, dict):
-            raise StoreError(f"{where}: not a valid trial record (a JSON {_json_type(doc)}, not an object)")
+            raise StoreError(f"{where}: not a valid trial record (a JSON {json_type(doc)}, not an object)")
         if doc.get("schema") != SCHEMA:
-            raise StoreError(f"{where}: unknown record schema {_short(doc.get('schema'))}")
+            raise StoreError(f"{where}: unknown record schema {short(doc.get('schema'))}")
         try:
             trial_id = field_of(doc, "id", str)
             if not _TRIAL_ID.match(trial_id):
-                raise ValueError(f"'id' {_short(trial_id)} is not a trial id")
+                raise ValueError(f"'id' {short(trial_id)} is not a trial id")
             duration = field_of(doc, "duration", (int, float))
             return cls(
                 name=field_of(doc, "name", str),
@@ -177,96 +172,6 @@ class Trial:
             )
         except ValueError as exc:
             raise StoreError(f"{where}: not a valid trial record ({exc})") from None
-
-
-# -- checking records read from disk ----------------------------------------------------------
-# Records are written by this package, so a field of the wrong type means the file was damaged or
-# edited by hand; it is caught here, where the file is known, rather than deep inside a comparison.
-
-_MISSING = object()
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def field_of(doc: dict[str, Any], key: str, kinds: type | tuple[type, ...], default: Any = _MISSING,
-             within: str = "") -> Any:
-    """``doc[key]``, checked to be of `kinds` (never a bool where a number is wanted); ValueError if not.
-
-    `within` names the enclosing field in messages (``'inputs.python' is a number, ...``).
-    """
-    name = f"{within}.{key}" if within else key
-    if key not in doc:
-        if default is _MISSING:
-            raise ValueError(f"it has no {name!r}")
-        return default
-    value = doc[key]
-    wanted = kinds if isinstance(kinds, tuple) else (kinds,)
-    if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
-        names = " or ".join(dict.fromkeys(_json_type(kind()) for kind in wanted))
-        raise ValueError(f"{name!r} is {_a(_json_type(value))}, not {_a(names)}")
-    return value
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
-
-
-def check_argv(doc: dict[str, Any]) -> tuple[str, ...]:
-    argv = field_of(doc, "argv", list)
-    if not all(isinstance(arg, str) for arg in argv):
-        raise ValueError("'argv' holds something other than strings")
-    return tuple(argv)
-
-
-def check_tags(doc: dict[str, Any]) -> dict[str, Any]:
-    """The tags of a record: each an object with the value document under "value"."""
-    tags = field_of(doc, "tags", dict)
-    for name, tag in tags.items():
-        if not isinstance(tag, dict) or "value" not in tag:
-            raise ValueError(f"'tags.{name}' is not an object with a 'value'"[:200])
-    return dict(tags)
-
-
-_INPUT_MAPPINGS = ("libraries", "modules", "cell_tags")
-
-
-def check_inputs(doc: dict[str, Any]) -> dict[str, Any]:
-    """What a trial depended on, in the shape `explain.input_changes` reads."""
-    inputs = field_of(doc, "inputs", (dict, type(None)), None) or {}
-    for key in _INPUT_MAPPINGS:
-        field_of(inputs, key, dict, {}, within="inputs")
-    files = field_of(inputs, "files", (dict, type(None)), None, within="inputs") or {}
-    for path, seen in files.items():
-        if not (isinstance(seen, dict) and all(isinstance(seen.get(kind), (str, type(None)))
-                                               for kind in ("read", "written"))):
-            raise ValueError(f"'inputs.files' {_short(path)} is not an object of 'read' and 'written' hashes")
-    field_of(inputs, "python", (str, type(None)), None, within="inputs")
-    return dict(inputs)
-
-
-def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: str, *,
-               allow_pickle: bool = False) -> Any:
-    """Decode one tag of a record at `where`; a damaged document becomes a StoreError saying `remedy`.
-
-    Errors in a value file (`values_blobs.BlobError`) already name that file and what to do.
-    """
-    from .values import decode
-    from .values_blobs import BlobError
-
-    try:
-        return decode(tag["value"], blobs, allow_pickle=allow_pickle)
-    except BlobError:
-        raise
-    except StoreError as exc:
-        raise StoreError(f"{where}: tag {name!r} cannot be decoded: {exc}; {remedy}") from None
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import StoreError
+from .errors import StoreError
 from .values_blobs import BlobError, BlobStore
 
 __all__ = [

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .store import StoreError
+from .errors import StoreError
 
 BLOB_EXTENSIONS = frozenset({"npy", "parquet", "pickle"})
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|parquet|pickle)\Z")

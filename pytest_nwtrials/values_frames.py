@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .store import StoreError
+from .errors import StoreError
 from .values import TAG, BlobStore, Encoder, NotPlain, as_opaque, decode, safe_repr, value_digest
 from .values_numpy import dtype_label as numpy_dtype_label
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .store import StoreError
+from .errors import StoreError
 from .values import TAG, BlobStore, Encoder, NotPlain, float_word, safe_repr
 
 INLINE_MAX = 16  # arrays up to this many elements are written into the document itself

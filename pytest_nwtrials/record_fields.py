@@ -1,0 +1,95 @@
+"""Checking the fields of records read from disk: trial records and baseline entries.
+
+Records are written by this package, so a field of the wrong type means the file was damaged or
+edited by hand; it is caught here, where the file is known, rather than deep inside a comparison.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import StoreError
+
+_MISSING = object()
+
+
+def json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def field_of(doc: dict[str, Any], key: str, kinds: type | tuple[type, ...], default: Any = _MISSING,
+             within: str = "") -> Any:
+    """``doc[key]``, checked to be of `kinds` (never a bool where a number is wanted); ValueError if not.
+
+    `within` names the enclosing field in messages (``'inputs.python' is a number, ...``).
+    """
+    name = f"{within}.{key}" if within else key
+    if key not in doc:
+        if default is _MISSING:
+            raise ValueError(f"it has no {name!r}")
+        return default
+    value = doc[key]
+    wanted = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+        names = " or ".join(dict.fromkeys(json_type(kind()) for kind in wanted))
+        raise ValueError(f"{name!r} is {_a(json_type(value))}, not {_a(names)}")
+    return value
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def check_argv(doc: dict[str, Any]) -> tuple[str, ...]:
+    argv = field_of(doc, "argv", list)
+    if not all(isinstance(arg, str) for arg in argv):
+        raise ValueError("'argv' holds something other than strings")
+    return tuple(argv)
+
+
+def check_tags(doc: dict[str, Any]) -> dict[str, Any]:
+    """The tags of a record: each an object with the value document under "value"."""
+    tags = field_of(doc, "tags", dict)
+    for name, tag in tags.items():
+        if not isinstance(tag, dict) or "value" not in tag:
+            raise ValueError(f"'tags.{name}' is not an object with a 'value'"[:200])
+    return dict(tags)
+
+
+_INPUT_MAPPINGS = ("libraries", "modules", "cell_tags")
+
+
+def check_inputs(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a trial depended on, in the shape `explain.input_changes` reads."""
+    inputs = field_of(doc, "inputs", (dict, type(None)), None) or {}
+    for key in _INPUT_MAPPINGS:
+        field_of(inputs, key, dict, {}, within="inputs")
+    files = field_of(inputs, "files", (dict, type(None)), None, within="inputs") or {}
+    for path, seen in files.items():
+        if not (isinstance(seen, dict) and all(isinstance(seen.get(kind), (str, type(None)))
+                                               for kind in ("read", "written"))):
+            raise ValueError(f"'inputs.files' {short(path)} is not an object of 'read' and 'written' hashes")
+    field_of(inputs, "python", (str, type(None)), None, within="inputs")
+    return dict(inputs)
+
+
+def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: str, *,
+               allow_pickle: bool = False) -> Any:
+    """Decode one tag of a record at `where`; a damaged document becomes a StoreError saying `remedy`.
+
+    Errors in a value file (`values_blobs.BlobError`) already name that file and what to do.
+    """
+    from .values import decode
+    from .values_blobs import BlobError
+
+    try:
+        return decode(tag["value"], blobs, allow_pickle=allow_pickle)
+    except BlobError:
+        raise
+    except StoreError as exc:
+        raise StoreError(f"{where}: tag {name!r} cannot be decoded: {exc}; {remedy}") from None
