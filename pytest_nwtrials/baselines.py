@@ -21,7 +21,8 @@ from typing import Any
 
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from .store import (
-    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, copy_atomic, read_json, write_json_atomic,
+    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, copy_atomic, read_json, record_remedy,
+    write_json_atomic,
 )
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -102,7 +103,7 @@ class Entry:
         if self.baseline:
             remedy = f"{baseline_remedy(self.baseline)} (or delete it: the operations are then not compared)"
         else:
-            remedy = f"delete it: {self.trial} keeps its values, without its operations"
+            remedy = record_remedy(self.trial)
         return load_record(self.record, remedy)
 
 
@@ -208,8 +209,12 @@ class BaselineStore:
         is not one: it is reported by `problems` and never removed as an unused entry. A file
         that cannot be read at all is taken for a damaged entry.
         """
+        return {path: experiment for path, (experiment, _) in self._entry_docs(name).items()}
+
+    def _entry_docs(self, name: str) -> dict[Path, tuple[str, Any]]:
+        """`entry_files`, with each file's document as read (None when it cannot be read)."""
         folder = self.root / name
-        found: dict[Path, str] = {}
+        found: dict[Path, tuple[str, Any]] = {}
         for path in sorted(folder.rglob("*.json")) if folder.is_dir() else ():
             relative = path.relative_to(folder)
             if (relative.parts[0] == "values" or path.name.endswith(".provenance.json")
@@ -220,7 +225,7 @@ class BaselineStore:
             except StoreError:
                 doc = None
             if doc is None or isinstance(doc, dict) and "experiment" in doc:
-                found[path] = re.sub(_ENTRY_SUFFIX + "$", "", relative.as_posix())
+                found[path] = (re.sub(_ENTRY_SUFFIX + "$", "", relative.as_posix()), doc)
         return found
 
     def problems(self, name: str) -> list[str]:
@@ -231,7 +236,7 @@ class BaselineStore:
         from .values import BlobStore
 
         folder = self.root / name
-        entries = self.entry_files(name)
+        entries = self._entry_docs(name)
         values = BlobStore(folder / "values")
         found = []
         for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
@@ -245,18 +250,20 @@ class BaselineStore:
                 if owner not in entries:
                     found.append(f"{path}: a provenance record without its entry {owner.name}; delete it")
             elif path in entries:
-                found += self._misplaced(name, path, entries[path])
+                found += self._misplaced(name, path, entries[path][1])
             else:
                 found.append(f"{path}: not a file of baseline '{name}' (entries are <experiment>.json, value "
                              f"files values/<sha256>.npy|parquet|pickle); move it out of {folder}")
         return found
 
-    def _misplaced(self, name: str, path: Path, experiment: str) -> list[str]:
-        try:
-            doc = read_json(path)
-            claimed, argv = field_of(doc, "experiment", str), check_argv(doc)
-        except (StoreError, TypeError, ValueError):
+    def _misplaced(self, name: str, path: Path, doc: Any) -> list[str]:
+        """`path`'s problem when its document `doc` belongs in another place of baseline `name`."""
+        if doc is None:
             return []  # unreadable: reported, with what to do, when an experiment uses it
+        try:
+            claimed, argv = field_of(doc, "experiment", str), check_argv(doc)
+        except ValueError:
+            return []  # not an entry: reported when an experiment uses it
         expected = self.root / name / entry_path(claimed, argv)
         if expected == path:
             return []

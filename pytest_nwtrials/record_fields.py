@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import StoreError
+from .errors import StoreError, short
 
 _MISSING = object()
 
@@ -15,11 +15,6 @@ _MISSING = object()
 def json_type(value: Any) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
-
-
-def short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def field_of(doc: dict[str, Any], key: str, kinds: type | tuple[type, ...], default: Any = _MISSING,

@@ -301,19 +301,10 @@ class TrialSession:
 
     def _records(self, entry: Entry, trial: Trial):
         """The provenance records of both sides, or None for a side that has none (or with --nw-ops=off)."""
-        from .explain import load_record
-
         if self.settings.ops == "off":
             return None, None
-        path = self.writer.record_path(trial.id)
-
-        def new_record():
-            if not path.is_file():
-                return None
-            return load_record(path, f"delete it: {trial.name} keeps its values, without its operations")
-
         records = []
-        for read in (entry.provenance, new_record):
+        for read in (entry.provenance, trial.record):
             try:
                 records.append(read())
             except StoreError as exc:  # names the file and what to do

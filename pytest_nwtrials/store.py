@@ -26,8 +26,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
-from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type, short
+from .errors import StoreError, short
+from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
 
 SCHEMA = 1
 TRIAL_NAME = re.compile(r"^trial([0-9]+)$")
@@ -47,6 +47,11 @@ _TRIAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 # what to do about a damaged file of the local store: a value file, a trial's record
 LOCAL_REMEDY = "run the experiment that tagged the value again to write it anew"
 TRIAL_REMEDY = "delete the file (the trial is then forgotten)"
+
+
+def record_remedy(trial_name: str) -> str:
+    """What to do about a damaged provenance record of trial `trial_name`."""
+    return f"delete it: {trial_name} keeps its values, without its operations"
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class Trial:
         path = self.store_root / "records" / f"{self.id}.json" if self.store_root else None
         if path is None or not path.is_file():
             return None
-        return load_record(path, f"delete it: {self.name} keeps its values, without its operations")
+        return load_record(path, record_remedy(self.name))
 
     def slice(self, tag: str, union: bool = False) -> Any:
         """The provenance slice of `tag` (`provenance.Slice`): the operations its value depends on.

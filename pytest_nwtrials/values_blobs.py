@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import StoreError
+from .errors import StoreError, short
 
 BLOB_EXTENSIONS = frozenset({"npy", "parquet", "pickle"})
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|parquet|pickle)\Z")
@@ -89,7 +89,7 @@ class BlobStore:
 
     def path(self, name: str) -> Path:
         if not isinstance(name, str) or not _BLOB_NAME.match(name):
-            raise StoreError(f"{_short_repr(name)} is not a blob name (expected '<sha256>.npy|parquet|pickle')")
+            raise StoreError(f"{short(name, 80)} is not a blob name (expected '<sha256>.npy|parquet|pickle')")
         return self.root / name
 
     def open(self, name: str) -> BinaryIO:
@@ -107,11 +107,6 @@ class BlobStore:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and bool(_BLOB_NAME.match(name)) and (self.root / name).is_file()
-
-
-def _short_repr(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_extension(ext: str) -> None:

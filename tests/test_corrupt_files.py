@@ -244,11 +244,17 @@ def test_two_entries_claiming_one_run_are_reported(project):
     assert copy.read_bytes() != b""
 
 
-def test_a_baseline_that_is_a_file_is_a_usage_error(project):
+def baseline_that_is_a_file(project) -> Path:
+    """Two experiments, and a file where the folder of baseline 'base' would be."""
     two_experiments(project)
     path = baseline(project)
     path.parent.mkdir()
     path.write_text("not a folder")
+    return path
+
+
+def test_a_baseline_that_is_a_file_is_a_usage_error(project):
+    path = baseline_that_is_a_file(project)
     result = project.run("--nw-baseline=base")
     assert result.ret == 4
     result.stderr.fnmatch_lines(
@@ -258,10 +264,7 @@ def test_a_baseline_that_is_a_file_is_a_usage_error(project):
 
 
 def test_saving_over_a_file_is_a_usage_error(project):
-    two_experiments(project)
-    path = baseline(project)
-    path.parent.mkdir()
-    path.write_text("not a folder")
+    baseline_that_is_a_file(project)
     result = project.run("--nw-save-baseline=base")
     assert result.ret == 4
     assert "is a file, where baseline 'base' needs a folder" in output(result)

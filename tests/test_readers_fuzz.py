@@ -175,6 +175,11 @@ def damage(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def damage_drawn(path: Path, data: Any, explicit: bytes) -> None:
+    """Damage `path` as Hypothesis draws it, or with `explicit` in the example without data."""
+    damage(path, explicit if data is None else data.draw(any_damage(path.read_text())))
+
+
 # -- the local store --------------------------------------------------------------------------
 
 
@@ -223,7 +228,7 @@ def compare_inputs(loaded: Trial | Any) -> None:
 def test_store_lists_every_readable_trial_and_warns_about_the_damaged_one(template, data):
     with fresh(template) as root:
         path = files(root)["trial"]
-        damage(path, DEEP if data is None else data.draw(any_damage(path.read_text())))
+        damage_drawn(path, data, DEEP)
         store = TrialStore(root / ".nwtrials")
         trials = store.trials()
         assert "trial2" in [t.name for t in trials]  # the other record is unaffected
@@ -253,7 +258,7 @@ def outcome_or_reference_error(call, *args) -> Any:
 def test_provenance_record_loads_or_raises_naming_the_file(template, data):
     with fresh(template) as root:
         path = files(root)["record"]
-        damage(path, NUMBERS if data is None else data.draw(any_damage(path.read_text())))
+        damage_drawn(path, data, NUMBERS)
         trial = TrialStore(root / ".nwtrials").find("trial1")[0]
         record = outcome(trial.record)
         if isinstance(record, StoreError):
@@ -397,7 +402,7 @@ def test_decoding_deeply_nested_documents_raises_store_error():
 def test_baseline_entry_and_its_values_load_or_raise_naming_the_file(template, data):
     with fresh(template) as root:
         path = files(root)["entry"]
-        damage(path, DEEP if data is None else data.draw(any_damage(path.read_text())))
+        damage_drawn(path, data, DEEP)
         baselines = BaselineStore(root / "nw-baselines")
         entry = outcome(baselines.entry, "reference", TRAIN, ())
         if isinstance(entry, StoreError):
@@ -423,7 +428,7 @@ def test_baseline_entry_and_its_values_load_or_raise_naming_the_file(template, d
 def test_baseline_provenance_record_loads_or_raises_naming_the_file(template, data):
     with fresh(template) as root:
         path = files(root)["entry record"]
-        damage(path, NUMBERS if data is None else data.draw(any_damage(path.read_text())))
+        damage_drawn(path, data, NUMBERS)
         entry = BaselineStore(root / "nw-baselines").entry("reference", TRAIN, ())
         record = outcome(entry.provenance)
         if isinstance(record, StoreError):

@@ -2,8 +2,8 @@
 
 Importing noWorkflow (SQLAlchemy, its commands, IPython's shell for its debugger builtins) and
 configuring SQLAlchemy's mappers is most of a small experiment's overhead. The fork server,
-started once per pytest process at the first capture, has done that already and forks a child
-per request. The child leads its own session (`launch.kill_group(pid)` ends it and whatever it
+started once per pytest process (when a session with experiments starts, or at the first
+capture), has done that already and forks a child per request. The child leads its own session (`launch.kill_group(pid)` ends it and whatever it
 started), takes the request's working directory, environment and output files and a fresh
 interpreter's signal handlers, runs `runner.main` as ``python -c BOOT SPEC`` would, and ends
 with ``os._exit``: it never returns into the server loop.
@@ -45,6 +45,8 @@ PRELOAD = (
     "noworkflow.now.persistence.models",
     "IPython.terminal.embed",  # by noWorkflow's debugger builtins, when the trial starts
 )
+# what every capture process gets on top of pytest's environment (launch.run_experiment)
+CAPTURE_ENV = {"PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
 STARTUP_PREFIXES = ("PYTHON", "LD_")  # variables read once, by the interpreter or the loader
 START_TIMEOUT = 60.0  # preloading takes about a second; a loaded machine may need far longer
 CHILD_FAILED = 70  # the child could not be set up: the status of a failed capture
@@ -211,7 +213,7 @@ def shared() -> ForkServer | None:
             _given_up = True
             return None
         try:
-            _shared = ForkServer(dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1"))
+            _shared = ForkServer(dict(os.environ, **CAPTURE_ENV))
         except OSError:
             _given_up = True
             return None

@@ -137,7 +137,7 @@ def run_experiment(request: RunRequest) -> RunResult:
         result_path = Path(tmp, "result.json")
         spec = capture_spec(request, result_path)
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, **forkserver.CAPTURE_ENV)
         with open(Path(tmp, "stdout"), "w+b") as out, open(Path(tmp, "stderr"), "w+b") as err:
             proc = _start(request, spec_path, env, out, err)
             timed_out = False
