@@ -300,14 +300,14 @@ class BaselineStore:
                              f"{exc}") from None
 
     def _save(self, name: str, trial: Trial, store: TrialStore) -> Path:
-        from .values import blob_refs
+        from .values import BlobStore, blob_refs
 
         folder = self.root / name
         target = folder / entry_path(trial.experiment, trial.argv)
         values_dir = folder / "values"
         for tag in trial.tags.values():
             for blob in blob_refs(tag["value"]):
-                if not _intact(values_dir / blob):  # missing, or damaged since it was saved
+                if not BlobStore(values_dir).intact(blob):  # missing, or damaged since it was saved
                     copy_atomic(store.values_dir / blob, values_dir / blob)
         tags = {tag: {k: v for k, v in doc.items() if k != "source"} for tag, doc in trial.tags.items()}
         record = store.record_path(trial.id)
@@ -331,14 +331,6 @@ class BaselineStore:
         if not readme.exists():
             readme.write_text(_README, encoding="utf-8")
         return target
-
-
-def _intact(path: Path) -> bool:
-    """True when the value file at `path` holds what its name (the sha256 of its bytes) says."""
-    if not path.is_file():
-        return False
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest() == path.name.partition(".")[0]
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,15 @@ class BlobStore:
         """The error for a blob whose content cannot be read back: its path, `problem`, the remedy."""
         return BlobError(f"{self.root / name}: {problem}; the file is damaged: delete it, then {self.remedy}")
 
+    def intact(self, name: str) -> bool:
+        """True when blob `name` exists and holds what its name (the sha256 of its bytes) says."""
+        path = self.path(name)
+        try:
+            with open(path, "rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest() == name.partition(".")[0]
+        except OSError:
+            return False
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and bool(_BLOB_NAME.match(name)) and (self.root / name).is_file()
 
