@@ -83,7 +83,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "nwtrials-session")
     _start_fork_server(config, settings)
-    if config.pluginmanager.hasplugin("xdist") and not session.is_worker:
+    if session.is_worker:
+        from .workers import Worker
+
+        config.pluginmanager.register(Worker(session), "nwtrials-xdist-worker")
+    elif config.pluginmanager.hasplugin("xdist"):
         from .workers import Controller
 
         config.pluginmanager.register(Controller(session), "nwtrials-xdist-controller")

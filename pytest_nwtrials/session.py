@@ -88,7 +88,7 @@ class TrialSession:
         self.is_worker = workers.is_worker(config)
         # where this session's trials are written: a pytest-xdist worker stages them privately
         # and sends them to the controller (see workers.py)
-        self.writer: TrialStore = workers.StagingStore() if self.is_worker else self.store
+        self.writer: TrialStore = workers.StagingStore(config) if self.is_worker else self.store
         self.first_number = self.store.next_number()
         self.recorded: list[Trial] = []
         self.outcomes: dict[str, Outcome] = {}  # by trial name
@@ -323,11 +323,7 @@ class TrialSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from . import summary
 
-        if self.is_worker:  # the controller records, saves and reports
-            shared = workers.shares_filesystem(self.config)
-            self.config.workeroutput[workers.PAYLOAD_KEY] = workers.payload(self, by_path=shared)
-            if not shared:  # else the controller copies from the staging folder, then removes it
-                self.writer.remove()
+        if self.is_worker:  # the controller records, saves and reports (workers.Worker sends the trials)
             return
         name = self.settings.save_baseline
         if name:

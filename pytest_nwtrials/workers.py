@@ -1,20 +1,28 @@
 """pytest-xdist: workers record privately and send their trials; the controller alone writes.
 
-A worker records each trial into a staging store of its own (a temporary folder) and, at the end
-of its session, sends everything the trials consist of through ``config.workeroutput``: the
-trial records, provenance records, compressed noWorkflow databases, value files and verdicts.
-The controller receives each worker's payload in ``pytest_testnodedown`` and adds the trials to
-the local store, numbering them; at its own session end it saves baselines, removes old trials
-(``nw_keep``) and writes the reports, as a session without workers does.
+A worker records each trial into a staging store of its own (a temporary folder) and sends it
+with the report of the test phase that recorded it: the report carries, as one attribute, what
+the worker recorded since its previous report (trial records, provenance records, compressed
+noWorkflow databases, value files, verdicts, collected experiments, used baseline entries and
+warnings). The controller takes the attribute off the report before any other plugin sees it
+and adds the trials to the local store, numbering them in the order they arrive; at its own
+session end it saves baselines, removes old trials (``nw_keep``) and writes the reports, as a
+session without workers does. What is left at a worker's end (little: verdicts changed after
+the last report) travels through ``config.workeroutput``.
 
-So workers never write the store or the baselines: they need no shared filesystem with the
+So a passed report and its trial arrive together: a worker that crashes later (``os._exit``, a
+segfault, the OOM killer) takes no finished trial with it, and ``--nw-save-baseline`` still
+saves the entries of every passed item.
+
+Workers never write the store or the baselines: they need no shared filesystem with the
 controller (``--tx ssh=...``), concurrent writers cannot collide, and ``--nw-save-baseline``
 writes one complete baseline. Workers still read the baselines of their own checkout.
 
 The files travel as bytes, except when a worker shares the controller's filesystem (it can read
-a token file the controller wrote, as local ``-n`` workers can): then only their paths are sent,
-the staging folder is left for the controller to copy from and remove, and a large value never
-has to fit in memory.
+a token file the controller wrote, as local ``-n`` workers can): then the worker stages inside
+the controller's temporary folder and only paths are sent, so a large value never has to fit in
+memory; the controller removes a worker's staging folder when the worker goes down, crashed or
+not, and the whole temporary folder at its end.
 
 Trials staged by a worker are named by the first characters of their id until the controller
 numbers them; failure messages show that prefix, which the store resolves once recorded.
@@ -28,27 +36,46 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from . import provenance_archive as archive
+from .paths import check_within, inside
 from .store import StoreError, Trial, TrialStore, copy_atomic, write_bytes_atomic
 
 if TYPE_CHECKING:
-    from .session import TrialSession
+    from .session import Outcome, TrialSession
 
-PAYLOAD_KEY = "nwtrials"
+PAYLOAD_KEY = "nwtrials"  # in workeroutput, and the attribute of a report that carries trials
 TOKEN_KEY = "nwtrials_token"  # in workerinput: [path, content] of the controller's token file
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
 STAGED_NAME_LENGTH = 8
+STAGING_PREFIX = "nwtrials-worker-"
 
 
 def is_worker(config: Any) -> bool:
     return hasattr(config, "workerinput")
 
 
-class StagingStore(TrialStore):
-    """A worker's private store: trials are kept in memory by the session, not numbered."""
+def shares_filesystem(config: Any) -> bool:
+    """Whether this worker sees the controller's files: it can read the controller's token."""
+    token = getattr(config, "workerinput", {}).get(TOKEN_KEY)
+    try:
+        return bool(token) and Path(token[0]).read_text(encoding="utf-8") == token[1]
+    except (OSError, UnicodeDecodeError, TypeError, IndexError):
+        return False
 
-    def __init__(self) -> None:
-        super().__init__(Path(tempfile.mkdtemp(prefix="nwtrials-worker-")))
+
+class StagingStore(TrialStore):
+    """A worker's private store: trials are kept in memory by the session, not numbered.
+
+    A worker that shares the controller's filesystem stages inside the controller's temporary
+    folder, which the controller removes even when the worker crashes before its first report.
+    """
+
+    def __init__(self, config: Any = None) -> None:
+        self.shared = shares_filesystem(config)
+        parent = Path(config.workerinput[TOKEN_KEY][0]).parent if self.shared else None
+        super().__init__(Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)))
 
     def add(self, trial: Trial) -> Trial:
         self.ensure()
@@ -69,89 +96,111 @@ def _path_of(path: Path) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def shares_filesystem(config: Any) -> bool:
-    """Whether this worker sees the controller's files: it can read the controller's token."""
-    token = getattr(config, "workerinput", {}).get(TOKEN_KEY)
-    try:
-        return bool(token) and Path(token[0]).read_text(encoding="utf-8") == token[1]
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def payload(session: TrialSession, by_path: bool = False) -> dict[str, Any]:
-    """Everything the controller needs of this worker's session, as execnet-serializable data:
-    file contents as bytes, or with `by_path` as paths in the staging folder."""
+def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
     from .summary import change_doc
-    from .values import blob_refs
 
-    staging = session.writer
-    _read_bytes = _path_of if by_path else _contents_of
-    trials = []
-    for trial in session.recorded:
-        outcome = session.outcomes[trial.name]
+    return {"verdict": outcome.verdict, "against": outcome.against, "message": outcome.message,
+            "changes": [change_doc(change) for change in outcome.changes],
+            "why": list(outcome.why), "notes": list(outcome.notes)}
+
+
+def _fingerprint(outcome: Outcome) -> tuple:
+    """Cheap to compare: changes whenever what `_outcome_doc` sends changes."""
+    return (outcome.verdict, outcome.against, outcome.message, tuple(outcome.why), tuple(outcome.notes),
+            id(outcome.changes), len(outcome.changes))
+
+
+class Worker:
+    """Registered on each pytest-xdist worker: sends what it recorded with each report."""
+
+    def __init__(self, session: TrialSession) -> None:
+        self.session = session
+        self.staging: StagingStore = session.writer  # type: ignore[assignment]
+        self.trials_sent = 0  # of session.recorded, in order
+        self.outcomes_sent: dict[str, tuple] = {}  # fingerprint of the verdict sent, by trial id
+        self.sent: dict[str, set[str]] = {"collected": set(), "used_entries": set(), "warnings": set()}
+        self.sizes = (0, 0, 0, 0)  # of what the names in `sent` came from
+
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist serializes the report for the controller
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        doc = self.news()
+        if doc is not None:
+            setattr(report, PAYLOAD_KEY, doc)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        self.session.config.workeroutput[PAYLOAD_KEY] = self.news() or self.header()
+        if not self.staging.shared:  # else the controller copies from the staging folder, then removes it
+            self.staging.remove()
+
+    def header(self) -> dict[str, Any]:
+        return {"version": PAYLOAD_VERSION, "staging": str(self.staging.root) if self.staging.shared else None,
+                "trials": [], "outcomes": {}, "collected": [], "used_entries": [], "warnings": []}
+
+    def news(self) -> dict[str, Any] | None:
+        """What the controller has not been sent yet, as execnet-serializable data (file
+        contents as bytes, or paths in the staging folder); None when there is nothing new."""
+        session = self.session
+        new = session.recorded[self.trials_sent:]
+        self.trials_sent = len(session.recorded)
+        outcomes = {}
+        for trial in session.recorded:
+            outcome = session.outcomes.get(trial.name)
+            if outcome is not None and self.outcomes_sent.get(trial.id) != (mark := _fingerprint(outcome)):
+                self.outcomes_sent[trial.id] = mark
+                outcomes[trial.id] = _outcome_doc(outcome)
+        fresh = self._fresh_names()
+        if not (new or outcomes or any(fresh.values())):
+            return None
+        return {**self.header(), **fresh, "trials": [self._trial_doc(trial) for trial in new], "outcomes": outcomes}
+
+    def _fresh_names(self) -> dict[str, list[str]]:
+        """Experiments collected, baseline entries used and warnings not sent yet."""
+        session = self.session
+        sizes = (len(session.collected), len(session.used_entries), len(session.store.warnings),
+                 len(self.staging.warnings))
+        if sizes == self.sizes:  # they only grow: nothing new (the common case, checked per report)
+            return {key: [] for key in self.sent}
+        self.sizes = sizes
+        root = session.baselines.root
+        current = {  # in a stable order: sorted, or as they were added
+            "collected": sorted(session.collected),
+            "used_entries": sorted(path.relative_to(root).as_posix() for path in session.used_entries
+                                   if path.is_relative_to(root)),
+            "warnings": list(dict.fromkeys(session.store.warnings + self.staging.warnings)),
+        }
+        fresh = {key: [value for value in values if value not in self.sent[key]] for key, values in current.items()}
+        for key, values in fresh.items():
+            self.sent[key].update(values)
+        return fresh
+
+    def _trial_doc(self, trial: Trial) -> dict[str, Any]:
+        from .values import blob_refs
+
+        staging = self.staging
+        read = _path_of if staging.shared else _contents_of
         blobs = {ref for doc in trial.tags.values() for ref in blob_refs(doc["value"], include_pickles=True)}
-        trials.append({
+        return {
             "trial": trial.to_json(),
-            "record": _read_bytes(staging.record_path(trial.id)),
-            "provenance": _read_bytes(staging.root / trial.provenance) if trial.provenance else None,
+            "record": read(staging.record_path(trial.id)),
+            "provenance": read(staging.root / trial.provenance) if trial.provenance else None,
             "values": {ref: data for ref in sorted(blobs)
-                       if (data := _read_bytes(staging.values_dir / Path(ref).name)) is not None},
-            "outcome": {
-                "verdict": outcome.verdict, "against": outcome.against, "message": outcome.message,
-                "changes": [change_doc(change) for change in outcome.changes],
-                "why": list(outcome.why), "notes": list(outcome.notes),
-            },
-        })
-    baselines_root = session.baselines.root
-    return {
-        "version": PAYLOAD_VERSION,
-        "staging": str(staging.root) if by_path else None,
-        "trials": trials,
-        "collected": sorted(session.collected),
-        "used_entries": sorted(path.relative_to(baselines_root).as_posix() for path in session.used_entries
-                               if path.is_relative_to(baselines_root)),
-        "warnings": list(dict.fromkeys(session.store.warnings + staging.warnings)),
-    }
+                       if (data := read(staging.values_dir / Path(ref).name)) is not None},
+        }
 
 
-def ingest(session: TrialSession, doc: dict[str, Any], worker: str) -> None:
-    """Add one worker's trials to the local store and its verdicts to the session."""
-    from .session import Outcome
+def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) -> Trial:
+    """Write one staged trial's files into `store`, then its record under the next number.
 
-    if doc.get("version") != PAYLOAD_VERSION:
-        session.store.warnings.append(f"worker {worker} sent trials in another format; they were not recorded "
-                                      "(install the same pytest-nwtrials version on every worker)")
-        return
-    session.collected.update(doc["collected"])
-    session.used_entries.update(session.baselines.root / path for path in doc["used_entries"])
-    session.store.warnings.extend(w for w in doc["warnings"] if w not in session.store.warnings)
-    staging = doc.get("staging")
-    try:
-        for item in doc["trials"]:
-            try:
-                trial = _store_trial(session.store, item, by_path=staging is not None)
-            except (OSError, StoreError) as exc:
-                experiment = item["trial"].get("experiment", "?")
-                session.store.warnings.append(f"{experiment}: trial from worker {worker} not recorded: {exc}")
-                continue
-            sent = item["outcome"]
-            session.recorded.append(trial)
-            session.outcomes[trial.name] = Outcome(
-                trial, sent["verdict"], sent["against"], sent["message"], why=tuple(sent["why"]),
-                notes=list(sent["notes"]), change_docs=list(sent["changes"]))
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _store_trial(store: TrialStore, item: dict[str, Any], by_path: bool) -> Trial:
-    """Write one staged trial's files into `store`, then its record under the next number."""
+    With `staging`, the files were sent as paths, which must lie in that folder."""
 
     def put(source: bytes | str, target: Path) -> None:
-        if by_path:
-            copy_atomic(Path(source), target)
-        else:
+        if staging is None:
             write_bytes_atomic(target, source)
+            return
+        path = Path(source)
+        check_within(staging, path, "a file sent by a worker")
+        copy_atomic(path, target)
 
     staged = Trial.from_json(item["trial"], "trial sent by a worker")
     store.ensure()
@@ -168,14 +217,20 @@ def _store_trial(store: TrialStore, item: dict[str, Any], by_path: bool) -> Tria
     return store.add(replace(staged, name="", provenance=provenance))
 
 
+def _worker_name(node: Any) -> str:
+    return str(getattr(getattr(node, "gateway", None), "id", "?"))
+
+
 class Controller:
-    """Registered on the pytest-xdist controller: receives each worker's trials."""
+    """Registered on the pytest-xdist controller: receives each worker's trials with its reports."""
 
     def __init__(self, session: TrialSession) -> None:
         self.session = session
         self.token_dir = Path(tempfile.mkdtemp(prefix="nwtrials-controller-"))
         self.token = [str(self.token_dir / "token"), uuid.uuid4().hex]
         Path(self.token[0]).write_text(self.token[1], encoding="utf-8")
+        self.names: dict[str, str] = {}  # the store's name of each trial received, by trial id
+        self.staging: dict[str, Path] = {}  # the staging folder of each worker that sends paths
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[TOKEN_KEY] = self.token
@@ -183,14 +238,79 @@ class Controller:
     def pytest_unconfigure(self) -> None:
         shutil.rmtree(self.token_dir, ignore_errors=True)
 
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        worker = getattr(node, "gateway", None)
-        worker = getattr(worker, "id", "?")
-        doc = getattr(node, "workeroutput", {}).get(PAYLOAD_KEY)
-        if doc is None:
-            if error is not None:
-                self.session.store.warnings.append(
-                    f"worker {worker} ended before sending its trials ({error}); they were not recorded")
-            return
-        ingest(self.session, doc, worker)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # around every other plugin: none sees the payload
+    def pytest_runtest_logreport(self, report: pytest.TestReport):
+        doc = report.__dict__.pop(PAYLOAD_KEY, None)
+        if doc is not None:
+            lost = self.ingest(doc, _worker_name(getattr(report, "node", None)))
+            if lost and report.passed:  # a phase is reported passed only with its trials recorded
+                report.outcome, report.longrepr = "failed", "\n".join(lost)
+            else:
+                self.session.store.warnings.extend(lost)
+        return (yield)
 
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        worker = _worker_name(node)
+        doc = getattr(node, "workeroutput", {}).get(PAYLOAD_KEY)
+        if doc is not None:
+            self.session.store.warnings.extend(self.ingest(doc, worker))
+        staging = self.staging.pop(worker, None)
+        if staging is not None:  # a crashed worker's too: what it had reported is in the store
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def ingest(self, doc: Any, worker: str) -> list[str]:
+        """Add what a worker sent to the local store and the session; never raises. Returns
+        why trials it sent were not recorded, if any were not."""
+        if not isinstance(doc, dict) or doc.get("version") != PAYLOAD_VERSION:
+            return [f"worker {worker} sent trials in another format; they were not recorded "
+                    "(install the same pytest-nwtrials version on every worker)"]
+        try:
+            return self._ingest(doc, worker)
+        except StoreError as exc:
+            return [f"{exc}; the trials of worker {worker} were not recorded"]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return [f"worker {worker} sent a damaged payload; its trials were not all recorded ({exc!r})"]
+
+    def _ingest(self, doc: dict[str, Any], worker: str) -> list[str]:
+        from .report import store_write_failed
+        from .session import Outcome
+
+        session = self.session
+        staging = self._staging_of(doc, worker)
+        session.collected.update(doc["collected"])
+        session.used_entries.update(session.baselines.root / path for path in doc["used_entries"])
+        session.store.warnings.extend(w for w in doc["warnings"] if w not in session.store.warnings)
+        lost = []
+        for item in doc["trials"]:
+            if item["trial"].get("id") in self.names:  # sent twice: recorded once
+                continue
+            experiment = item["trial"].get("experiment", "?")
+            try:
+                trial = _store_trial(session.store, item, staging)
+            except OSError as exc:
+                lost.append(store_write_failed(f"{experiment} (on worker {worker})", str(session.store.root), exc))
+                continue
+            except StoreError as exc:
+                lost.append(f"{experiment}: the trial from worker {worker} was not recorded: {exc}")
+                continue
+            self.names[trial.id] = trial.name
+            session.recorded.append(trial)
+            session.outcomes[trial.name] = Outcome(trial, "recorded")
+        for trial_id, sent in doc["outcomes"].items():
+            outcome = session.outcomes.get(self.names.get(trial_id, ""))
+            if outcome is not None:
+                outcome.verdict, outcome.against, outcome.message = sent["verdict"], sent["against"], sent["message"]
+                outcome.why, outcome.notes = tuple(sent["why"]), list(sent["notes"])
+                outcome.change_docs = list(sent["changes"])
+        return lost
+
+    def _staging_of(self, doc: dict[str, Any], worker: str) -> Path | None:
+        """The folder whose files a worker sent by path: inside this controller's temporary folder."""
+        if doc.get("staging") is None:
+            return None
+        name = Path(doc["staging"]).name  # the worker staged in a folder of its own right in there
+        if not name.startswith(STAGING_PREFIX):
+            raise StoreError(f"worker {worker} names {doc['staging']} as its staging folder")
+        staging = inside(self.token_dir, name, f"the staging folder of worker {worker}")
+        self.staging[worker] = staging
+        return staging
