@@ -121,11 +121,16 @@ class Worker:
         self.sent: dict[str, set[str]] = {"collected": set(), "used_entries": set(), "warnings": set()}
         self.sizes = (0, 0, 0, 0)  # of what the names in `sent` came from
 
-    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist serializes the report for the controller
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True)  # around pytest-xdist, which serializes the report for the controller
+    def pytest_runtest_logreport(self, report: pytest.TestReport):
         doc = self.news()
-        if doc is not None:
-            setattr(report, PAYLOAD_KEY, doc)
+        if doc is None:
+            return (yield)
+        setattr(report, PAYLOAD_KEY, doc)
+        try:
+            return (yield)
+        finally:  # sent by now: the reports this worker keeps do not keep file contents too
+            report.__dict__.pop(PAYLOAD_KEY, None)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:

@@ -146,7 +146,10 @@ def test_a_crashed_worker_keeps_the_trials_and_entries_of_its_passed_items(proje
     saved.stdout.fnmatch_lines(["*worker 'gw0' crashed while running 'test_b_crash.py::test_crash'*",
                                 "saved 6 entries to baseline 'gate' in nw-baselines/gate/"])
     saved.assert_outcomes(passed=7, failed=1)  # with the test that finds one staging folder after the crash
-    assert len(project.trials()) == 6  # each once
+    # each once, numbered in the order the worker and then its replacement recorded them
+    assert [(t["experiment"], t["argv"]) for t in project.trials()] == [
+        ("experiments/a.py", []), ("experiments/b.py", []), ("sweep/train.py", ["--lr", "0.1"]),
+        ("sweep/train.py", ["--lr", "0.2"]), ("zlater/c.py", []), ("zlater/d.py", [])]
     assert not list(temp.glob("nwtrials-*"))  # the crashed worker's staging folder went too
 
     gate = project.run("-n", "2", "--nw-baseline=gate", "--deselect", "test_b_crash.py::test_crash",
