@@ -210,7 +210,7 @@ from pytest_nwtrials.capture import launch, lifeline
 folder, mode = Path(sys.argv[1]), sys.argv[2]
 if mode == "off":
     lifeline.share = lambda: None
-for script in sorted((folder / "exp").glob("*.py")):
+for script in sorted((folder / "exp").glob("[ab]_*.py")):
     request = launch.RunRequest(script=script, argv=(), provenance_dir=folder / "prov",
                                 blobs_dir=folder / "blobs", name=script.stem, timeout=300)
     result = launch.run_experiment(request)
@@ -218,16 +218,26 @@ for script in sorted((folder / "exp").glob("*.py")):
 time.sleep(300)
 """
 VISIBLE = """
-import sys, threading
+import probe
 from pytest_nwtrials import tag
 data = [3, 1, 2]
 total = sum(sorted(data))
 with open("total.txt", "w") as handle:
     handle.write(str(total))
 tag("total", total)
-tag("threads", threading.active_count())
-tag("modules", sorted(sys.modules))
+tag("threads", probe.threads())
+tag("modules", probe.modules())
 print("total", total)
+"""
+# in a module of its own: the script's operations hold what it returns, not the whole of sys.modules
+PROBE = """
+import sys, threading
+
+def threads():
+    return threading.active_count()
+
+def modules():
+    return sorted(sys.modules)
 """
 
 
@@ -239,6 +249,7 @@ def test_the_lifeline_changes_nothing_an_experiment_records(tmp_path, parents):
         folder = tmp_path / mode
         (folder / "exp").mkdir(parents=True)
         (folder / "exp" / "a_visible.py").write_text(VISIBLE)
+        (folder / "exp" / "probe.py").write_text(PROBE)
         if mode == "on":  # then a capture that runs until its parent is killed
             (folder / "exp" / "b_sleeps.py").write_text(SLEEPER + "time.sleep(300)\n")
         parent = parents([sys.executable, "-c", PARENT, str(folder), mode], folder)
