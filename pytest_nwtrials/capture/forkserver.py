@@ -18,10 +18,10 @@ read at interpreter start (PYTHON*, LD_*): a request that sets them differently 
 Protocol: JSON lines on the server's stdin (requests) and stdout (replies): ``{"ready": true}``
 once, then per request ``{"pid": N}`` and, when that child has ended, ``{"pid": N, "returncode":
 R}`` in `subprocess.Popen` convention (negative: killed by that signal). The server runs one
-child at a time, ignores SIGINT and exits when its stdin closes. It passes the lifeline of the
-pytest process (`capture.lifeline`) on to each child, which ends with what it started when pytest
-is gone, killed or not; the server is then left idle and reads the end of its stdin. POSIX only
-(needs ``os.fork``).
+child at a time, ignores SIGINT and exits when its stdin closes. It inherits pytest's lifeline
+(`capture.lifeline`, under the descriptor number the spec names) and passes it on to each child:
+when pytest is gone, killed or not, the child ends with what it started, and the server, idle
+again, reads the end of its stdin and exits. POSIX only (needs ``os.fork``).
 """
 from __future__ import annotations
 
