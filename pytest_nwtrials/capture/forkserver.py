@@ -18,7 +18,10 @@ read at interpreter start (PYTHON*, LD_*): a request that sets them differently 
 Protocol: JSON lines on the server's stdin (requests) and stdout (replies): ``{"ready": true}``
 once, then per request ``{"pid": N}`` and, when that child has ended, ``{"pid": N, "returncode":
 R}`` in `subprocess.Popen` convention (negative: killed by that signal). The server runs one
-child at a time, ignores SIGINT and exits when its stdin closes. POSIX only (needs ``os.fork``).
+child at a time, ignores SIGINT and exits when its stdin closes. It inherits pytest's lifeline
+(`capture.lifeline`, under the descriptor number the spec names) and passes it on to each child:
+when pytest is gone, killed or not, the child ends with what it started, and the server, idle
+again, reads the end of its stdin and exits. POSIX only (needs ``os.fork``).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ import sys
 import threading
 import time
 from typing import Any, NoReturn
+
+from . import lifeline
 
 BOOT = "from pytest_nwtrials.capture.forkserver import serve; serve()"
 # what the runner imports before the script starts, and nothing more (see the module docstring)
@@ -70,7 +75,8 @@ class ForkServer:
         # not let a module of the project's own folder stand in for a preloaded one
         self._proc = subprocess.Popen(
             [sys.executable, "-c", BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, cwd=os.path.abspath(os.sep), env=self.env, start_new_session=True)
+            stderr=subprocess.DEVNULL, cwd=os.path.abspath(os.sep), env=self.env, start_new_session=True,
+            pass_fds=lifeline.pass_fds())  # for its children: each one ends when pytest is gone
         self._buffer = b""
         self._ready = False
         self._running: int | None = None  # the child not waited for yet

@@ -40,7 +40,7 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import environment
+from . import environment, lifeline
 from . import recorder as _recorder
 from ..store import write_json_atomic
 from .runner import CAPTURE_OPTIONS
@@ -474,9 +474,7 @@ class CaptureKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        with open(os.environ[SPEC_ENV], encoding="utf-8") as handle:
-            spec = json.load(handle)
-        self.capture = NotebookCapture(self.shell, spec)
+        self.capture = NotebookCapture(self.shell, _read_spec())
         self._hook_shell()
 
     def _hook_shell(self) -> None:
@@ -570,9 +568,16 @@ class CaptureKernel(IPythonKernel):
         return super().do_shutdown(restart)
 
 
+def _read_spec() -> dict[str, Any]:
+    with open(os.environ[SPEC_ENV], encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def main() -> None:
     from ipykernel.kernelapp import IPKernelApp
 
+    # before the kernel starts: it ends with pytest, and so does every process a cell started
+    lifeline.guard(_read_spec().get("lifeline"))
     IPKernelApp.launch_instance(kernel_class=CaptureKernel)
 
 

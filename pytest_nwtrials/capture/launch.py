@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import forkserver
+from . import forkserver, lifeline
 
 BOOT = "from pytest_nwtrials.capture.runner import main; main()"
 
@@ -103,6 +103,8 @@ def capture_spec(request: RunRequest, result_path: Path) -> dict[str, Any]:
         "result": str(result_path),
         # what the process is doing, rewritten at each stage: read when it dies without a result
         "progress": str(result_path.with_name("progress.json")),
+        # the process ends, with what the experiment started, when pytest is gone (see `lifeline`)
+        "lifeline": lifeline.share(),
     }
 
 
@@ -197,6 +199,7 @@ def _start(request: RunRequest, spec_path: Path, env: dict[str, str], out: Any, 
         stderr=err,
         env=env,
         start_new_session=True,
+        pass_fds=lifeline.pass_fds(),
     )
 
 

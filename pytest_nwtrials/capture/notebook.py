@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import lifeline
 from .launch import RunRequest, RunResult, capture_spec, kill_group
 
 KERNEL_MODULE = "pytest_nwtrials.capture.kernel"
@@ -144,10 +145,14 @@ def _kernel_spec(kernel: str | None, notebook: Path, spec_path: Path) -> tuple[A
         python, env, name = named.argv[0], dict(named.env or {}), f"kernel {kernel!r}"
     env[SPEC_ENV] = str(spec_path)
     env.setdefault("PYTHONIOENCODING", "utf-8")
+    # IPython's history would go to one shared sqlite file in the user's home
+    argv = [python, "-m", KERNEL_MODULE, "-f", "{connection_file}", "--HistoryManager.hist_file=:memory:"]
+    if lifeline.pass_fds():
+        # the lifeline ends the kernel's whole group when pytest is gone; ipykernel's own check
+        # would end the kernel alone, leaving what the cells started running, and could come first
+        argv.append("--IPKernelApp.parent_handle=0")
     return KernelSpec(
-        argv=[python, "-m", KERNEL_MODULE, "-f", "{connection_file}",
-              # IPython's history would go to one shared sqlite file in the user's home
-              "--HistoryManager.hist_file=:memory:"],
+        argv=argv,
         display_name=f"pytest-nwtrials capture ({name})",
         language="python",
         env=env,
@@ -210,7 +215,7 @@ async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int], 
 
     try:
         # the kernel's own output (the cells' comes as messages) goes to the log file
-        await client.async_start_new_kernel(stdout=log, stderr=log)
+        await client.async_start_new_kernel(stdout=log, stderr=log, pass_fds=lifeline.pass_fds())
         started.append(client.km.provisioner.pid)
         await client.async_start_new_kernel_client()
     except Exception as exc:

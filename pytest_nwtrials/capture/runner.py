@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..store import write_json_atomic
-from . import environment
+from . import environment, lifeline
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     spec_path = (argv if argv is not None else sys.argv[1:])[0]
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
+    lifeline.guard(spec.get("lifeline"))  # ends this process and what the script started with pytest
     faulthandler.enable()  # a crash in native code prints where the script was
     recorder = _recorder.Recorder(spec["blobs_dir"])
     _recorder.install(recorder)
