@@ -15,7 +15,6 @@ the trial and the type.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 import os
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from .settings import matches_experiments
 from .store import Trial, TrialStore, find_store
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def select(store: TrialStore, experiment: str | None = None) -> list[Trial]:
     trials = store.trials()
     if experiment is None:
         return trials
-    chosen = [t for t in trials if t.experiment == experiment or fnmatch.fnmatchcase(t.experiment, experiment)]
+    chosen = [t for t in trials if t.experiment == experiment or matches_experiments(t.experiment, [experiment])]
     if not chosen:
         known = ", ".join(sorted({t.experiment for t in trials})) or "none yet"
         raise LookupError(f"no trials of experiment {experiment!r} in {store.root}; experiments: {known}")

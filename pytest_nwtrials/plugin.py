@@ -1,7 +1,6 @@
 """pytest hooks of pytest-nwtrials: options, ini keys, the marker, collection and the fixture."""
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
 import pytest
@@ -112,7 +111,7 @@ def is_experiment(config: pytest.Config, file_path: Path) -> bool:
         relative = file_path.relative_to(settings.rootdir).as_posix()
     except ValueError:
         return False
-    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in settings.experiments)
+    return S.matches_experiments(relative, settings.experiments)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -40,6 +40,20 @@ DEFAULT_STORE = ".nwtrials"
 DEFAULT_BASELINES_DIR = "nw-baselines"
 
 
+def matches_experiments(relative: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether the rootdir-relative POSIX path `relative` matches one of the ``nw_experiments`` globs.
+
+    The globs users know from shells: ``*`` and ``?`` stay within one folder, ``**`` spans any
+    number of folders (none included), ``[...]`` is a class; matching is case-sensitive. As in a
+    shell, wildcards skip hidden names (a leading dot), so ``exp/**/*.ipynb`` leaves Jupyter's
+    ``.ipynb_checkpoints/`` copies alone; a pattern that spells the dot out matches them.
+    """
+    from wcmatch import glob
+
+    cleaned = [pattern[2:] if pattern.startswith("./") else pattern for pattern in patterns]
+    return bool(cleaned) and glob.globmatch(relative, cleaned, flags=glob.GLOBSTAR | glob.CASE)
+
+
 def option(name: str) -> str:
     """The command-line spelling of an ini key: ``nw_baseline`` -> ``--nw-baseline``."""
     return "--" + name.replace("_", "-")

@@ -1,7 +1,6 @@
 """The end of a session: the terminal summary, the report files, and baseline entries left unused."""
 from __future__ import annotations
 
-import fnmatch
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,12 +46,14 @@ def prune_dead_entries(session: TrialSession) -> list[str]:
     Entries of experiments that still exist but were not run (deselected, or run only by
     `nw_trial` in tests not selected) are kept: a partial run must not shrink a baseline.
     """
+    from .settings import matches_experiments
+
     name = session.settings.save_baseline
     settings = session.settings
     pruned = []
     for path, experiment in session.baselines.entry_files(name).items():
         script = settings.rootdir / experiment
-        matches = any(fnmatch.fnmatchcase(experiment, pattern) for pattern in settings.experiments)
+        matches = matches_experiments(experiment, settings.experiments)
         if not script.exists() or (not matches and experiment not in {t.experiment for t in session.recorded}):
             session.baselines.delete_entry(path)
             pruned.append(experiment)
