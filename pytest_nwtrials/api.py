@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from .printable import printable
 from .settings import matches_experiments
 from .store import Trial, TrialStore, find_store
 
@@ -217,11 +218,11 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
     annotate = sum(len(points) for points in lines.values()) <= _ANNOTATE_MAX
     for (experiment, argv), points in lines.items():
         points.sort()
-        label = experiment + (" " + " ".join(argv) if argv else "")
+        label = printable(experiment + (" " + " ".join(argv) if argv else ""))  # drawn text: no controls
         drawn = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)[0]
         if annotate:
             for when, number, name in points:
-                ax.annotate(name, (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                ax.annotate(printable(name), (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
         if marks and (experiment, argv) in marks:
             ax.axhline(marks[(experiment, argv)], color=drawn.get_color(), linestyle="--",
                        linewidth=1, label=f"{mark_label} ({label})")
@@ -229,8 +230,8 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_xlabel("trial start (UTC)")
-    ax.set_ylabel(f"{tag} (mean)" if mean else tag)
-    ax.set_title(title)
+    ax.set_ylabel(printable(f"{tag} (mean)" if mean else tag))
+    ax.set_title(printable(title))
     ax.legend(fontsize=8)
     return figure
 

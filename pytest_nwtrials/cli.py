@@ -9,6 +9,7 @@ baseline, an empty or missing store, a bad option), said in one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Any, NoReturn, Sequence
 
 from . import api
 from .baselines import BaselineStore
+from .printable import printable
 from .store import StoreError, Trial, TrialStore, find_store
 
 PROG = "nwtrials"
@@ -347,8 +349,29 @@ def _tolerance(text: str) -> float:
     return value
 
 
+class _PrintableStream:
+    """A text stream that writes through `printable`: everything the command prints quotes
+    names and values from the store and baselines, whose files anyone who commits may write."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    with contextlib.redirect_stdout(_PrintableStream(sys.stdout)), \
+            contextlib.redirect_stderr(_PrintableStream(sys.stderr)):
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

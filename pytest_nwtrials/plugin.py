@@ -9,6 +9,7 @@ from . import settings as S
 from .capture import forkserver
 from .fixture import NwTrial
 from .items import ExperimentFile
+from .printable import printable
 from .session import SESSION_KEY, TrialSession
 
 SETTINGS_KEY = pytest.StashKey[S.Settings]()
@@ -76,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(printable(exc)) from None  # it may quote the committed ini file
     config.stash[SETTINGS_KEY] = settings
     session = TrialSession(config, settings)
     config.stash[SESSION_KEY] = session

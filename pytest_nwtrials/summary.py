@@ -78,7 +78,11 @@ def remove_old_trials(session: TrialSession) -> None:
 def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     if not session.recorded and not session.store.warnings:
         return
-    write = terminalreporter.write_line
+    from .printable import printable
+
+    def write(line: str, **markup: bool) -> None:  # names and messages come from stored files
+        terminalreporter.write_line(printable(line), **markup)
+
     terminalreporter.section("nwtrials")
     for outcome in session.outcomes.values():
         trial = outcome.trial
