@@ -88,6 +88,12 @@ def test_hostile_tag_names_and_values_recorded_by_an_experiment(saved):
     assert report["experiments"][0]["tags"]["message"] == LINK + "1"  # data keeps the exact value
     assert report["experiments"][0]["tags"]["half\ud800"] == "\udfff"
     assert_clean((saved.root / "report.json").read_text(encoding="utf-8"), "the JSON report")
+    # under pytest-xdist the report is built on a worker and the summary on the controller
+    workers = saved.run("-n", "2", "--nw-baseline=base", "--junitxml=workers.xml")
+    workers.assert_outcomes(failed=1)
+    assert_run_clean(workers)
+    assert "auc\\x1b[2J: changed: 0.5 -> 1.5" in workers.stdout.str()
+    assert junit_properties(saved.root / "workers.xml")["nw_tag_nul\\x00name"] == "a\\x00b\\x9b31m"
 
 
 def plant_entry(project) -> None:
