@@ -52,4 +52,5 @@ class ExperimentItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, None, f"experiment {self.config.stash[SESSION_KEY].experiment_name(self.path)}"
+        # a committed file name can hold control characters too (pytest prints node ids as they are)
+        return self.path, None, printable(f"experiment {self.config.stash[SESSION_KEY].experiment_name(self.path)}")
