@@ -19,7 +19,7 @@ from typing import Any, NoReturn, Sequence
 
 from . import api
 from .baselines import BaselineStore
-from .printable import printable
+from .printable import PrintableStream
 from .store import StoreError, Trial, TrialStore, find_store
 
 PROG = "nwtrials"
@@ -349,25 +349,11 @@ def _tolerance(text: str) -> float:
     return value
 
 
-class _PrintableStream:
-    """A text stream that writes through `printable`: everything the command prints quotes
-    names and values from the store and baselines, whose files anyone who commits may write."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(printable(text))
-        return len(text)
-
-    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...
-        return getattr(self._stream, name)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    with contextlib.redirect_stdout(_PrintableStream(sys.stdout)), \
-            contextlib.redirect_stderr(_PrintableStream(sys.stderr)):
+    # everything it prints quotes names and values from the store and baselines
+    with contextlib.redirect_stdout(PrintableStream(sys.stdout)), \
+            contextlib.redirect_stderr(PrintableStream(sys.stderr)):
         return _main(argv)
 
 

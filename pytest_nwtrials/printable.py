@@ -37,3 +37,18 @@ def printable(text: Any) -> str:
     """`text` (made a string) with control characters written as visible escapes (``\\x1b``,
     ``\\u202e``); newlines and tabs are kept, so multi-line reports stay multi-line."""
     return _UNPRINTABLE.sub(_escape, text if isinstance(text, str) else str(text))
+
+
+class PrintableStream:
+    """A text stream that writes through `printable`, for a command whose whole output quotes
+    names and values from stored files."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...
+        return getattr(self._stream, name)
