@@ -15,7 +15,6 @@ the trial and the type.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 import os
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from .printable import printable
+from .settings import matches_experiments
 from .store import Trial, TrialStore, find_store
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def select(store: TrialStore, experiment: str | None = None) -> list[Trial]:
     trials = store.trials()
     if experiment is None:
         return trials
-    chosen = [t for t in trials if t.experiment == experiment or fnmatch.fnmatchcase(t.experiment, experiment)]
+    chosen = [t for t in trials if t.experiment == experiment or matches_experiments(t.experiment, [experiment])]
     if not chosen:
         known = ", ".join(sorted({t.experiment for t in trials})) or "none yet"
         raise LookupError(f"no trials of experiment {experiment!r} in {store.root}; experiments: {known}")
@@ -217,11 +218,11 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
     annotate = sum(len(points) for points in lines.values()) <= _ANNOTATE_MAX
     for (experiment, argv), points in lines.items():
         points.sort()
-        label = experiment + (" " + " ".join(argv) if argv else "")
+        label = printable(experiment + (" " + " ".join(argv) if argv else ""))  # drawn text: no controls
         drawn = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)[0]
         if annotate:
             for when, number, name in points:
-                ax.annotate(name, (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                ax.annotate(printable(name), (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
         if marks and (experiment, argv) in marks:
             ax.axhline(marks[(experiment, argv)], color=drawn.get_color(), linestyle="--",
                        linewidth=1, label=f"{mark_label} ({label})")
@@ -229,8 +230,8 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_xlabel("trial start (UTC)")
-    ax.set_ylabel(f"{tag} (mean)" if mean else tag)
-    ax.set_title(title)
+    ax.set_ylabel(printable(f"{tag} (mean)" if mean else tag))
+    ax.set_title(printable(title))
     ax.legend(fontsize=8)
     return figure
 

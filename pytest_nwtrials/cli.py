@@ -9,6 +9,7 @@ baseline, an empty or missing store, a bad option), said in one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Any, NoReturn, Sequence
 
 from . import api
 from .baselines import BaselineStore
+from .printable import PrintableStream
 from .store import StoreError, Trial, TrialStore, find_store
 
 PROG = "nwtrials"
@@ -349,6 +351,13 @@ def _tolerance(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    # everything it prints quotes names and values from the store and baselines
+    with contextlib.redirect_stdout(PrintableStream(sys.stdout)), \
+            contextlib.redirect_stderr(PrintableStream(sys.stderr)):
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

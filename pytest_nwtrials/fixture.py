@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from .printable import printable
 from .session import Comparison, GateFailure, TrialSession, comparison_from_marker
 from .settings import CAPTURE_MODES
 from .store import Trial
@@ -76,4 +77,4 @@ def _fail_on_gate_failure(check, *args):
         return check(*args)
     except (GateFailure, pytest.UsageError) as exc:
         message = str(exc)
-    pytest.fail(message, pytrace=False)
+    pytest.fail(printable(message), pytrace=False)  # it quotes names and values from stored files

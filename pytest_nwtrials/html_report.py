@@ -82,7 +82,9 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    from .printable import printable
+
+    return html.escape(printable("" if value is None else value), quote=True)
 
 
 def _json_safe(value: Any) -> Any:
@@ -104,9 +106,15 @@ def _check(report: Any) -> dict[str, Any]:
 
 
 def report_json(report: dict[str, Any]) -> str:
-    """The report as strict JSON text (non-finite floats written as strings), ending in a newline."""
-    return json.dumps(_json_safe(_check(report)), indent=1, ensure_ascii=False, default=str,
-                      allow_nan=False) + "\n"
+    """The report as strict JSON text (non-finite floats written as strings), ending in a newline.
+
+    Readable text stays as it is; control characters are ``\\uXXXX`` escapes (the same data),
+    so the file is safe to print and a lone surrogate in a tag cannot make it unwritable.
+    """
+    from .printable import json_escaped
+
+    text = json.dumps(_json_safe(_check(report)), indent=1, ensure_ascii=False, default=str, allow_nan=False)
+    return json_escaped(text) + "\n"
 
 
 def html_page(title: str, body: str) -> str:

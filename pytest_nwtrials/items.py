@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from .printable import printable
 from .session import SESSION_KEY, GateFailure, comparison_from_marker
 
 
@@ -14,13 +15,18 @@ class ExperimentFile(pytest.File):
 
 
 def add_properties(node: pytest.Item, session, trial) -> None:
-    """JUnit XML properties: the trial, and each scalar tag as ``nw_tag_<name>``."""
-    node.user_properties.append(("nw_trial", trial.name))
-    node.user_properties.append(("nw_trial_id", trial.id))
+    """JUnit XML properties: the trial, and each scalar tag as ``nw_tag_<name>``.
+
+    pytest escapes property values for XML but not names, and a tag name may hold any character:
+    names and strings go through `printable`, so the XML file parses whatever was tagged.
+    """
+    node.user_properties.append(("nw_trial", printable(trial.name)))
+    node.user_properties.append(("nw_trial_id", printable(trial.id)))
     for name, doc in trial.tags.items():  # scalars are stored inline: no value file is read
         value = doc.get("value") if isinstance(doc, dict) else None
         if isinstance(value, (bool, int, float, str)) and not (isinstance(value, str) and len(value) > 200):
-            node.user_properties.append((f"nw_tag_{name}", value))
+            shown = printable(value) if isinstance(value, str) else value
+            node.user_properties.append((f"nw_tag_{printable(name)}", shown))
 
 
 class ExperimentItem(pytest.Item):
@@ -37,13 +43,14 @@ class ExperimentItem(pytest.Item):
         add_properties(self, session, trial)
         session.check_run(trial, result)
         if session.reference is not None:
-            self.user_properties.append(("nw_baseline", session.reference.label))
+            self.user_properties.append(("nw_baseline", printable(session.reference.label)))
             session.compare(trial, session.reference, options)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, GateFailure):
-            return str(excinfo.value)
+            return printable(excinfo.value)  # the report quotes names and values from stored files
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, None, f"experiment {self.config.stash[SESSION_KEY].experiment_name(self.path)}"
+        # a committed file name can hold control characters too (pytest prints node ids as they are)
+        return self.path, None, printable(f"experiment {self.config.stash[SESSION_KEY].experiment_name(self.path)}")

@@ -1,7 +1,6 @@
 """pytest hooks of pytest-nwtrials: options, ini keys, the marker, collection and the fixture."""
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from . import settings as S
 from .capture import forkserver
 from .fixture import NwTrial
 from .items import ExperimentFile
+from .printable import printable
 from .session import SESSION_KEY, TrialSession
 
 SETTINGS_KEY = pytest.StashKey[S.Settings]()
@@ -77,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(printable(exc)) from None  # it may quote the committed ini file
     config.stash[SETTINGS_KEY] = settings
     session = TrialSession(config, settings)
     config.stash[SESSION_KEY] = session
@@ -116,7 +116,7 @@ def is_experiment(config: pytest.Config, file_path: Path) -> bool:
         relative = file_path.relative_to(settings.rootdir).as_posix()
     except ValueError:
         return False
-    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in settings.experiments)
+    return S.matches_experiments(relative, settings.experiments)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -20,6 +20,7 @@ from . import provenance_archive as archive
 from . import report, workers
 from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
 from .capture.launch import RunRequest, RunResult, run_experiment
+from .printable import printable
 from .settings import CAPTURE_MODES, Settings
 from .store import StoreError, Trial, TrialStore, write_bytes_atomic, write_json_atomic
 
@@ -102,7 +103,7 @@ class TrialSession:
             try:
                 self.baselines.check_writable(settings.save_baseline)
             except StoreError as exc:
-                raise pytest.UsageError(f"--nw-save-baseline={settings.save_baseline}: {exc}") from None
+                raise pytest.UsageError(printable(f"--nw-save-baseline={settings.save_baseline}: {exc}")) from None
 
     # -- references -------------------------------------------------------------------------
     def resolve(self, text: str, given: str = "--nw-baseline=") -> Reference:
@@ -110,7 +111,7 @@ class TrialSession:
         try:
             return resolve(text, self.store, self.baselines, given)
         except (ReferenceError_, StoreError) as exc:
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(printable(exc)) from None  # it lists stored names
 
     def experiment_name(self, script: Path) -> str:
         """The experiment's path relative to the rootdir, with forward slashes."""
@@ -242,7 +243,8 @@ class TrialSession:
             other = reference.trial
             if (other.experiment, other.argv) != (trial.experiment, trial.argv):
                 self.outcomes[trial.name].verdict = "skipped"
-                pytest.skip(f"baseline {other.name} is a trial of {other.experiment}, not of {trial.experiment}")
+                pytest.skip(printable(f"baseline {other.name} is a trial of {other.experiment}, "
+                                      f"not of {trial.experiment}"))
             return entry_from_trial(other, self.store)
         if reference.kind == "latest":
             earlier = self.store.latest(trial.experiment, trial.argv, before=self.first_number)

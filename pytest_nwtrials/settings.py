@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import check_baseline_name
+from .paths import OutsideError, check_within
 
 EXPERIMENTS = "nw_experiments"
 BASELINE = "nw_baseline"
@@ -38,6 +39,20 @@ DEFAULT_KEEP = 50
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_STORE = ".nwtrials"
 DEFAULT_BASELINES_DIR = "nw-baselines"
+
+
+def matches_experiments(relative: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether the rootdir-relative POSIX path `relative` matches one of the ``nw_experiments`` globs.
+
+    The globs users know from shells: ``*`` and ``?`` stay within one folder, ``**`` spans any
+    number of folders (none included), ``[...]`` is a class; matching is case-sensitive. As in a
+    shell, wildcards skip hidden names (a leading dot), so ``exp/**/*.ipynb`` leaves Jupyter's
+    ``.ipynb_checkpoints/`` copies alone; a pattern that spells the dot out matches them.
+    """
+    from wcmatch import glob
+
+    cleaned = [pattern[2:] if pattern.startswith("./") else pattern for pattern in patterns]
+    return bool(cleaned) and glob.globmatch(relative, cleaned, flags=glob.GLOBSTAR | glob.CASE)
 
 
 def option(name: str) -> str:
@@ -129,9 +144,10 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         return ini.get(name), f"ini {name}"
 
     def folder(name: str, default: str) -> Path:
-        raw = ini.get(name) or default
-        return (rootdir / raw).resolve()
+        raw = (ini.get(name) or "").strip()
+        return _inside_rootdir(rootdir, name, raw or default, given=bool(raw))
 
+    _check_not_blank(cli, ini)
     baseline, _ = pick(BASELINE)
     baseline = str(baseline).strip() if baseline else None
     save = cli.get(SAVE_BASELINE)
@@ -180,6 +196,39 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         capture=capture,
         keep=parse_keep(*pick(KEEP)),
     )
+
+
+def _check_not_blank(cli: dict[str, Any], ini: dict[str, Any]) -> None:
+    """An option given with an empty value is a usage error, never a silent "not given".
+
+    ``--nw-baseline=$BASELINE`` with BASELINE unset would otherwise turn off the ini's gate (or
+    drop a report, a timeout, a tolerance) and the run would pass without comparing anything.
+    """
+    for name, value in cli.items():
+        if isinstance(value, str) and not value.strip():
+            configured = ini.get(name)
+            instead = (f"leave the option out to use ini {name} = {str(configured).strip()}"
+                       if isinstance(configured, str) and configured.strip() else "leave the option out")
+            raise SettingsError(f"{option(name)} was given an empty value (as {option(name)}=$VAR gives when VAR "
+                                f"is unset): give a value, or {instead}")
+
+
+def _inside_rootdir(rootdir: Path, name: str, raw: str, given: bool) -> Path:
+    """The folder of ini key `name` (the store or the baselines), which must stay inside the rootdir.
+
+    The plugin writes and deletes in these folders, so a committed ``../`` path, absolute path
+    or symbolic link must not point them at files outside the project.
+    """
+    path = rootdir / raw
+    try:
+        check_within(rootdir, path, f"ini {name}")
+    except OutsideError:
+        setting = f"ini {name} = {raw}" if given else f"{raw} (the folder of ini {name})"
+        raise SettingsError(
+            f"{setting} leads outside the rootdir {rootdir} (to {path.resolve()}): the plugin writes "
+            f"and deletes files there, so it must be a folder inside the project; change the setting or "
+            f"remove the link") from None
+    return path.resolve()
 
 
 def _report_path(raw: str | None, name: str, base: Path) -> Path | None:

@@ -1,7 +1,6 @@
 """The end of a session: the terminal summary, the report files, and baseline entries left unused."""
 from __future__ import annotations
 
-import fnmatch
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,12 +46,14 @@ def prune_dead_entries(session: TrialSession) -> list[str]:
     Entries of experiments that still exist but were not run (deselected, or run only by
     `nw_trial` in tests not selected) are kept: a partial run must not shrink a baseline.
     """
+    from .settings import matches_experiments
+
     name = session.settings.save_baseline
     settings = session.settings
     pruned = []
     for path, experiment in session.baselines.entry_files(name).items():
         script = settings.rootdir / experiment
-        matches = any(fnmatch.fnmatchcase(experiment, pattern) for pattern in settings.experiments)
+        matches = matches_experiments(experiment, settings.experiments)
         if not script.exists() or (not matches and experiment not in {t.experiment for t in session.recorded}):
             session.baselines.delete_entry(path)
             pruned.append(experiment)
@@ -77,7 +78,11 @@ def remove_old_trials(session: TrialSession) -> None:
 def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     if not session.recorded and not session.store.warnings:
         return
-    write = terminalreporter.write_line
+    from .printable import printable
+
+    def write(line: str, **markup: bool) -> None:  # names and messages come from stored files
+        terminalreporter.write_line(printable(line), **markup)
+
     terminalreporter.section("nwtrials")
     for outcome in session.outcomes.values():
         trial = outcome.trial

@@ -200,9 +200,25 @@ def _restore(arrow_column: pa.ChunkedArray, series: pd.Series, field: dict[str, 
         # pandas would read strings back as `str`; object columns keep their Python objects.
         return np.fromiter(arrow_column.to_pylist(), dtype=object, count=len(arrow_column))
     wanted = dtype_from_label(label)
+    if isinstance(wanted, (pd.PeriodDtype, pd.IntervalDtype)):
+        return wanted.__from_arrow__(_storage(arrow_column))
     if series.dtype != wanted:
         series = series.astype(wanted)
     return series.array if not isinstance(series.dtype, np.dtype) else series.to_numpy()
+
+
+def _storage(arrow_column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column without its pandas extension type: ordinals for periods, left/right for intervals.
+
+    pyarrow knows pandas' ``pandas.period`` and ``pandas.interval`` types only once pandas has
+    registered them, which it does the first time it converts such a column to Arrow. So the
+    same file reads back as the extension type in the process that wrote it and as its bare
+    storage in a fresh one; decoding from the storage in both cases makes the read-back check
+    at encode time test what a later process will read.
+    """
+    if isinstance(arrow_column.type, pa.ExtensionType):
+        return pa.chunked_array([chunk.storage for chunk in arrow_column.chunks], type=arrow_column.type.storage_type)
+    return arrow_column
 
 
 def _index(header: dict[str, Any], column: Any) -> pd.Index:

@@ -150,3 +150,30 @@ def test_opaque_objects_keep_a_summary_and_load_back_only_on_request(project):
     loaded = project.pytester.run(sys.executable, "load.py")
     assert loaded.ret == 0, loaded.stderr.str()
     assert loaded.stdout.lines[:3] == ["OpaqueValue", "[1.0, 2.0]", "[1.0, 2.5]"]
+
+
+PERIODS = """
+import pandas as pd
+from pytest_nwtrials import tag
+
+tag("months", pd.Series(pd.period_range("2020-01", periods=3, freq="M")))
+tag("bins", pd.Series(pd.interval_range(0, 3)))
+tag("frame", pd.DataFrame({"day": pd.period_range("2020-01-01", periods=2, freq="D"),
+                           "range": pd.interval_range(0.0, 2.0, closed="left")}))
+tag("by_year", pd.Series([1.5, 2.5], index=pd.period_range("2020", periods=2, freq="Y")))
+tag("by_bin", pd.Series([1, 2], index=pd.interval_range(0, 2)))
+"""
+
+
+def test_period_and_interval_values_are_compared_in_later_runs(project):
+    project.experiment("periods.py", PERIODS)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    entry = project.baseline_entry("base", "experiments/periods.py")
+    assert {tag["value"]["__nw__"] for tag in entry["tags"].values()} <= {"series", "frame"}
+    project.run("--nw-baseline=base").assert_outcomes(passed=1)
+    project.run("--nw-baseline=latest").assert_outcomes(passed=1)
+    project.experiment("periods.py", PERIODS.replace('periods=3, freq="M"', 'periods=3, freq="Q"'))
+    changed = project.run("--nw-baseline=base")
+    changed.assert_outcomes(failed=1)
+    changed.stdout.fnmatch_lines(["*months: *changed*"])
+    assert "cannot be compared" not in changed.stdout.str()

@@ -84,7 +84,8 @@ def nested(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 @st.composite
 def columns(draw: st.DrawFn, rows: int) -> pd.Series:
     kind = draw(st.sampled_from(
-        ["float64", "float32", "int64", "bool", "str", "object", "category", "datetime", "tz", "Int64", "uint8"]))
+        ["float64", "float32", "int64", "bool", "str", "object", "category", "datetime", "tz", "Int64", "uint8",
+         "period", "interval"]))
     if kind in ("float64", "float32"):
         return pd.Series(np.array(draw(st.lists(st.floats(width=32 if kind == "float32" else 64),
                                                 min_size=rows, max_size=rows)), dtype=kind))
@@ -101,6 +102,8 @@ def columns(draw: st.DrawFn, rows: int) -> pd.Series:
         categories = draw(st.lists(st.text(max_size=2), min_size=1, max_size=4, unique=True))
         values = draw(st.lists(st.sampled_from(categories + [None]), min_size=rows, max_size=rows))
         return pd.Series(pd.Categorical(values, categories=categories, ordered=draw(st.booleans())))
+    if kind in ("period", "interval"):
+        return pd.Series(draw(period_or_interval_arrays(rows, kind)))
     if kind == "Int64":
         values = draw(st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**40)), min_size=rows, max_size=rows))
         return pd.Series(pd.array(values, dtype="Int64"))
@@ -110,8 +113,34 @@ def columns(draw: st.DrawFn, rows: int) -> pd.Series:
 
 
 @st.composite
+def period_or_interval_arrays(draw: st.DrawFn, rows: int, kind: str) -> Any:
+    """Periods (with NaT) of a few frequencies, or intervals of ints, floats (with missing ones) or
+    timestamps, closed on either side: Parquet holds them as pandas' own Arrow extension types."""
+    if kind == "period":
+        freq = draw(st.sampled_from(["D", "M", "Q-DEC", "Y-DEC", "h"]))
+        ordinals = draw(st.lists(st.one_of(st.none(), st.integers(-(10**5), 10**5)), min_size=rows, max_size=rows))
+        return pd.array([pd.NaT if o is None else pd.Period(ordinal=o, freq=freq) for o in ordinals],
+                        dtype=pd.PeriodDtype(freq))
+    closed = draw(st.sampled_from(["left", "right", "both", "neither"]))
+    subtype = draw(st.sampled_from(["int64", "float64", "datetime64[ns]"]))
+    starts = draw(st.lists(st.integers(-(10**6), 10**6), min_size=rows, max_size=rows))
+    widths = draw(st.lists(st.integers(0, 10**3), min_size=rows, max_size=rows))
+    left = np.array(starts, dtype="int64")
+    right = left + np.array(widths, dtype="int64")
+    if subtype == "datetime64[ns]":
+        left, right = left.astype("datetime64[s]").astype(subtype), right.astype("datetime64[s]").astype(subtype)
+    elif subtype == "float64":
+        left, right = left / 8, right / 8
+        missing = np.array(draw(st.lists(st.booleans(), min_size=rows, max_size=rows)), dtype=bool)
+        left[missing] = right[missing] = np.nan
+    return pd.arrays.IntervalArray.from_arrays(left, right, closed=closed)
+
+
+@st.composite
 def indexes(draw: st.DrawFn, rows: int) -> pd.Index:
-    kind = draw(st.sampled_from(["range", "int", "str", "object", "datetime", "multi"]))
+    kind = draw(st.sampled_from(["range", "int", "str", "object", "datetime", "multi", "period", "interval"]))
+    if kind in ("period", "interval"):
+        return pd.Index(draw(period_or_interval_arrays(rows, kind)), name=kind)
     if kind == "range":
         start, step = draw(st.integers(-5, 5)), draw(st.sampled_from([1, 3, -2]))
         return pd.RangeIndex(start, start + rows * step, step, name=draw(st.none() | st.text(max_size=2)))
@@ -366,6 +395,48 @@ def test_frame_pitfalls_roundtrip(tmp_path: Path, frame: pd.DataFrame) -> None:
 def test_series_name_none_and_index_roundtrip(tmp_path: Path) -> None:
     for value in (pd.Series([1.0, 2.0]), pd.Series([1, 2], name=0, index=["a", "b"]), pd.Series([], dtype="str")):
         assert_same(value, roundtrip(value, BlobStore(tmp_path)))
+
+
+PERIODS_AND_INTERVALS = {
+    "period-series": pd.Series(pd.period_range("2020-01", periods=3, freq="M")),
+    "period-nat": pd.Series([pd.Period("2020-01", "M"), pd.NaT, pd.Period("2021-03", "M")], name="p"),
+    "interval-series": pd.Series(pd.interval_range(0, 3)),
+    "interval-missing": pd.Series([pd.Interval(0.0, 1.5, closed="both"), np.nan]),
+    "interval-timestamps": pd.Series(pd.interval_range(pd.Timestamp("2020-01-01", tz="UTC"), periods=3, freq="D")),
+    "frame": pd.DataFrame({"p": pd.period_range("2020-01", periods=3, freq="D"),
+                           "i": pd.interval_range(0.0, 3.0, closed="left")}),
+    "period-index": pd.Series([1, 2, 3], index=pd.period_range("2020", periods=3, freq="Y", name="year")),
+    "interval-index": pd.DataFrame({"n": [1, 2]}, index=pd.interval_range(0, 2, closed="neither")),
+    "multiindex": pd.DataFrame({"x": [1, 2]}, index=pd.MultiIndex.from_arrays(
+        [pd.period_range("2020-01", periods=2, freq="M"), pd.interval_range(0, 2)])),
+    "empty": pd.Series(pd.PeriodIndex([], freq="M")),
+}
+
+
+def test_periods_and_intervals_read_back_in_a_fresh_process(tmp_path: Path) -> None:
+    """pandas registers its Arrow period and interval types only once it has converted such a
+    column, so the process that wrote a value can read it while a later one could not."""
+    blobs = BlobStore(tmp_path / "values")
+    docs = {name: encode(value, blobs) for name, value in PERIODS_AND_INTERVALS.items()}
+    assert {doc[TAG] for doc in docs.values()} <= {"series", "frame"}, docs
+    (tmp_path / "docs.json").write_text(json.dumps(docs))
+    (tmp_path / "values.pickle").write_bytes(pickle.dumps(PERIODS_AND_INTERVALS))
+    code = """if True:
+        import json, pickle, sys
+        from pathlib import Path
+        from pytest_nwtrials.values import BlobStore, decode
+        import pandas as pd
+        folder = Path(sys.argv[1])
+        expected = pickle.loads((folder / "values.pickle").read_bytes())
+        for name, doc in json.loads((folder / "docs.json").read_text()).items():
+            back = decode(doc, BlobStore(folder / "values"))
+            check = pd.testing.assert_series_equal if isinstance(back, pd.Series) else pd.testing.assert_frame_equal
+            check(back, expected[name], check_exact=True, check_index_type=True, check_freq=True)
+        print("read", len(expected))
+    """
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["read", str(len(PERIODS_AND_INTERVALS))]
 
 
 @pytest.mark.parametrize(
