@@ -29,6 +29,7 @@ numbers them; failure messages show that prefix, which the store resolves once r
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 PAYLOAD_KEY = "nwtrials"  # in workeroutput, and the attribute of a report that carries trials
 TOKEN_KEY = "nwtrials_token"  # in workerinput: [path, content] of the controller's token file
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 STAGED_NAME_LENGTH = 8
 STAGING_PREFIX = "nwtrials-worker-"
 
@@ -83,6 +84,31 @@ class StagingStore(TrialStore):
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def to_wire(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` as execnet can always send it: its text as ASCII JSON, its file contents as bytes
+    beside it. execnet refuses strings that are not valid UTF-8, and a tag name or a value read
+    from a committed file may hold a lone surrogate, which JSON escapes and restores exactly."""
+    contents: list[bytes] = []
+
+    def keep(value: Any) -> dict[str, int]:
+        if not isinstance(value, bytes):
+            raise TypeError(f"cannot send a {type(value).__name__} to the controller")
+        contents.append(value)
+        return {"__bytes__": len(contents) - 1}
+
+    return {"version": PAYLOAD_VERSION, "json": json.dumps(doc, default=keep), "bytes": contents}
+
+
+def from_wire(wire: dict[str, Any]) -> Any:
+    """The document `to_wire` sent."""
+    contents = wire["bytes"]
+
+    def restore(obj: dict[str, Any]) -> Any:
+        return contents[obj["__bytes__"]] if obj.keys() == {"__bytes__"} else obj
+
+    return json.loads(wire["json"], object_hook=restore)
 
 
 def _contents_of(path: Path) -> bytes | None:
@@ -126,7 +152,7 @@ class Worker:
         doc = self.news()
         if doc is None:
             return (yield)
-        setattr(report, PAYLOAD_KEY, doc)
+        setattr(report, PAYLOAD_KEY, to_wire(doc))
         try:
             return (yield)
         finally:  # sent by now: the reports this worker keeps do not keep file contents too
@@ -134,7 +160,7 @@ class Worker:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
-        self.session.config.workeroutput[PAYLOAD_KEY] = self.news() or self.header()
+        self.session.config.workeroutput[PAYLOAD_KEY] = to_wire(self.news() or self.header())
         if not self.staging.shared:  # else the controller copies from the staging folder, then removes it
             self.staging.remove()
 
@@ -270,7 +296,7 @@ class Controller:
             return [f"worker {worker} sent trials in another format; they were not recorded "
                     "(install the same pytest-nwtrials version on every worker)"]
         try:
-            return self._ingest(doc, worker)
+            return self._ingest(from_wire(doc), worker)
         except StoreError as exc:
             return [f"{exc}; the trials of worker {worker} were not recorded"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
