@@ -107,7 +107,8 @@ class NotebookCapture:
         self.shell = shell
         self.spec = spec
         self.notebook = spec["notebook"]
-        self.recorder = _recorder.Recorder(spec["blobs_dir"])
+        self.secrets = environment.secrets_of(spec)
+        self.recorder = _recorder.Recorder(spec["blobs_dir"], self.secrets)
         self.cells: list[Cell] = []
         self.cell_tags: dict[str, int | None] = {}
         self.current: Cell | None = None
@@ -168,7 +169,7 @@ class NotebookCapture:
         metascript.namespace = self.shell.user_ns
         metascript.definition.first = False  # every cell is a "cell" block, none the "script"
         # comparable values (array digests, no memory addresses), and no secrets, as for scripts
-        environment.hide_secrets(metascript, serialize, self.spec.get("env_redact", ()))
+        environment.hide_secrets(metascript, serialize, self.secrets)
         environment.skip_compositions(metascript)
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
         metascript.bypass_modules = True  # as for scripts: see runner._collect_provenance
@@ -433,7 +434,8 @@ class NotebookCapture:
         content.commit_content(metascript.message or f"Trial {metascript.trial_id}")
 
     def _result(self) -> dict[str, Any]:
-        return {
+        """The result file's document, secrets masked (a cell's error may show one)."""
+        return self.secrets.mask_doc({
             "trial_id": self.trial_id,
             "exit_code": 1 if self.error else 0,
             "error": self.error,
@@ -447,7 +449,7 @@ class NotebookCapture:
                 "cells": {c.key: c.to_json() for c in self.cells},
                 "cell_tags": self.cell_tags,
             },
-        }
+        })
 
 
 def _wrap_magic(shell: Any, name: str, around: Any) -> None:
