@@ -113,14 +113,15 @@ class Secrets:
         return tuple(sorted(forms.items(), key=lambda item: len(item[0]), reverse=True))
 
     @cached_property
-    def _encoded(self) -> tuple[tuple[bytes, bytes, str], ...]:
-        """(encoded secret, `REDACTED` in the same encoding, source), for each form and encoding."""
-        found: dict[bytes, tuple[bytes, str]] = {}
+    def _encoded(self) -> tuple[tuple[bytes, bytes, str, str], ...]:
+        """(encoded secret, `REDACTED` in the same encoding, source, encoding), for each form
+        and encoding."""
+        found: dict[bytes, tuple[bytes, str, str]] = {}
         for form, source in self.forms:
             for encoding in ENCODINGS:
-                found.setdefault(form.encode(encoding), (REDACTED.encode(encoding), source))
-        triples = ((secret, redacted, source) for secret, (redacted, source) in found.items())
-        return tuple(sorted(triples, key=lambda item: len(item[0]), reverse=True))
+                found.setdefault(form.encode(encoding), (REDACTED.encode(encoding), source, encoding))
+        quads = ((secret, *rest) for secret, rest in found.items())
+        return tuple(sorted(quads, key=lambda item: len(item[0]), reverse=True))
 
     def mask_text(self, text: str, hits: set[str] | None = None) -> str:
         """`text` with every secret replaced by `REDACTED`; the sources found go to `hits`."""
@@ -133,16 +134,16 @@ class Secrets:
 
     def mask_bytes(self, data: bytes, hits: set[str] | None = None) -> bytes:
         """`data` with every secret, in each of `ENCODINGS`, replaced by `REDACTED`."""
-        for secret, redacted, source in self._encoded:
+        for secret, redacted, source, _ in self._encoded:
             if secret in data:
                 data = data.replace(secret, redacted)
                 if hits is not None:
                     hits.add(source)
         return data
 
-    def found_in(self, data: bytes | bytearray | memoryview) -> bool:
-        """Whether `data` holds a secret in one of `ENCODINGS`."""
-        return any(secret in data for secret, _, _ in self._encoded)
+    def found_in(self, data: bytes, encodings: Sequence[str] = ENCODINGS) -> bool:
+        """Whether `data` holds a secret in one of `encodings`."""
+        return any(secret in data for secret, _, _, encoding in self._encoded if encoding in encodings)
 
     def mask_doc(self, doc: Any) -> Any:
         """A JSON document with every string (keys included) masked."""

@@ -2,7 +2,8 @@
 
 `scrub` mirrors what `values.encode` keeps structurally: strings and bytes, plain containers
 (dict keys included), numpy str/bytes scalars, numpy arrays of str, bytes or objects, pandas
-frames, series and indexes (values, labels, names, categories). What it cannot mask there (a
+frames, series and indexes (values, labels, names, categories); a pandas index tagged by itself
+is masked too, before the encoder pickles it. What it cannot mask there (a
 structured array, a category that would collide with another once masked) comes back as
 `Withheld`, which the encoder stores as a summary without data. Any other object is pickled by
 the encoder, which then searches the pickle for the secrets (`values.Encoder.opaque`).
@@ -77,8 +78,10 @@ class _Scrubber:
             if isinstance(value, np.void) and self.secrets.found_in(value.tobytes()):
                 return self._withheld(value)
         pd = sys.modules.get("pandas")
-        if pd is not None and kind in (pd.DataFrame, pd.Series):
+        if pd is not None and (kind in (pd.DataFrame, pd.Series) or isinstance(value, pd.Index)):
             try:
+                if isinstance(value, pd.Index):
+                    return self._index(value, pd)  # kept as a pickle: of the masked index
                 return self._pandas(value, pd)
             except _Unmaskable:
                 return self._withheld(value)

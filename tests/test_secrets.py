@@ -114,7 +114,7 @@ def test_values_holding_a_secret_are_stored_masked_or_as_their_summary_only(tmp_
         "columns": pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", token), ("b", "c")])),
         "series": pd.Series([token], name=token), "holder": Holder(token), "scalar": np.str_(token),
         "records": np.array([(1, token)], dtype=[("a", "i4"), ("b", "U20")]),
-        "bytes": np.frombuffer(token.encode(), dtype=np.uint8),
+        "bytes": np.frombuffer(token.encode(), dtype=np.uint8), "index": pd.Index([token, "q"], name="i"),
     }
     blobs = values.BlobStore(tmp_path / "values")
     hits: set[str] = set()
@@ -130,6 +130,8 @@ def test_values_holding_a_secret_are_stored_masked_or_as_their_summary_only(tmp_
     assert back["rows"][3] == "row3-<redacted>" and back["mixed"].tolist() == [REDACTED, 1, None]
     for name in ("holder", "records", "bytes"):
         assert isinstance(back[name], values.OpaqueValue) and "secret" in back[name].note, name
+    assert values.decode(doc, blobs, allow_pickle=True)[("key", REDACTED)] == b"<redacted>"
+    assert values.decode(doc, blobs, allow_pickle=True)["index"].tolist() == [REDACTED, "q"]
     # a value without secrets is stored exactly as before
     plain = {"a": np.array(["x", "y"]), "f": pd.DataFrame({"c": ["u", "v"]})}
     plain_back = values.decode(values.encode(plain, blobs, secrets), blobs)

@@ -444,6 +444,7 @@ class NotebookCapture:
             "duration": round(time.perf_counter() - self.clock, 4) if self.started else 0.0,
             "tags": {name: record.to_json() for name, record in self.recorder.tags.items()},
             "environment": self.environment,
+            "notes": self.recorder.notes(self.spec.get("ini_tags", [])),
             "notebook": {
                 "path": self.notebook,
                 "cells": {c.key: c.to_json() for c in self.cells},
