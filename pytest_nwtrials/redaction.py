@@ -12,7 +12,9 @@ Arguments holding a secret, or naming a secret option's value, are stored as `RE
 their place, so the recorded arguments (and the baseline entry named after them) stay the same
 when the secret changes. Anywhere else, a secret is found by its text: values shorter than
 `MIN_LENGTH` characters are not searched for, since masking "1" or "yes" everywhere would
-destroy the record and protect nothing.
+destroy the record and protect nothing. A longer secret that is also ordinary text (a variable
+``PIP_KEYRING_PROVIDER=subprocess``) is masked wherever that text appears: the rule errs on the
+side of hiding.
 
 This module imports only the standard library; `scrub` (values) loads `redaction_values`.
 """
@@ -31,7 +33,7 @@ SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASS", "CREDENTIAL", "AUT
 # argument options: a word of the option's name equal to one of these, or ending in one of
 # SECRET_OPTION_SUFFIXES (``--apikey``, ``--accesstoken``); "--max-tokens" or "--passes" are not
 SECRET_OPTION_WORDS = frozenset({"token", "secret", "key", "password", "passwd", "pass", "passphrase",
-                                 "credential", "credentials", "auth", "pwd"})
+                                 "credential", "credentials", "auth"})
 SECRET_OPTION_SUFFIXES = ("token", "secret", "key", "password", "passwd")
 REDACTED = "<redacted>"
 MIN_LENGTH = 6
@@ -145,16 +147,19 @@ class Secrets:
         """Whether `data` holds a secret in one of `encodings`."""
         return any(secret in data for secret, _, _, encoding in self._encoded if encoding in encodings)
 
-    def mask_doc(self, doc: Any) -> Any:
-        """A JSON document with every string (keys included) masked."""
+    def mask_doc(self, doc: Any, keys: bool = False) -> Any:
+        """A JSON document with every string value masked, and with `keys` every key too (keys
+        are left alone by default: they are a document's structure, which a secret that happens
+        to be an ordinary word must not break)."""
         if not self:
             return doc
         if isinstance(doc, str):
             return self.mask_text(doc)
         if isinstance(doc, list):
-            return [self.mask_doc(item) for item in doc]
+            return [self.mask_doc(item, keys) for item in doc]
         if isinstance(doc, dict):
-            return {self.mask_text(k) if isinstance(k, str) else k: self.mask_doc(v) for k, v in doc.items()}
+            return {self.mask_text(k) if keys and isinstance(k, str) else k: self.mask_doc(v, keys)
+                    for k, v in doc.items()}
         return doc
 
     def mask_argv(self, argv: Sequence[str]) -> tuple[str, ...]:

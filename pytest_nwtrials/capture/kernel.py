@@ -434,12 +434,14 @@ class NotebookCapture:
         content.commit_content(metascript.message or f"Trial {metascript.trial_id}")
 
     def _result(self) -> dict[str, Any]:
-        """The result file's document, secrets masked (a cell's error may show one)."""
-        return self.secrets.mask_doc({
+        """The result file's document; a cell's error may show a secret, which is masked (values
+        were masked when tagged)."""
+        mask = self.secrets.mask_doc
+        return {
             "trial_id": self.trial_id,
             "exit_code": 1 if self.error else 0,
-            "error": self.error,
-            "internal_error": self.internal_error,
+            "error": mask(self.error),
+            "internal_error": mask(self.internal_error),
             "started": self.started.isoformat(timespec="milliseconds") if self.started else None,
             "duration": round(time.perf_counter() - self.clock, 4) if self.started else 0.0,
             "tags": {name: record.to_json() for name, record in self.recorder.tags.items()},
@@ -447,10 +449,10 @@ class NotebookCapture:
             "notes": self.recorder.notes(self.spec.get("ini_tags", [])),
             "notebook": {
                 "path": self.notebook,
-                "cells": {c.key: c.to_json() for c in self.cells},
-                "cell_tags": self.cell_tags,
+                "cells": mask({c.key: c.to_json() for c in self.cells}),
+                "cell_tags": mask(self.cell_tags, keys=True),
             },
-        })
+        }
 
 
 def _wrap_magic(shell: Any, name: str, around: Any) -> None:

@@ -80,14 +80,14 @@ class RunResult:
 
 
 def masked(result: RunResult, secrets: Secrets) -> RunResult:
-    """`result` with `secrets` masked in what the parent read itself: the script's output, and
-    the error, tags and notes the capture process reported (masked there too)."""
+    """`result` with `secrets` masked in the texts the parent read or built itself: the
+    script's output, and the error and notes (masked by the capture process too). Tagged
+    values were masked before they were encoded."""
     if not secrets:
         return result
     return replace(result, stdout=secrets.mask_text(result.stdout), stderr=secrets.mask_text(result.stderr),
-                   error=secrets.mask_doc(result.error), tags=secrets.mask_doc(result.tags),
-                   internal_error=secrets.mask_doc(result.internal_error), ended=secrets.mask_doc(result.ended),
-                   notes=tuple(secrets.mask_doc(list(result.notes))))
+                   error=secrets.mask_doc(result.error), internal_error=secrets.mask_doc(result.internal_error),
+                   ended=secrets.mask_doc(result.ended), notes=tuple(secrets.mask_doc(list(result.notes))))
 
 
 def kill_group(pid: int | None) -> None:

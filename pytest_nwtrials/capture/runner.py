@@ -355,7 +355,9 @@ def main(argv: list[str] | None = None) -> None:
         "environment": outcome.environment,
         "notes": recorder.notes(spec.get("ini_tags", [])),
     }
-    result = secrets.mask_doc(result)  # the script's error message and traceback may show a secret
+    # the script's error message and traceback may show a secret (values were masked when tagged)
+    result["error"] = secrets.mask_doc(result["error"])
+    result["internal_error"] = secrets.mask_doc(internal_error)
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
     try:
