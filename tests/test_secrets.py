@@ -11,11 +11,14 @@ import gzip
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pytest_nwtrials import values
 from pytest_nwtrials.baselines import entry_path
@@ -136,6 +139,30 @@ def test_values_holding_a_secret_are_stored_masked_or_as_their_summary_only(tmp_
     plain = {"a": np.array(["x", "y"]), "f": pd.DataFrame({"c": ["u", "v"]})}
     plain_back = values.decode(values.encode(plain, blobs, secrets), blobs)
     assert plain_back["a"].tolist() == ["x", "y"] and plain_back["f"].equals(plain["f"])
+
+
+TOKEN = "tok-4f1c9e2a7b"
+# text that may hold the secret: plain words with the secret spliced in
+texts = st.lists(st.sampled_from(["a", "b c", "\u00e9", "'", "\\", TOKEN]), max_size=4).map("".join)
+plain_values = st.recursive(
+    st.none() | st.integers() | st.floats(allow_nan=False) | texts | texts.map(str.encode)
+    | st.lists(texts, min_size=1, max_size=5).map(np.array),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=plain_values)
+def test_any_value_is_stored_without_its_secrets_and_unchanged_without_them(tmp_path, value):
+    secrets = Secrets.from_environment({"MY_API_TOKEN": TOKEN})
+    folder = tmp_path / f"values-{uuid.uuid4().hex}"
+    blobs = values.BlobStore(folder)
+    doc = values.encode(value, blobs, secrets)
+    if folder.exists():
+        assert_nowhere([TOKEN], [folder])
+    assert_nowhere([TOKEN], [], json.dumps(doc))
+    if TOKEN not in repr(value):  # a value without the secret is kept exactly
+        assert values.value_digest(values.decode(doc, blobs)) == values.value_digest(value)
 
 
 # -- nothing stored or reported, end to end ---------------------------------------------------
