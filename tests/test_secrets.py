@@ -288,6 +288,26 @@ def test_no_secret_reaches_store_baselines_reports_or_terminal(project, monkeypa
     assert 'name="nw_tag_header" value="Bearer &lt;redacted&gt; (v2)"' in junit
 
 
+def test_a_secret_held_by_a_committed_baseline_is_not_reported(project, monkeypatch):
+    """A baseline written by hand, or before secrets were masked, may hold one in clear: the
+    failure, the reports and the JUnit XML still do not show it."""
+    token = "tok-4f1c9e2a7b"
+    monkeypatch.setenv("MY_API_TOKEN", token)
+    project.experiment("exp.py", "import os\nfrom pytest_nwtrials import tag\n"
+                                 "tag('header', 'Bearer ' + os.environ['MY_API_TOKEN'])\n")
+    project.run("--nw-save-baseline=ref").assert_outcomes(passed=1)
+    entry = project.root / "nw-baselines" / "ref" / "experiments" / "exp.py.json"
+    doc = json.loads(entry.read_text())
+    doc["tags"]["header"]["value"] = f"Bearer {token} (old)"
+    entry.write_text(json.dumps(doc))
+    result = project.run("--nw-baseline=ref", "--nw-report=out/report.html", "--nw-json=out/report.json",
+                         "--junitxml=out/junit.xml")
+    result.assert_outcomes(failed=1)
+    assert "'Bearer <redacted> (old)' -> 'Bearer <redacted>'" in result.stdout.str()
+    assert_nowhere([token], [project.root / "out", project.root / ".nwtrials"], result.stdout.str(),
+                   result.stderr.str())
+
+
 NOTEBOOK_CELLS = [
     "import os\nimport hashlib\nimport pandas as pd\nfrom pytest_nwtrials import tag\n"
     "token = os.environ['MY_API_TOKEN']\nrun = int(os.environ['RUN_NUMBER'])",
