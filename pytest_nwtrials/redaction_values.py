@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .redaction import REDACTED, Secrets
+from .redaction import ENCODINGS, REDACTED, Secrets
 
 # numpy kinds whose bytes may be text: str, bytes, structured records, and bytes seen as numbers
 _TEXT_KINDS = "USV"
@@ -122,7 +122,9 @@ class _Scrubber:
         if kind == "O":
             return self._objects(arr, np)
         text_like = kind in _TEXT_KINDS or (kind in "iu" and arr.dtype.itemsize == 1)
-        if not text_like or not self.secrets.found_in(arr.tobytes()):
+        # numpy keeps str arrays as UCS-4: a large one is searched in that encoding alone
+        encodings = ("utf-32-le", "utf-32-be") if kind == "U" else ENCODINGS
+        if not text_like or not self.secrets.found_in(arr.tobytes(), encodings):
             return arr
         if kind == "U":
             masked = [self.text(s) for s in arr.ravel().tolist()]
@@ -138,6 +140,8 @@ class _Scrubber:
 
     def _objects(self, arr: Any, np: Any) -> Any:
         flat = arr.ravel()
+        if self._no_secret_in_strings(flat):
+            return arr
         items = [self.scrub(item) for item in flat]
         if all(new is old for new, old in zip(items, flat)):
             return arr
@@ -164,7 +168,9 @@ class _Scrubber:
             return value
         result = value.copy(deep=False)
         for i in changed:
-            result.isetitem(i, new_columns[i].array)  # by position: labels may repeat
+            # by position (labels may repeat); a series keeps an object column's dtype, where
+            # an array of strings would become a `str` column
+            result.isetitem(i, new_columns[i])
         result.index, result.columns = index, columns
         return result
 
@@ -210,7 +216,7 @@ class _Scrubber:
             categories = self._index(index.categories, pd)
             if categories is not index.categories:
                 result = index.rename_categories(categories)
-        elif not _holds_no_text(index.dtype, pd):
+        elif not _holds_no_text(index.dtype, pd) and not self._no_secret_in_labels(index, pd):
             labels = index.tolist()
             masked = [self.scrub(label) for label in labels]
             if any(new is not old for new, old in zip(masked, labels)):
@@ -220,6 +226,23 @@ class _Scrubber:
         if not named:
             result = result.set_names(names)
         return result
+
+
+    def _no_secret_in_labels(self, index: Any, pd: Any) -> bool:
+        """`_no_secret_in_strings` for an index; pandas string labels are searched by pandas."""
+        if index.dtype != object and pd.api.types.is_string_dtype(index.dtype):
+            labels = pd.Series(index, copy=False)
+            return not any(labels.str.contains(form, regex=False, na=False).any() for form, _ in self.secrets.forms)
+        return self._no_secret_in_strings(index.to_numpy())
+
+    def _no_secret_in_strings(self, items: Any) -> bool:
+        """True when `items` are all strings and none holds a secret: the common case of a
+        large column of text, decided without looking at each item in Python."""
+        try:
+            joined = "\0".join(items)
+        except TypeError:  # not all strings: each item is looked at
+            return False
+        return not any(form in joined for form, _ in self.secrets.forms)
 
 
 def _holds_no_text(dtype: Any, pd: Any) -> bool:

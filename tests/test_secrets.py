@@ -110,6 +110,7 @@ def test_values_holding_a_secret_are_stored_masked_or_as_their_summary_only(tmp_
     frame = pd.DataFrame({"who": [token, "x"], token: [1, 2]}, index=pd.Index([token, "b"], name=token))
     frame["kind"] = pd.Categorical([token, "z"])
     frame["s"] = pd.array([token, "w"], dtype="string")
+    frame["o"] = pd.Series([token, "v"], dtype=object, index=frame.index)
     value = {
         "header": "Bearer " + token, ("key", token): token.encode(), "words": np.array(["a", token]),
         "rows": np.array([f"row{i}-{token}" for i in range(40)]), "raw": np.array([token.encode()]),
@@ -130,6 +131,7 @@ def test_values_holding_a_secret_are_stored_masked_or_as_their_summary_only(tmp_
     assert back["frame"].index.tolist() == [REDACTED, "b"] and back["frame"].index.name == REDACTED
     assert back["frame"]["who"].tolist() == [REDACTED, "x"] and list(back["frame"].columns)[1] == REDACTED
     assert back["frame"]["kind"].tolist() == [REDACTED, "z"] and back["frame"]["s"].tolist() == [REDACTED, "w"]
+    assert list(map(str, back["frame"].dtypes)) == list(map(str, frame.dtypes))  # each column keeps its dtype
     assert back["rows"][3] == "row3-<redacted>" and back["mixed"].tolist() == [REDACTED, 1, None]
     for name in ("holder", "records", "bytes"):
         assert isinstance(back[name], values.OpaqueValue) and "secret" in back[name].note, name
