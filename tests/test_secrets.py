@@ -249,15 +249,16 @@ def outputs(project, run: int) -> list[str]:
             f"--junitxml=out/junit{run}.xml"]
 
 
-def test_no_secret_reaches_store_baselines_reports_or_terminal(project, monkeypatch, tmp_path_factory):
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
+def test_no_secret_reaches_store_baselines_reports_or_terminal(project, monkeypatch, tmp_path_factory, workers):
     project.experiment("exp.py", EXPERIMENT)
     project.pytester.makepyfile(test_args=TEST_WITH_ARGUMENTS)
     outside = tmp_path_factory.mktemp("outside")
     first = plant(monkeypatch, outside, 1, "")
-    saved = project.run("--nw-save-baseline=ref", "-rA")
+    saved = project.run("--nw-save-baseline=ref", "-rA", *workers)
     saved.assert_outcomes(passed=2)
     second = plant(monkeypatch, outside, 2, "-rotated")  # every secret changes
-    changed = project.run("-rA", "-v", *outputs(project, 2))
+    changed = project.run("-rA", "-v", *workers, *outputs(project, 2))
     changed.assert_outcomes(failed=2)
     texts = [saved.stdout.str(), saved.stderr.str(), changed.stdout.str(), changed.stderr.str()]
     assert_nowhere([*first.values(), *second.values()], [project.root], *texts)
