@@ -287,6 +287,9 @@ def test_no_secret_reaches_store_baselines_reports_or_terminal(project, monkeypa
                                      "https://me:<redacted>@db.example"]
     assert run_with_args["tags"]["header"]["value"] == "Bearer <redacted> (v2)"
     assert run_with_args["tags"]["holder"]["value"]["blob"] is None
+    # noWorkflow's own record of the command line is masked, not dropped
+    database = gzip.decompress((project.root / ".nwtrials" / run_with_args["provenance"]).read_bytes())
+    assert b"run " in database and b"--api-key=<redacted> --password <redacted>" in database
     junit = (project.root / "out" / "junit2.xml").read_text()
     assert 'name="nw_tag_header" value="Bearer &lt;redacted&gt; (v2)"' in junit
 
