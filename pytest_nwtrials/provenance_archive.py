@@ -9,15 +9,21 @@ between machines (pytest-xdist workers send it to the controller) as bytes.
 
 noWorkflow's ``content/`` folder (copies of every file the experiment read or wrote) is not
 kept: the trial record holds the hash of each file, which is what comparisons use.
+
+Before anything reads it, `redact` masks secrets in every text of the database; the capture
+process masks what it hands noWorkflow, and this is the check that nothing got past it.
 """
 from __future__ import annotations
 
 import contextlib
 import gzip
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .redaction import Secrets
 
 SUFFIX = ".sqlite.gz"
 
@@ -30,6 +36,53 @@ def database_in(project: Path) -> Path:
 def archive_name(trial_id: str) -> str:
     """The store-relative path of a trial's compressed database."""
     return f"provenance/{trial_id}{SUFFIX}"
+
+
+def redact(db: Path, secrets: Secrets) -> bool:
+    """Mask `secrets` in every text column of the database `db`, in place; False when its file
+    still holds one afterwards (in a binary column), and must not be kept.
+
+    The database is rebuilt (VACUUM) when something was masked, or when its file held a secret
+    in a deleted row: SQLite keeps deleted data in free pages until then.
+    """
+    if not secrets:
+        return True
+    forms = [form for form, _ in secrets.forms]
+
+    def holds(*texts: object) -> bool:  # called for every row: plain loops, no generators
+        for text in texts:
+            if type(text) is str:
+                for form in forms:
+                    if form in text:
+                        return True
+        return False
+
+    def mask(text: object) -> object:
+        return secrets.mask_text(text) if type(text) is str else text  # numbers and binary stay
+
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.create_function("nwtrials_holds", -1, holds, deterministic=True)
+        conn.create_function("nwtrials_mask", 1, mask, deterministic=True)
+        masked = 0
+        tables = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").fetchall()]
+        for table in tables:
+            columns = [_quoted(row[1]) for row in conn.execute(f"PRAGMA table_info({_quoted(table)})")]
+            # one pass over each table (SQLite passes a function at most 127 arguments)
+            for start in range(0, len(columns), 100):
+                part = columns[start:start + 100]
+                assignments = ", ".join(f"{c} = nwtrials_mask({c})" for c in part)
+                masked += conn.execute(f"UPDATE {_quoted(table)} SET {assignments} "
+                                       f"WHERE nwtrials_holds({', '.join(part)})").rowcount
+        conn.commit()
+        # SQLite keeps text as UTF-8
+        if masked or secrets.found_in(db.read_bytes(), ("utf-8",)):
+            conn.execute("VACUUM")
+    return not secrets.found_in(db.read_bytes(), ("utf-8",))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def pack(db: Path) -> bytes:

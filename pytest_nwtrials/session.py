@@ -19,8 +19,9 @@ import pytest
 from . import provenance_archive as archive
 from . import report, workers
 from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
-from .capture.launch import RunRequest, RunResult, run_experiment
+from .capture.launch import RunRequest, RunResult, masked, run_experiment
 from .printable import printable
+from .redaction import Secrets
 from .settings import CAPTURE_MODES, Settings
 from .store import StoreError, Trial, TrialStore, write_bytes_atomic, write_json_atomic
 
@@ -99,6 +100,8 @@ class TrialSession:
         self.pruned: list[str] = []
         self.removed = 0  # old trials removed from the store at the end (nw_keep)
         self.reference = self.resolve(settings.baseline) if settings.baseline else None
+        # what is masked in trials and messages: grows with the secret arguments of each run
+        self.secrets = Secrets.from_environment(os.environ, settings.env_redact)
         if settings.save_baseline:
             try:
                 self.baselines.check_writable(settings.save_baseline)
@@ -120,8 +123,13 @@ class TrialSession:
     # -- running ----------------------------------------------------------------------------
     def run(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,
             capture: str | None = None) -> tuple[Trial, RunResult]:
-        """Run `script` under capture and record the trial in the local store."""
+        """Run `script` under capture and record the trial in the local store.
+
+        The script gets `argv` as given; the trial records it with secrets masked, and every
+        text of the result (output, error, values, noWorkflow's database) is masked too.
+        """
         experiment = self.experiment_name(script)
+        self.secrets = secrets = self.secrets.with_argv(argv)
         try:
             self.writer.ensure()
         except OSError as exc:
@@ -139,15 +147,15 @@ class TrialSession:
                 root=self.settings.rootdir,
                 env_redact=self.settings.env_redact,
             )
-            result = self._launch(request)
+            result = masked(self._launch(request), secrets)
             trial_id = result.trial_id or str(uuid.uuid4())
             inputs = dict(result.environment)
             notebook = getattr(result, "notebook", None)
             if notebook is not None and notebook.cell_tags:
                 inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
             provenance = ""
-            if result.trial_id and request.capture != "off":
-                db = archive.database_in(Path(project))
+            db = archive.database_in(Path(project))
+            if result.trial_id and request.capture != "off" and self._redacted(db, experiment, trial_id, secrets):
                 if self.settings.ops != "off":
                     inputs["files"] = self._record_provenance(db, experiment, trial_id, result)
                 provenance = self._keep_database(db, experiment, trial_id)
@@ -156,7 +164,7 @@ class TrialSession:
                 name="",
                 id=trial_id,
                 experiment=experiment,
-                argv=tuple(argv),
+                argv=secrets.mask_argv(argv),
                 status=result.status,
                 exit_code=result.exit_code,
                 started=result.started,
@@ -182,9 +190,23 @@ class TrialSession:
 
             try:
                 return run_notebook(request, kernel=self.settings.kernel)
-            except NotebookError as exc:
-                raise GateFailure(str(exc)) from None
+            except NotebookError as exc:  # may quote the kernel's output
+                raise GateFailure(self.secrets.mask_text(str(exc))) from None
         return run_experiment(request)
+
+    def _redacted(self, db: Path, experiment: str, trial_id: str, secrets: Secrets) -> bool:
+        """Mask secrets in the capture's noWorkflow database; False (with a warning) when it
+        cannot be read or still holds one, and is not to be used."""
+        if not db.is_file():
+            return True  # nothing to mask; reading it reports what is missing
+        try:
+            if archive.redact(db, secrets):
+                return True
+            reason = "it holds a secret that could not be masked"
+        except (sqlite3.Error, OSError) as exc:
+            reason = f"secrets could not be masked in it ({exc})"
+        self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {reason}")
+        return False
 
     def _keep_database(self, db: Path, experiment: str, trial_id: str) -> str:
         """Compress the capture's noWorkflow database into the store; its store-relative path."""
@@ -231,6 +253,7 @@ class TrialSession:
     def fail(self, trial: Trial, verdict: str, message: str, **details) -> None:
         """Record the outcome and fail the item (or test) with `message`."""
         outcome = self.outcomes[trial.name]
+        message = self.secrets.mask_text(message)  # values read from older records may hold one
         outcome.verdict, outcome.message = verdict, message
         for key, value in details.items():
             setattr(outcome, key, value)

@@ -174,7 +174,7 @@ def write_reports(session: TrialSession) -> None:
     settings = session.settings
     if not (settings.json_report or settings.html_report):
         return
-    data = build_report(session)
+    data = session.secrets.mask_doc(build_report(session))  # old values a baseline may still hold
     from .html_report import report_html, report_json
 
     if settings.json_report:

@@ -19,6 +19,10 @@ it exactly. Plain data stays plain JSON; everything else is a dict with one rese
     DataFrame / Series                   {"__nw__": "frame" | "series", "blob": "<sha>.parquet", ...}
     anything else                        {"__nw__": "object", "type", "size", "digest", "blob", "note"}
 
+With `secrets` (`redaction.Secrets`), `encode` masks them in the value first
+(`redaction_values.scrub`); an object whose pickle still holds one is stored as its summary
+only (no blob), with a note saying why.
+
 pandas is imported only when a pandas object is met, so importing this module stays cheap.
 """
 
@@ -36,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from .errors import StoreError
+from .redaction import Secrets
+from .redaction_values import Withheld
 from .values_blobs import BlobError, BlobStore
 
 __all__ = [
@@ -86,20 +92,28 @@ class NotPlain(Exception):
 
 
 class Encoder:
-    """Walks a value and writes blobs; `plain_only` refuses opaque objects (object arrays, labels)."""
+    """Walks a value and writes blobs; `plain_only` refuses opaque objects (object arrays, labels).
 
-    def __init__(self, blobs: BlobStore, *, plain_only: bool = False) -> None:
+    `secrets`: pickles holding one of them are not written (see the module docstring).
+    """
+
+    def __init__(self, blobs: BlobStore, *, plain_only: bool = False, secrets: Secrets | None = None,
+                 hits: set[str] | None = None) -> None:
         self.blobs = blobs
         self.plain_only = plain_only
+        self.secrets = secrets
+        self.hits = hits if hits is not None else set()  # whose secrets kept a pickle out
         self._open: set[int] = set()  # ids of containers being encoded, to stop at cycles
 
     def plain(self) -> Encoder:
-        return self if self.plain_only else Encoder(self.blobs, plain_only=True)
+        return self if self.plain_only else Encoder(self.blobs, plain_only=True, secrets=self.secrets, hits=self.hits)
 
     def encode(self, value: Any) -> Any:
         kind = type(value)
         if value is None or kind is bool or kind is str:
             return value
+        if kind is Withheld:
+            return self.opaque(value.value, value.note, keep=False)
         if kind is int:
             # json refuses to write ints past ~4300 digits (a CPython limit); hex has no limit.
             return value if value.bit_length() < 10_000 else {TAG: "int", "hex": hex(value)}
@@ -146,11 +160,16 @@ class Encoder:
         finally:
             self._open.discard(id(value))
 
-    def opaque(self, value: Any, note: str = "") -> dict[str, Any]:
+    def opaque(self, value: Any, note: str = "", *, keep: bool = True) -> dict[str, Any]:
+        """The summary of `value`, with its pickle as a blob unless `keep` is false or the pickle
+        holds a secret."""
         if self.plain_only:
             raise NotPlain(type(value).__qualname__)
         summary, data = pickle_summary(value)
-        blob = self.blobs.put_bytes(data, "pickle") if data is not None else None
+        if keep and data is not None and self.secrets and self.secrets.found_in(data):
+            keep, note = False, "held a secret; only its summary is stored"
+            self.hits.add("a secret inside an object")
+        blob = self.blobs.put_bytes(data, "pickle") if data is not None and keep else None
         return {
             TAG: "object",
             "type": summary.type,
@@ -165,17 +184,21 @@ class _Cycle(Exception):
     pass
 
 
-def encode(value: Any, blobs: BlobStore) -> Any:
+def encode(value: Any, blobs: BlobStore, secrets: Secrets | None = None, hits: set[str] | None = None) -> Any:
     """Encode `value` as a JSON-able document (json.dumps accepts it with allow_nan=False).
 
     Never raises for a value: what cannot be encoded structurally is kept as an opaque object.
+    `secrets` are masked first (see the module docstring); where they were found goes to `hits`.
     """
-    encoder = Encoder(blobs)
+    hits = hits if hits is not None else set()
+    if secrets:
+        value = secrets.scrub(value, hits)
+    encoder = Encoder(blobs, secrets=secrets, hits=hits)
     try:
         return encoder.encode(value)
     except (_Cycle, RecursionError):
         # Self-referencing or absurdly deep containers: pickle copes with both.
-        return Encoder(blobs).opaque(value)
+        return Encoder(blobs, secrets=secrets, hits=hits).opaque(value)
 
 
 def _sort_key(doc: Any) -> str:

@@ -8,60 +8,40 @@ imported before the script started cannot be told apart and are not listed.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import importlib.metadata as metadata
 import os
 import platform
-import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-# names that look like credentials: their values never reach noWorkflow's database
-SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASS", "CREDENTIAL", "AUTH")
-REDACTED = "<redacted>"
-_SECRET = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+from ..redaction import Secrets
 
 
-def is_secret(name: str, patterns: Sequence[str] = ()) -> bool:
-    """True for an environment variable whose value must not be stored (`patterns`: extra globs)."""
-    return bool(_SECRET.search(name)) or any(fnmatch.fnmatchcase(name.upper(), p.upper()) for p in patterns)
-
-
-def redacting(serialize: Any, patterns: Sequence[str] = ()) -> Any:
-    """Wrap noWorkflow's value serializer so that secret values read by the script are masked.
-
-    Values shorter than 6 characters are left alone: masking "1" or "yes" everywhere would
-    destroy the record and protect nothing.
-    """
-    secrets = sorted({value for name, value in os.environ.items()
-                      if is_secret(name, patterns) and len(value) >= 6}, key=len, reverse=True)
+def redacting(serialize: Any, secrets: Secrets) -> Any:
+    """Wrap noWorkflow's value serializer so that the values it records have `secrets` masked."""
     if not secrets:
         return serialize
 
     def serialize_redacted(value: Any) -> str:
-        text = serialize(value)
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return secrets.mask_text(serialize(value))
 
     return serialize_redacted
 
 
-def hide_secrets(metascript: Any, serialize: Any, patterns: Sequence[str] = ()) -> None:
+def hide_secrets(metascript: Any, serialize: Any, secrets: Secrets) -> None:
     """Set up a noWorkflow trial so that secrets reach neither its environment table nor values.
 
     Also keeps the trial small: noWorkflow's own deployment collector stores every ``sysconf``
     and ``confstr`` value of the machine with each trial (about 200 rows); this one stores the
     environment variables, redacted, and the few attributes that identify the machine.
     """
-    metascript.serialize = redacting(serialize, patterns)
-    metascript.deployment.collect_provenance = lambda: _collect_deployment(metascript, patterns)
+    metascript.serialize = redacting(serialize, secrets)
+    metascript.deployment.collect_provenance = lambda: _collect_deployment(metascript, secrets)
 
 
-def _collect_deployment(metascript: Any, patterns: Sequence[str]) -> None:
+def _collect_deployment(metascript: Any, secrets: Secrets) -> None:
     """Our version of noWorkflow's ``Deployment.collect_provenance``."""
     import getpass
     import socket
@@ -69,7 +49,7 @@ def _collect_deployment(metascript: Any, patterns: Sequence[str]) -> None:
     from noworkflow.now.utils.functions import version
 
     attrs, trial_id = metascript.environment_attrs_store, metascript.trial_id
-    with redacted_environ(patterns):
+    with redacted_environ(secrets):
         for name, value in os.environ.items():
             attrs.add(trial_id, name, value)
     uname = platform.uname()
@@ -82,6 +62,12 @@ def _collect_deployment(metascript: Any, patterns: Sequence[str]) -> None:
         attrs.add(trial_id, name, value)
     with contextlib.suppress(Exception):  # no user name in some containers
         attrs.add(trial_id, "USER", getpass.getuser())
+
+
+def secrets_of(spec: Mapping[str, Any]) -> Secrets:
+    """The secrets of the run a capture spec describes: this process's environment (the
+    experiment's) and the spec's arguments."""
+    return Secrets.from_environment(os.environ, spec.get("env_redact", ()), spec.get("argv", ()))
 
 
 def skip_compositions(metascript: Any) -> None:
@@ -98,14 +84,13 @@ def skip_compositions(metascript: Any) -> None:
 
 
 @contextlib.contextmanager
-def redacted_environ(patterns: Sequence[str] = ()) -> Iterator[None]:
+def redacted_environ(secrets: Secrets) -> Iterator[None]:
     """Show noWorkflow an ``os.environ`` whose secret values are replaced, while it records it.
 
     The experiment itself runs with the real environment; only this window is redacted.
     """
     real = os.environ
-    os.environ = {name: REDACTED if is_secret(name, patterns) else value  # type: ignore[assignment]
-                  for name, value in real.items()}
+    os.environ = secrets.mask_environ(real)  # type: ignore[assignment]
     try:
         yield
     finally:

@@ -107,7 +107,8 @@ class NotebookCapture:
         self.shell = shell
         self.spec = spec
         self.notebook = spec["notebook"]
-        self.recorder = _recorder.Recorder(spec["blobs_dir"])
+        self.secrets = environment.secrets_of(spec)
+        self.recorder = _recorder.Recorder(spec["blobs_dir"], self.secrets)
         self.cells: list[Cell] = []
         self.cell_tags: dict[str, int | None] = {}
         self.current: Cell | None = None
@@ -168,7 +169,7 @@ class NotebookCapture:
         metascript.namespace = self.shell.user_ns
         metascript.definition.first = False  # every cell is a "cell" block, none the "script"
         # comparable values (array digests, no memory addresses), and no secrets, as for scripts
-        environment.hide_secrets(metascript, serialize, self.spec.get("env_redact", ()))
+        environment.hide_secrets(metascript, serialize, self.secrets)
         environment.skip_compositions(metascript)
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
         metascript.bypass_modules = True  # as for scripts: see runner._collect_provenance
@@ -433,19 +434,23 @@ class NotebookCapture:
         content.commit_content(metascript.message or f"Trial {metascript.trial_id}")
 
     def _result(self) -> dict[str, Any]:
+        """The result file's document; a cell's error may show a secret, which is masked (values
+        were masked when tagged)."""
+        mask = self.secrets.mask_doc
         return {
             "trial_id": self.trial_id,
             "exit_code": 1 if self.error else 0,
-            "error": self.error,
-            "internal_error": self.internal_error,
+            "error": mask(self.error),
+            "internal_error": mask(self.internal_error),
             "started": self.started.isoformat(timespec="milliseconds") if self.started else None,
             "duration": round(time.perf_counter() - self.clock, 4) if self.started else 0.0,
             "tags": {name: record.to_json() for name, record in self.recorder.tags.items()},
             "environment": self.environment,
+            "notes": self.recorder.notes(self.spec.get("ini_tags", [])),
             "notebook": {
                 "path": self.notebook,
-                "cells": {c.key: c.to_json() for c in self.cells},
-                "cell_tags": self.cell_tags,
+                "cells": mask({c.key: c.to_json() for c in self.cells}),
+                "cell_tags": mask(self.cell_tags, keys=True),
             },
         }
 

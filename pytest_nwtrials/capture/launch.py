@@ -9,10 +9,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..redaction import Secrets
 from . import forkserver, lifeline
 
 BOOT = "from pytest_nwtrials.capture.runner import main; main()"
@@ -76,6 +77,17 @@ class RunResult:
         if self.internal_error:
             return "error"
         return "finished" if self.exit_code == 0 and not self.ended else "failed"
+
+
+def masked(result: RunResult, secrets: Secrets) -> RunResult:
+    """`result` with `secrets` masked in the texts the parent read or built itself: the
+    script's output, and the error and notes (masked by the capture process too). Tagged
+    values were masked before they were encoded."""
+    if not secrets:
+        return result
+    return replace(result, stdout=secrets.mask_text(result.stdout), stderr=secrets.mask_text(result.stderr),
+                   error=secrets.mask_doc(result.error), internal_error=secrets.mask_doc(result.internal_error),
+                   ended=secrets.mask_doc(result.ended), notes=tuple(secrets.mask_doc(list(result.notes))))
 
 
 def kill_group(pid: int | None) -> None:

@@ -384,6 +384,7 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
         stdout=stdout,
         stderr=stderr,
         environment=doc.get("environment") or {},
+        notes=tuple(doc.get("notes") or ()),
         notebook=NotebookRun(cells=cells, cell_tags=(doc.get("notebook") or {}).get("cell_tags", {}), **info),
     )
 

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..redaction import Secrets
+
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 NW_TAGS_SITE = "ini nw_tags"
 
@@ -84,7 +86,9 @@ class Recorder:
     """
 
     blobs_dir: str
+    secrets: Secrets = field(default_factory=Secrets)  # masked in names and values before encoding
     tags: dict[str, TagRecord] = field(default_factory=dict)
+    masked: dict[str, set[str]] = field(default_factory=dict)  # tag name -> whose secrets were masked
     _blobs: Any = None
 
     def record(self, name: str, value: Any, *, rtol: float | None = None,
@@ -94,13 +98,17 @@ class Recorder:
         site = NW_TAGS_SITE if source == "nw_tags" else caller_site()
         if self._blobs is None:
             self._blobs = values.BlobStore(self.blobs_dir)
+        hits: set[str] = set()
+        name = self.secrets.mask_text(name, hits)
         try:
             with untracked_files():
-                doc = values.encode(value, self._blobs)
+                doc = values.encode(value, self._blobs, self.secrets, hits)
         except OSError as exc:  # a full disk, a quota: say where, and what to do
             message = (f"could not write the value of tag {name!r} to {self.blobs_dir} ({exc.strerror or exc}); "
                        f"free space on that disk, or raise the limit on file size, and run the experiment again")
             raise (OSError(exc.errno, message) if exc.errno else OSError(message)) from None
+        if hits:
+            self.masked.setdefault(name, set()).update(hits)
         previous = self.tags.get(name)
         if previous is None:
             self.tags[name] = TagRecord(doc, 1, rtol, atol, source, [site])
@@ -116,6 +124,8 @@ class Recorder:
             if record.varied and len(record.sites) > 1:
                 notes.append(f"tag {name!r} was recorded {record.count} times with different values, "
                              f"from {', '.join(record.sites)}; only its last value is kept and compared")
+        if self.masked:
+            notes.append(Secrets.note(self.masked))
         for name in ini_tags:
             record = self.tags.get(name)
             if record is not None and record.source != "nw_tags":

@@ -222,14 +222,14 @@ def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
     outcome.stage = "storing provenance"
 
 
-def _parse_now_args(spec: dict[str, Any]) -> argparse.Namespace:
+def _parse_now_args(spec: dict[str, Any], script_argv: tuple[str, ...]) -> argparse.Namespace:
     from noworkflow.now.cmd.cmd_run import Run
 
     parser = argparse.ArgumentParser(prog="now")
     Run().create_parser(parser.add_subparsers())
     argv = ["run", "--dir", spec["provenance_dir"], "--name", spec["name"]]
     argv += CAPTURE_OPTIONS[spec.get("capture", "fine")]
-    argv += [spec["script"], *spec.get("argv", [])]
+    argv += [spec["script"], *script_argv]
     return parser.parse_args(argv)
 
 
@@ -244,10 +244,14 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     from ..provenance_serialize import serialize
 
     now_io.verbose = False
-    args = _parse_now_args(spec)
-    metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *spec.get("argv", [])]))
+    # noWorkflow stores its command line (trial command, arguments table) with secrets masked;
+    # the script gets the real arguments
+    masked = recorder.secrets.mask_argv(spec.get("argv", []))
+    args = _parse_now_args(spec, masked)
+    metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *masked]))
+    metascript.argv = [spec["script"], *spec.get("argv", [])]
     # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
-    environment.hide_secrets(metascript, serialize, spec.get("env_redact", ()))
+    environment.hide_secrets(metascript, serialize, recorder.secrets)
     environment.skip_compositions(metascript)
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
@@ -321,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
         spec = json.load(handle)
     lifeline.guard(spec.get("lifeline"))  # ends this process and what the script started with pytest
     faulthandler.enable()  # a crash in native code prints where the script was
-    recorder = _recorder.Recorder(spec["blobs_dir"])
+    secrets = environment.secrets_of(spec)
+    recorder = _recorder.Recorder(spec["blobs_dir"], secrets)
     _recorder.install(recorder)
     outcome = Outcome(spec.get("progress"))
     started = datetime.now(timezone.utc)
@@ -351,6 +356,9 @@ def main(argv: list[str] | None = None) -> None:
         "environment": outcome.environment,
         "notes": recorder.notes(spec.get("ini_tags", [])),
     }
+    # the script's error message and traceback may show a secret (values were masked when tagged)
+    result["error"] = secrets.mask_doc(result["error"])
+    result["internal_error"] = secrets.mask_doc(internal_error)
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
     try:
