@@ -5,6 +5,7 @@ Option and ini names are constants here so the plugin, the tests and the message
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,10 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
             return cli[name], option(name)
         return ini.get(name), f"ini {name}"
 
-    def folder(name: str, default: str) -> Path:
+    def folder(name: str, default: str, resolve: bool = True) -> Path:
         raw = ini.get(name) or default
-        return (rootdir / raw).resolve()
+        # the folder of baselines keeps its links, so that one leading out of the rootdir is seen
+        return (rootdir / raw).resolve() if resolve else Path(os.path.normpath(rootdir / raw))
 
     baseline, _ = pick(BASELINE)
     baseline = str(baseline).strip() if baseline else None
@@ -164,7 +166,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         experiments=experiments,
         baseline=baseline or None,
         save_baseline=save,
-        baselines_dir=folder(BASELINES_DIR, DEFAULT_BASELINES_DIR),
+        baselines_dir=folder(BASELINES_DIR, DEFAULT_BASELINES_DIR, resolve=False),
         store=folder(STORE, DEFAULT_STORE),
         timeout=timeout,
         tags=tags,
