@@ -140,16 +140,19 @@ def _carry_out(folder: Path, staging: Path, ops: list[list[str]]) -> None:
 def _remove(staging: Path) -> None:
     """Remove a staging folder: its journal first (the save is then over), its `.gitignore` last
     (until then git ignores what is left)."""
-    (staging / JOURNAL).unlink(missing_ok=True)
-    for path in staging.iterdir():
-        if path.name == ".gitignore":
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    (staging / ".gitignore").unlink(missing_ok=True)
-    staging.rmdir()
+    try:
+        (staging / JOURNAL).unlink(missing_ok=True)
+        for path in staging.iterdir():
+            if path.name == ".gitignore":
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        (staging / ".gitignore").unlink(missing_ok=True)
+        staging.rmdir()
+    except FileNotFoundError:  # another process completing the same save removed it first
+        pass
 
 
 def _running(folder_name: str) -> bool:

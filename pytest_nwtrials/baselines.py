@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -32,7 +31,7 @@ from .errors import short
 from .paths import check_within, inside
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from .store import (
-    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, read_json, record_remedy, write_text_atomic,
+    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, read_json, record_remedy,
 )
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -146,7 +145,13 @@ class BaselineStore:
         self.root = Path(root)
         self.project = Path(project) if project is not None else None
 
+    def _check_root(self) -> None:
+        """OutsideError when the folder of baselines lies in the project as written but leads out of it."""
+        if self.project is not None and lexically_in(self.root, self.project):
+            check_within(self.project, self.root, "the folder of baselines")
+
     def names(self) -> list[str]:
+        self._check_root()
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
@@ -154,6 +159,7 @@ class BaselineStore:
 
     def exists(self, name: str) -> bool:
         """Whether there is a baseline folder `name` (or a link in its place, which `folder` refuses)."""
+        self._check_root()
         path = self.root / name
         return BASELINE_NAME.match(name) is not None and (path.is_symlink() or path.is_dir())
 
@@ -165,13 +171,12 @@ class BaselineStore:
         """
         if not BASELINE_NAME.match(name):
             raise StoreError(f"{short(name)} is not a baseline name")
-        if self.project is not None and lexically_in(self.root, self.project):
-            check_within(self.project, self.root, "the folder of baselines")
+        self._check_root()
         folder = self.root / name
         check_within(self.root, folder, f"the folder of baseline '{name}'")
         finish_interrupted(self.root, name, folder)
         for link in links(folder):
-            check_within(folder, link, f"the link {link}, in baseline '{name}',")
+            check_within(folder, link, f"in baseline '{name}', the link")
         return folder
 
     def _files(self, name: str) -> list[tuple[Path, PurePosixPath]]:
@@ -313,6 +318,7 @@ class BaselineStore:
     def check_writable(self, name: str) -> None:
         """StoreError when baseline `name` cannot be saved: its folder, or the folder of baselines, is
         a file, or the folder leads outside the folder of baselines or holds a link leading outside it."""
+        self._check_root()
         for path in (self.root, self.root / name):
             if path.exists() and not path.is_dir():
                 raise StoreError(f"{path} is a file, where baseline '{name}' needs a folder; move the file away "
@@ -368,9 +374,11 @@ class BaselineStore:
             staging.discard()
             raise
         staging.commit()  # the record before the entry: see baseline_saves
-        readme = self.root / "README.md"
-        if not os.path.lexists(readme):
-            write_text_atomic(readme, _README)
+        try:  # exclusive: never through a link, never over a file someone wrote
+            with open(self.root / "README.md", "x", encoding="utf-8") as readme:
+                readme.write(_README)
+        except FileExistsError:
+            pass
         return target
 
     @staticmethod

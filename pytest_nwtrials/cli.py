@@ -218,7 +218,12 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no baselines in {baselines.root}; save one with pytest --nw-save-baseline=NAME")
         return 0
-    rows = [[name, f"{len(baselines.entry_files(name))} entries"] for name in names]
+    rows = []
+    for name in names:
+        try:
+            rows.append([name, f"{len(baselines.entry_files(name))} entries"])
+        except StoreError as exc:  # a link leading out of it, a journal that cannot be completed
+            rows.append([name, f"unusable: {exc}"])
     print("\n".join(_table(rows)))
     return 0
 
