@@ -15,7 +15,6 @@ from typing import Any
 
 from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
 from .slices import SliceDiff, format_slice_diff
-from .errors import short
 from .store import StoreError, read_json
 
 SCHEMA = 1
@@ -98,7 +97,7 @@ def load_record(path: Path, remedy: str, trial_id: str | None = None) -> Provena
         doc = read_json(path)
         other = doc.get("trial_id", trial_id) if isinstance(doc, dict) and trial_id is not None else trial_id
         if other != trial_id:
-            raise StoreError(f"it is the record of trial {short(other, 80)}, not of trial {trial_id} that its entry "
+            raise StoreError(f"it is the record of trial {str(other)[:80]}, not of trial {trial_id} that its entry "
                              "was saved from")
         return ProvenanceRecord.from_json(doc)
     except StoreError as exc:
