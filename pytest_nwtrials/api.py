@@ -249,17 +249,19 @@ def plot(tag: str, experiment: str | None = None, *, store: StoreLike = None, ba
     trials = with_tag(tag, select(st, experiment), where)
     marks = None
     if baseline is not None:
-        marks = baseline_marks(tag, baseline, trials, Path(baselines) if baselines else st.root.parent / "nw-baselines")
+        marks = baseline_marks(tag, baseline, trials, Path(baselines) if baselines else st.root.parent / "nw-baselines",
+                               project=None if baselines else st.root.parent)
     title = f"{tag} across trials" + (f" of {experiment}" if experiment else "")
     return plot_trials(tag, trials, title=title, marks=marks, mark_label=f"baseline '{baseline}'", ax=ax)
 
 
-def baseline_marks(tag: str, name: str, trials: list[Trial], folder: Path) -> dict[tuple[str, tuple[str, ...]], float]:
+def baseline_marks(tag: str, name: str, trials: list[Trial], folder: Path,
+                   project: Path | None = None) -> dict[tuple[str, tuple[str, ...]], float]:
     """The baseline's value of `tag` for each (experiment, argv) of `trials` that has one."""
     from .baselines import BaselineStore
     from .values import BlobStore, decode
 
-    baselines = BaselineStore(folder)
+    baselines = BaselineStore(folder, project)
     if not baselines.exists(name):
         known = ", ".join(baselines.names()) or "none"
         raise LookupError(f"no baseline {name!r} in {folder}; baselines: {known}")

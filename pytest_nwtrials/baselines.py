@@ -1,4 +1,5 @@
-"""Named baselines on disk, and resolving a ``--nw-baseline`` reference to what a trial is compared with.
+"""Named baselines on disk: their entries, reading them and saving them (references.py resolves
+``--nw-baseline`` values to them).
 
 A baseline is a folder meant to be committed: ``<baselines_dir>/<NAME>/`` holds one JSON entry per
 experiment, at the experiment's own relative path plus ``.json`` (``experiments/train.py.json``),
@@ -9,6 +10,12 @@ Baselines are committed and edited by hand, so every reader here turns a damaged
 file into a `StoreError` (or, for a file that does not stop a comparison, a line of `problems`)
 naming the file and what to do. Saving a baseline replaces a damaged entry, record or value file
 of the experiments it saves; it never touches the others.
+
+Anyone who can commit can also commit symbolic links, so every use of a baseline goes through
+`BaselineStore.folder`: it refuses a baseline folder that leads outside the folder of baselines
+and one holding a link that leads outside it, so nothing is read, written or deleted outside it
+(links that stay inside are followed). Saves are staged and journaled (baseline_files.py), so an
+interrupted save leaves each entry old or new, whole, and no temporary file in the folder.
 """
 from __future__ import annotations
 
@@ -16,18 +23,19 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .baseline_files import Staging, finish_interrupted, hidden, lexically_in, links, walk
+from .errors import short
+from .paths import check_within, inside
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from .store import (
-    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, copy_atomic, read_json, record_remedy,
-    write_json_atomic,
+    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, read_json, record_remedy,
 )
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LATEST = "latest"
-MIN_PREFIX = 4
 
 _README = """# Baselines of pytest-nwtrials
 
@@ -36,10 +44,6 @@ experiment tagged, and `values/` with the arrays and frames they reference. Comp
 with one by running `pytest --nw-baseline=NAME`; accept new values with
 `pytest --nw-save-baseline=NAME`. These files are meant to be committed and reviewed.
 """
-
-
-class ReferenceError_(Exception):
-    """A ``--nw-baseline`` reference that names nothing, or more than one thing."""
 
 
 def check_baseline_name(name: str) -> str:
@@ -104,7 +108,7 @@ class Entry:
             remedy = f"{baseline_remedy(self.baseline)} (or delete it: the operations are then not compared)"
         else:
             remedy = record_remedy(self.trial)
-        return load_record(self.record, remedy)
+        return load_record(self.record, remedy, self.trial_id if self.baseline else None)
 
 
 # what entry_path appends to the experiment's path: "" or an argv digest, then ".json"
@@ -130,18 +134,55 @@ def entry_from_trial(trial: Trial, store: TrialStore) -> Entry:
 
 
 class BaselineStore:
-    """The folder of named baselines (``nw-baselines/`` at the rootdir by default)."""
+    """The folder of named baselines (``nw-baselines/`` at the rootdir by default).
 
-    def __init__(self, root: Path) -> None:
+    `project` is the rootdir: a folder of baselines lexically inside it must really be inside it,
+    so a committed link in its place cannot lead elsewhere (one configured outside it is the
+    user's choice).
+    """
+
+    def __init__(self, root: Path, project: Path | None = None) -> None:
         self.root = Path(root)
+        self.project = Path(project) if project is not None else None
+
+    def _check_root(self) -> None:
+        """OutsideError when the folder of baselines lies in the project as written but leads out of it."""
+        if self.project is not None and lexically_in(self.root, self.project):
+            check_within(self.project, self.root, "the folder of baselines")
 
     def names(self) -> list[str]:
+        self._check_root()
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and BASELINE_NAME.match(p.name))
+        return sorted(p.name for p in self.root.iterdir()
+                      if (p.is_dir() or p.is_symlink()) and BASELINE_NAME.match(p.name))
 
     def exists(self, name: str) -> bool:
-        return BASELINE_NAME.match(name) is not None and (self.root / name).is_dir()
+        """Whether there is a baseline folder `name` (or a link in its place, which `folder` refuses)."""
+        self._check_root()
+        path = self.root / name
+        return BASELINE_NAME.match(name) is not None and (path.is_symlink() or path.is_dir())
+
+    def folder(self, name: str) -> Path:
+        """The folder of baseline `name`, checked before anything in it is read, written or deleted.
+
+        A save of it that was interrupted is completed first. OutsideError (a StoreError) naming
+        the link when the folder, or a link anywhere in it, leads outside it.
+        """
+        if not BASELINE_NAME.match(name):
+            raise StoreError(f"{short(name)} is not a baseline name")
+        self._check_root()
+        folder = self.root / name
+        check_within(self.root, folder, f"the folder of baseline '{name}'")
+        finish_interrupted(self.root, name, folder)
+        for link in links(folder):
+            check_within(folder, link, f"in baseline '{name}', the link")
+        return folder
+
+    def _files(self, name: str) -> list[tuple[Path, PurePosixPath]]:
+        """Every file of baseline `name` with its path inside it, without descending through links."""
+        folder = self.folder(name)
+        return [(path, PurePosixPath(path.relative_to(folder).as_posix())) for path in walk(folder)]
 
     def entry(self, name: str, experiment: str, argv: tuple[str, ...]) -> Entry | None:
         """The entry for `experiment` run with `argv`, None when the baseline has none.
@@ -149,7 +190,7 @@ class BaselineStore:
         When there is no entry for these arguments but exactly one for the experiment, that one
         is returned: the comparison then reports the arguments as changed.
         """
-        path = self.root / name / entry_path(experiment, argv)
+        path = inside(self.folder(name), entry_path(experiment, argv), f"the entry of {experiment}")
         if not path.is_file():
             others = self.entries_of(name, experiment)
             if len(others) != 1:
@@ -162,7 +203,8 @@ class BaselineStore:
         and its value files; StoreError naming the file and what to do when it is unusable."""
         from .values import BlobStore, blob_refs
 
-        folder = self.root / name
+        folder = self.folder(name)
+        check_within(folder, path, f"the entry of {experiment}")
         remedy = baseline_remedy(name)
         try:
             doc = read_json(path)
@@ -196,7 +238,7 @@ class BaselineStore:
 
     def entries_of(self, name: str, experiment: str) -> list[Path]:
         """Every entry file of `experiment` in baseline `name`, whatever its arguments."""
-        folder = (self.root / name / experiment).parent
+        folder = inside(self.folder(name), experiment, f"the entries of {experiment}").parent
         if not folder.is_dir():
             return []
         pattern = re.compile(re.escape(Path(experiment).name) + _ENTRY_SUFFIX)
@@ -213,12 +255,10 @@ class BaselineStore:
 
     def _entry_docs(self, name: str) -> dict[Path, tuple[str, Any]]:
         """`entry_files`, with each file's document as read (None when it cannot be read)."""
-        folder = self.root / name
         found: dict[Path, tuple[str, Any]] = {}
-        for path in sorted(folder.rglob("*.json")) if folder.is_dir() else ():
-            relative = path.relative_to(folder)
-            if (relative.parts[0] == "values" or path.name.endswith(".provenance.json")
-                    or any(part.startswith(".") for part in relative.parts) or not path.is_file()):
+        for path, relative in self._files(name):
+            if (relative.parts[0] == "values" or not path.name.endswith(".json")
+                    or path.name.endswith(".provenance.json") or hidden(relative)):
                 continue
             try:
                 doc = read_json(path)
@@ -235,13 +275,12 @@ class BaselineStore:
         left alone; unreadable entries are reported when an experiment uses them."""
         from .values import BlobStore
 
-        folder = self.root / name
+        folder = self.folder(name)
         entries = self._entry_docs(name)
         values = BlobStore(folder / "values")
         found = []
-        for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
-            relative = path.relative_to(folder)
-            if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+        for path, relative in self._files(name):
+            if hidden(relative):
                 continue
             if relative.parts[0] == "values" and len(relative.parts) == 2 and path.name in values:
                 continue
@@ -264,33 +303,43 @@ class BaselineStore:
             claimed, argv = field_of(doc, "experiment", str), check_argv(doc)
         except ValueError:
             return []  # not an entry: reported when an experiment uses it
-        expected = self.root / name / entry_path(claimed, argv)
+        run = f"{claimed} run with arguments {list(argv)}" if argv else claimed
+        try:
+            expected = inside(self.root / name, entry_path(claimed, argv), f"the place of the entry of {run}")
+        except StoreError as exc:
+            return [f"{path}: {exc}"]
         if expected == path:
             return []
-        run = f"{claimed} run with arguments {list(argv)}" if argv else claimed
         if expected.is_file():
             return [f"{path}: holds the entry of {run}, as {expected} does; delete the one you do not want"]
         return [f"{path}: holds the entry of {run}, whose place is {expected}; move it there, or save the "
                 f"baseline again with --nw-save-baseline={name}"]
 
     def check_writable(self, name: str) -> None:
-        """StoreError when baseline `name` cannot be saved: its folder, or the folder of baselines, is a file."""
+        """StoreError when baseline `name` cannot be saved: its folder, or the folder of baselines, is
+        a file, or the folder leads outside the folder of baselines or holds a link leading outside it."""
+        self._check_root()
         for path in (self.root, self.root / name):
             if path.exists() and not path.is_dir():
                 raise StoreError(f"{path} is a file, where baseline '{name}' needs a folder; move the file away "
                                  "or save under another name")
+        self.folder(name)
 
-    def delete_entry(self, path: Path) -> None:
-        """Remove an entry file and the provenance record beside it."""
+    def delete_entry(self, name: str, path: Path) -> None:
+        """Remove the entry file `path` of baseline `name` and the provenance record beside it."""
+        folder = self.folder(name)
+        check_within(folder, path, "an entry to delete")
+        staging = Staging(self.root, name, folder)
         for target in (path, record_path(path)):
-            if target.exists():
-                target.unlink()
+            staging.delete(target.relative_to(folder).as_posix())
+        staging.commit()
 
     def save(self, name: str, trial: Trial, store: TrialStore) -> Path:
         """Write `trial` as the entry of its experiment in baseline `name`, with its value files.
 
         A damaged entry, record or value file of the experiment is replaced: saving is how the
-        user repairs them. StoreError when the baseline's folder cannot be written.
+        user repairs them. StoreError when the baseline's folder cannot be written, or when a
+        value file of the trial is missing or damaged (the old entry is then left as it was).
         """
         self.check_writable(name)
         try:
@@ -302,87 +351,80 @@ class BaselineStore:
     def _save(self, name: str, trial: Trial, store: TrialStore) -> Path:
         from .values import BlobStore, blob_refs
 
-        folder = self.root / name
-        target = folder / entry_path(trial.experiment, trial.argv)
-        values_dir = folder / "values"
-        for tag in trial.tags.values():
-            for blob in blob_refs(tag["value"]):
-                if not BlobStore(values_dir).intact(blob):  # missing, or damaged since it was saved
-                    copy_atomic(store.values_dir / blob, values_dir / blob)
-        tags = {tag: {k: v for k, v in doc.items() if k != "source"} for tag, doc in trial.tags.items()}
-        record = store.record_path(trial.id)
-        saved_record = record_path(target)
-        if record.is_file():
-            copy_atomic(record, saved_record)
-        elif saved_record.exists():
-            saved_record.unlink()  # a record of an older trial would explain the wrong run
-        write_json_atomic(target, {
-            "schema": SCHEMA,
-            "experiment": trial.experiment,
-            "argv": list(trial.argv),
-            "trial": trial.name,
-            "trial_id": trial.id,
-            "started": trial.started,
-            "python": trial.python,
-            "inputs": trial.inputs,
-            "tags": tags,
-        })
-        readme = self.root / "README.md"
-        if not readme.exists():
-            readme.write_text(_README, encoding="utf-8")
+        folder = self.folder(name)
+        entry_file = entry_path(trial.experiment, trial.argv)
+        target = inside(folder, entry_file, f"the entry of {trial.experiment}")
+        values = BlobStore(folder / "values")
+        staging = Staging(self.root, name, folder)
+        try:
+            for blob in sorted({blob for tag in trial.tags.values() for blob in blob_refs(tag["value"])}):
+                if not values.intact(blob):  # missing, or damaged since it was saved
+                    self._stage_value(staging, trial, store, name, blob)
+                    staging.replace(blob, f"values/{blob}")
+            record = self._record(trial, store)
+            saved_record = record_path(target).relative_to(folder).as_posix()
+            if record is None:
+                staging.delete(saved_record)  # a record of an older trial would explain the wrong run
+            else:
+                staging.stage_bytes(record, "record.json")
+                staging.replace("record.json", saved_record)
+            staging.stage_bytes(_entry_json(trial), "entry.json")
+            staging.replace("entry.json", entry_file)
+        except BaseException:
+            staging.discard()
+            raise
+        staging.commit()  # the record before the entry: see baseline_saves
+        try:  # exclusive: never through a link, never over a file someone wrote
+            with open(self.root / "README.md", "x", encoding="utf-8") as readme:
+                readme.write(_README)
+        except FileExistsError:
+            pass
         return target
 
+    @staticmethod
+    def _stage_value(staging: Staging, trial: Trial, store: TrialStore, name: str, blob: str) -> None:
+        """Copy value file `blob` of `trial` from the store; StoreError when it is missing or damaged."""
+        from .values import BlobStore
 
-@dataclass(frozen=True)
-class Reference:
-    """A resolved ``--nw-baseline`` value: a named baseline, one trial, or each experiment's latest."""
+        source = store.values_dir / blob
+        if source.is_file():
+            staging.stage_copy(source, blob)
+            if BlobStore(staging.path).intact(blob):
+                return
+        raise StoreError(f"{source}: this value file of {trial.name} is missing or damaged (its bytes are not "
+                         f"what its name says), so {trial.experiment} is not saved and its entry in baseline "
+                         f"'{name}' is left as it was; delete the file, run {trial.experiment} again to record "
+                         f"it anew, then save with --nw-save-baseline={name}")
 
-    text: str
-    kind: str  # "baseline", "trial" or "latest"
-    trial: Trial | None = None
+    @staticmethod
+    def _record(trial: Trial, store: TrialStore) -> bytes | None:
+        """The trial's provenance record as it is saved in a baseline: naming its trial, so that a
+        record left beside another trial's entry is recognised. None when the trial has none (or
+        it cannot be read: the store reports that itself)."""
+        path = store.record_path(trial.id)
+        if not path.is_file():
+            return None
+        try:
+            doc = read_json(path)
+        except StoreError as exc:
+            store.warnings.append(f"{exc}; {trial.experiment} is saved without its operations")
+            return None
+        if not isinstance(doc, dict):
+            return None
+        return (json.dumps({**doc, "trial_id": trial.id}, indent=1) + "\n").encode("utf-8")
 
-    @property
-    def label(self) -> str:
-        if self.kind == "baseline":
-            return f"baseline '{self.text}'"
-        if self.kind == "trial":
-            return self.trial.name
-        return "the latest earlier trial"
 
-
-def resolve(text: str, store: TrialStore, baselines: BaselineStore, given: str = "--nw-baseline=") -> Reference:
-    """Resolve REF: ``latest``, a baseline name, a trial's short name, id or unique id prefix.
-
-    `given` is how the user wrote it, for messages: ``--nw-baseline=`` or ``baseline=``.
-    """
-    if text == LATEST:
-        return Reference(text, "latest")
-    folder = baselines.root / text
-    if baselines.exists(text):
-        if not baselines.entry_files(text):
-            raise ReferenceError_(
-                f"{given}{text}: the baseline folder {folder} has no entries. Save the baseline with "
-                f"--nw-save-baseline={text}, or delete the empty folder")
-        for problem in baselines.problems(text):  # harmless to the comparison, but worth fixing
-            if problem not in store.warnings:
-                store.warnings.append(problem)
-        return Reference(text, "baseline")
-    if BASELINE_NAME.match(text) and folder.exists():
-        raise ReferenceError_(f"{given}{text}: {folder} is a file, not a baseline folder; move it away, "
-                              f"or save the baseline with --nw-save-baseline=NAME under another name")
-    found = store.find(text)
-    if len(found) == 1:
-        return Reference(text, "trial", found[0])
-    if len(found) > 1:
-        listed = ", ".join(f"{t.name} ({t.id}, {t.experiment})" for t in found[:10])
-        raise ReferenceError_(f"{given}{text} is ambiguous: it matches {listed}; give more characters")
-    names = baselines.names()
-    known = ", ".join(names) if names else f"none yet in {baselines.root}"
-    hint = f" (a trial id prefix needs at least {MIN_PREFIX} characters)" if len(text) < MIN_PREFIX else ""
-    skipped = ""
-    if store.skipped:
-        skipped = f" Trial records that cannot be read were skipped: {', '.join(map(str, store.skipped))}"
-    raise ReferenceError_(
-        f"{given}{text} names no baseline and no trial{hint}. Baselines: {known}. "
-        f"Use a baseline name, a trial name such as trial3, a trial id or prefix, or 'latest'; "
-        f"create a baseline with --nw-save-baseline=NAME.{skipped}")
+def _entry_json(trial: Trial) -> bytes:
+    """The baseline entry of `trial`: its tags without the source lines."""
+    tags = {tag: {k: v for k, v in doc.items() if k != "source"} for tag, doc in trial.tags.items()}
+    return (json.dumps({
+        "schema": SCHEMA,
+        "experiment": trial.experiment,
+        "argv": list(trial.argv),
+        "trial": trial.name,
+        "trial_id": trial.id,
+        "started": trial.started,
+        "python": trial.python,
+        "inputs": trial.inputs,
+        "tags": tags,
+    }, indent=1, allow_nan=False) + "\n").encode("utf-8")

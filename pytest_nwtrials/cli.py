@@ -72,14 +72,15 @@ def _baselines(args: argparse.Namespace) -> BaselineStore:
     if getattr(args, "baselines", None):
         return BaselineStore(Path(args.baselines))
     if getattr(args, "store", None) is not None:
-        return BaselineStore(_store(args).root.parent / "nw-baselines")
+        project = _store(args).root.parent
+        return BaselineStore(project / "nw-baselines", project=project)
     store = find_store()
     if store is not None:
-        return BaselineStore(store.parent / "nw-baselines")
+        return BaselineStore(store.parent / "nw-baselines", project=store.parent)
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "nw-baselines").is_dir():
-            return BaselineStore(folder / "nw-baselines")
+            return BaselineStore(folder / "nw-baselines", project=folder)
     raise UsageError(f"no nw-baselines folder found in {here} or above it; pass --baselines PATH")
 
 
@@ -219,7 +220,12 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no baselines in {baselines.root}; save one with pytest --nw-save-baseline=NAME")
         return 0
-    rows = [[name, f"{len(baselines.entry_files(name))} entries"] for name in names]
+    rows = []
+    for name in names:
+        try:
+            rows.append([name, f"{len(baselines.entry_files(name))} entries"])
+        except StoreError as exc:  # a link leading out of it, a journal that cannot be completed
+            rows.append([name, f"unusable: {exc}"])
     print("\n".join(_table(rows)))
     return 0
 
@@ -237,11 +243,17 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
 
     baselines = _baselines(args)
     name = _existing(baselines, args.name)
-    blobs = BlobStore(baselines.root / name / "values")
-    lines = [f"baseline '{name}' in {baselines.root / name}"]
+    folder = baselines.folder(name)
+    blobs = BlobStore(folder / "values")
+    lines = [f"baseline '{name}' in {folder}"]
     for path, experiment in baselines.entry_files(name).items():
-        doc = read_json(path)
-        argv = " ".join(doc.get("argv") or [])
+        try:
+            doc = read_json(path)
+        except StoreError as exc:
+            lines.append(f"{experiment}  <unreadable: {exc}>")
+            continue
+        doc = doc if isinstance(doc, dict) else {}
+        argv = " ".join(map(str, doc.get("argv") or []))
         lines.append(f"{experiment}{' ' + argv if argv else ''}  (recorded in {doc.get('trial', '?')}, "
                      f"started {doc.get('started') or '?'})")
         rows = []
@@ -257,12 +269,16 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_delete(args: argparse.Namespace) -> int:
+    from .baseline_files import walk
+
     baselines = _baselines(args)
-    folder = baselines.root / _existing(baselines, args.name)
+    folder = baselines.folder(_existing(baselines, args.name))  # refuses a link leading out of it
+    if folder.is_symlink():
+        raise UsageError(f"{folder} is a link to {os.path.realpath(folder)}; delete the link itself, or that folder")
     entries = sorted(baselines.entry_files(args.name).values())
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    size = sum(p.stat().st_size for p in files)
-    shutil.rmtree(folder)
+    files = walk(folder)
+    size = sum(p.lstat().st_size for p in files)
+    shutil.rmtree(folder)  # removes links inside, never what they point to
     print(f"removed baseline '{args.name}' ({folder}): {len(entries)} entries, {len(files)} files, {size:,} bytes")
     for experiment in entries:
         print(f"  {experiment}")

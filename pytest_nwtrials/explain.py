@@ -87,10 +87,19 @@ def _pick(table: list[Op], index: Any) -> Op:
     return table[index]
 
 
-def load_record(path: Path, remedy: str) -> ProvenanceRecord:
-    """Read the record file at `path`; a StoreError naming it and saying `remedy` when unusable."""
+def load_record(path: Path, remedy: str, trial_id: str | None = None) -> ProvenanceRecord:
+    """Read the record file at `path`; a StoreError naming it and saying `remedy` when unusable.
+
+    With `trial_id`, a record that names another trial (records saved in a baseline name theirs)
+    is refused: it would explain the differences with the wrong run.
+    """
     try:
-        return ProvenanceRecord.from_json(read_json(path))
+        doc = read_json(path)
+        other = doc.get("trial_id", trial_id) if isinstance(doc, dict) and trial_id is not None else trial_id
+        if other != trial_id:
+            raise StoreError(f"it is the record of trial {str(other)[:80]}, not of trial {trial_id} that its entry "
+                             "was saved from")
+        return ProvenanceRecord.from_json(doc)
     except StoreError as exc:
         text = str(exc)
         raise StoreError(f"{text if text.startswith(str(path)) else f'{path}: {text}'}; {remedy}") from None

@@ -18,10 +18,11 @@ import pytest
 
 from . import provenance_archive as archive
 from . import report, workers
-from .baselines import BaselineStore, Entry, Reference, ReferenceError_, entry_from_trial, resolve
+from .baselines import BaselineStore, Entry, entry_from_trial
 from .capture.launch import RunRequest, RunResult, masked, run_experiment
 from .printable import printable
 from .redaction import Secrets
+from .references import Reference, ReferenceError_, resolve
 from .settings import CAPTURE_MODES, Settings
 from .store import StoreError, Trial, TrialStore, write_bytes_atomic, write_json_atomic
 
@@ -86,7 +87,7 @@ class TrialSession:
         self.config = config
         self.settings = settings
         self.store = TrialStore(settings.store)  # earlier trials are read from here
-        self.baselines = BaselineStore(settings.baselines_dir)
+        self.baselines = BaselineStore(settings.baselines_dir, project=settings.rootdir)
         self.is_worker = workers.is_worker(config)
         # where this session's trials are written: a pytest-xdist worker stages them privately
         # and sends them to the controller (see workers.py)

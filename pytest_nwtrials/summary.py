@@ -44,19 +44,27 @@ def prune_dead_entries(session: TrialSession) -> list[str]:
     """After saving: remove entries whose experiment no longer exists or matches nw_experiments.
 
     Entries of experiments that still exist but were not run (deselected, or run only by
-    `nw_trial` in tests not selected) are kept: a partial run must not shrink a baseline.
+    `nw_trial` in tests not selected) are kept: a partial run must not shrink a baseline. The
+    experiment is named by the entry's place in the baseline folder, never by what the file says,
+    and `delete_entry` deletes only inside that folder.
     """
     from .settings import matches_experiments
+    from .store import StoreError
 
     name = session.settings.save_baseline
     settings = session.settings
+    recorded = {t.experiment for t in session.recorded}
     pruned = []
-    for path, experiment in session.baselines.entry_files(name).items():
-        script = settings.rootdir / experiment
-        matches = matches_experiments(experiment, settings.experiments)
-        if not script.exists() or (not matches and experiment not in {t.experiment for t in session.recorded}):
-            session.baselines.delete_entry(path)
-            pruned.append(experiment)
+    try:
+        for path, experiment in session.baselines.entry_files(name).items():
+            script = settings.rootdir / experiment
+            matches = matches_experiments(experiment, settings.experiments)
+            if not script.exists() or (not matches and experiment not in recorded):
+                session.baselines.delete_entry(name, path)
+                pruned.append(experiment)
+    except (StoreError, OSError) as exc:
+        session.store.warnings.append(f"entries of experiments that no longer exist not removed from baseline "
+                                      f"'{name}': {exc}")
     return sorted(set(pruned))
 
 

@@ -23,7 +23,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_nwtrials.baselines import BaselineStore, ReferenceError_, resolve
+from pytest_nwtrials.baselines import BaselineStore
+from pytest_nwtrials.references import ReferenceError_, resolve
 from pytest_nwtrials.explain import ProvenanceRecord, input_changes, why_lines
 from pytest_nwtrials.provenance import Op, Slice
 from pytest_nwtrials.store import StoreError, Trial, TrialStore, read_json
