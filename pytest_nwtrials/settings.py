@@ -180,7 +180,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         experiments=experiments,
         baseline=baseline or None,
         save_baseline=save,
-        baselines_dir=folder(BASELINES_DIR, DEFAULT_BASELINES_DIR, resolve=False),
+        baselines_dir=folder(BASELINES_DIR, DEFAULT_BASELINES_DIR),
         store=folder(STORE, DEFAULT_STORE),
         timeout=timeout,
         tags=tags,
