@@ -50,7 +50,12 @@ class StagingStore(TrialStore):
     def __init__(self) -> None:
         super().__init__(Path(tempfile.mkdtemp(prefix="nwtrials-worker-")))
 
-    def add(self, trial: Trial) -> Trial:
+    def stage(self) -> Path:
+        """The staging store itself: its files are sent to the controller as they are."""
+        self.ensure()
+        return self.root
+
+    def add(self, trial: Trial, staged: Path | None = None) -> Trial:
         self.ensure()
         return replace(trial, name=trial.id[:STAGED_NAME_LENGTH], values_dir=self.values_dir)
 
@@ -145,7 +150,8 @@ def ingest(session: TrialSession, doc: dict[str, Any], worker: str) -> None:
 
 
 def _store_trial(store: TrialStore, item: dict[str, Any], by_path: bool) -> Trial:
-    """Write one staged trial's files into `store`, then its record under the next number."""
+    """Stage one worker's trial's files in the store, then add it under the next number (which
+    moves them into place under the store lock)."""
 
     def put(source: bytes | str, target: Path) -> None:
         if by_path:
@@ -154,18 +160,16 @@ def _store_trial(store: TrialStore, item: dict[str, Any], by_path: bool) -> Tria
             write_bytes_atomic(target, source)
 
     staged = Trial.from_json(item["trial"], "trial sent by a worker")
-    store.ensure()
+    folder = store.stage()
     for ref, source in item["values"].items():
-        target = store.values_dir / Path(ref).name  # content-addressed: an existing file is the same
-        if not target.exists():
-            put(source, target)
+        put(source, folder / "values" / Path(ref).name)
     if item["record"] is not None:
-        put(item["record"], store.record_path(staged.id))
+        put(item["record"], folder / "records" / f"{staged.id}.json")
     provenance = ""
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)
-        put(item["provenance"], store.root / provenance)
-    return store.add(replace(staged, name="", provenance=provenance))
+        put(item["provenance"], folder / provenance)
+    return store.add(replace(staged, name="", provenance=provenance), staged=folder)
 
 
 class Controller:
