@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from . import store_gc
 from .printable import printable
 from .settings import matches_experiments
 from .store import Trial, TrialStore, find_store
+from .store_gc import GcResult
 
 if TYPE_CHECKING:
     import pandas
@@ -277,52 +278,15 @@ def baseline_marks(tag: str, name: str, trials: list[Trial], folder: Path,
     return marks
 
 
-@dataclass(frozen=True)
-class GcResult:
-    """What `collect_garbage` removed (or would remove, on a dry run)."""
-
-    removed: tuple[Trial, ...]
-    record_files: int  # trial records, provenance records and compressed noWorkflow databases
-    record_bytes: int
-    value_files: int
-    value_bytes: int
-
-    @property
-    def reclaimed(self) -> int:
-        return self.record_bytes + self.value_bytes
-
-
 def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False) -> GcResult:
     """Keep the last `keep` trials of each experiment; remove the older ones from the store.
 
     Removes their ``trials/`` and ``records/`` files, their compressed noWorkflow databases in
     ``provenance/``, and the value files no remaining trial references; each trial's record
-    first, so that an interrupted run leaves only unreferenced files behind. Run it when no
-    pytest run is recording into the store (pytest itself runs it at the end of a session,
-    for ini ``nw_keep``).
+    first, so that an interrupted run leaves only unreferenced files behind. Also reclaims what
+    killed or timed-out runs left (see `store_gc`). Safe while pytest runs record into the
+    store: it holds the store lock, and keeps the trials of sessions still running.
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
-    st = open_store(store)
-    by_experiment: dict[str, list[Trial]] = {}
-    for trial in st.trials():
-        by_experiment.setdefault(trial.experiment, []).append(trial)
-    removed = sorted((t for trials in by_experiment.values() for t in trials[:-keep]), key=lambda t: t.number)
-    kept = [t for trials in by_experiment.values() for t in trials[-keep:]]
-    blobs = sorted(_blobs_of(removed) - _blobs_of(kept))
-    records = [p for t in removed for p in (st.trials_dir / f"{t.name}.json", st.record_path(t.id),
-                                            st.root / t.provenance) if p.is_file()]
-    value_files = [st.values_dir / b for b in blobs if (st.values_dir / b).is_file()]
-    result = GcResult(tuple(removed), len(records), sum(p.stat().st_size for p in records),
-                      len(value_files), sum(p.stat().st_size for p in value_files))
-    if not dry_run:
-        for path in records + value_files:
-            path.unlink(missing_ok=True)
-    return result
-
-
-def _blobs_of(trials: list[Trial]) -> set[str]:
-    """The value files the trials reference, pickles included."""
-    from .values import blob_refs
-
-    return {blob for t in trials for doc in t.tags.values() for blob in blob_refs(doc["value"], include_pickles=True)}
+    return store_gc.collect_garbage(open_store(store), keep, dry_run=dry_run)

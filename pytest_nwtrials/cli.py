@@ -291,14 +291,21 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.keep < 1:
         raise UsageError(f"--keep must be at least 1, got {args.keep}")
     result = api.collect_garbage(args.keep, store=store, dry_run=args.dry_run)
-    if not result.removed:
+    for warning in result.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if not (result.removed or result.value_files or result.leftover_files):
         print(f"nothing to remove: no experiment has more than {args.keep} trials")
         return 0
     verb = "would remove" if args.dry_run else "removed"
-    names = ", ".join(t.name for t in result.removed)
-    print(f"{verb} {len(result.removed)} trials: {names}")
+    if result.removed:
+        names = ", ".join(t.name for t in result.removed)
+        print(f"{verb} {len(result.removed)} trials: {names}")
+    else:
+        print(f"no experiment has more than {args.keep} trials; {verb} files no trial uses")
     print(f"  trial records and provenance: {result.record_files} files, {result.record_bytes:,} bytes")
     print(f"  value files: {result.value_files} files, {result.value_bytes:,} bytes")
+    if result.leftover_files:
+        print(f"  left by interrupted runs: {result.leftover_files} files, {result.leftover_bytes:,} bytes")
     print(f"{'would reclaim' if args.dry_run else 'reclaimed'} {result.reclaimed:,} bytes")
     return 0
 
@@ -349,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         "name", metavar="NAME")
     command("delete", "Delete a baseline's folder and say what was removed", cmd_baseline_delete,
             actions).add_argument("name", metavar="NAME")
-    sub = command("gc", "Remove old trials, keeping the last N of each experiment", cmd_gc)
+    sub = command("gc", "Remove old trials, keeping the last N of each experiment, and files of "
+                  "interrupted runs", cmd_gc)
     sub.add_argument("--keep", type=int, metavar="N", required=True, help="Trials to keep per experiment (1 or more)")
     sub.add_argument("--dry-run", action="store_true", help="Say what would be removed, remove nothing")
     return parser

@@ -95,7 +95,12 @@ def pack(db: Path) -> bytes:
 def opened(store_root: Path, provenance: str) -> Iterator[Path]:
     """A readable noWorkflow database for a trial's ``provenance`` field, unpacked into a
     temporary file for the duration of the block. Raises LookupError when there is none."""
-    path = store_root / provenance if provenance else None
+    from .paths import OutsideError, inside
+
+    try:
+        path = inside(store_root, provenance, "provenance database") if provenance else None
+    except OutsideError as exc:
+        raise LookupError(str(exc)) from None
     if path is None or not path.is_file():
         raise LookupError(f"no provenance database at {path}" if path else "no provenance database")
     with tempfile.TemporaryDirectory(prefix="nwtrials-db-") as tmp:

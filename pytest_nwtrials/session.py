@@ -92,7 +92,10 @@ class TrialSession:
         # where this session's trials are written: a pytest-xdist worker stages them privately
         # and sends them to the controller (see workers.py)
         self.writer: TrialStore = workers.StagingStore(config) if self.is_worker else self.store
-        self.first_number = self.store.next_number()
+        try:
+            self.first_number = self.store.next_number()
+        except StoreError as exc:  # a folder of the store is a link leading outside it
+            raise pytest.UsageError(str(exc)) from None
         self.recorded: list[Trial] = []
         self.outcomes: dict[str, Outcome] = {}  # by trial name
         self.used_entries: set[Path] = set()
@@ -132,15 +135,17 @@ class TrialSession:
         experiment = self.experiment_name(script)
         self.secrets = secrets = self.secrets.with_argv(argv)
         try:
-            self.writer.ensure()
+            staged = self.writer.stage()  # the run's files wait there until its trial is added
         except OSError as exc:
             raise GateFailure(report.store_write_failed(experiment, str(self.writer.root), exc)) from None
+        except StoreError as exc:  # a folder of the store leads outside it; the store is locked
+            raise GateFailure(f"{experiment} was not run: {exc}") from None
         with tempfile.TemporaryDirectory(prefix="nwtrials-capture-") as project:
             request = RunRequest(
                 script=script,
                 argv=argv,
                 provenance_dir=Path(project),
-                blobs_dir=self.writer.values_dir,
+                blobs_dir=staged / "values",
                 name=experiment,
                 timeout=timeout or self.settings.timeout,
                 capture=capture or self.settings.capture,
@@ -158,8 +163,8 @@ class TrialSession:
             db = archive.database_in(Path(project))
             if result.trial_id and request.capture != "off" and self._redacted(db, experiment, trial_id, secrets):
                 if self.settings.ops != "off":
-                    inputs["files"] = self._record_provenance(db, experiment, trial_id, result)
-                provenance = self._keep_database(db, experiment, trial_id)
+                    inputs["files"] = self._record_provenance(db, staged, experiment, trial_id, result)
+                provenance = self._keep_database(db, staged, experiment, trial_id)
         try:
             trial = self.writer.add(Trial(
                 name="",
@@ -175,9 +180,11 @@ class TrialSession:
                 python=result.environment.get("python") or platform.python_version(),
                 inputs=inputs,
                 provenance=provenance,
-            ))
+            ), staged=staged)
         except OSError as exc:  # a full disk, a folder without write permission
             raise GateFailure(report.store_write_failed(experiment, str(self.writer.trials_dir), exc)) from None
+        except StoreError as exc:
+            raise GateFailure(f"{experiment} ran, but its trial was not recorded: {exc}") from None
         self.recorded.append(trial)
         self.outcomes[trial.name] = Outcome(trial, "recorded")
         self.outcomes[trial.name].notes.extend(f"{experiment}: {note}" for note in result.notes)
@@ -209,17 +216,19 @@ class TrialSession:
         self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {reason}")
         return False
 
-    def _keep_database(self, db: Path, experiment: str, trial_id: str) -> str:
-        """Compress the capture's noWorkflow database into the store; its store-relative path."""
+    def _keep_database(self, db: Path, staged: Path, experiment: str, trial_id: str) -> str:
+        """Compress the capture's noWorkflow database into the run's staging folder; its path
+        relative to the store, once the trial is added."""
         name = archive.archive_name(trial_id)
         try:
-            write_bytes_atomic(self.writer.root / name, archive.pack(db))
+            write_bytes_atomic(staged / name, archive.pack(db))
         except OSError as exc:
             self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {exc}")
             return ""
         return name
 
-    def _record_provenance(self, db: Path, experiment: str, trial_id: str, result: RunResult) -> dict | None:
+    def _record_provenance(self, db: Path, staged: Path, experiment: str, trial_id: str,
+                           result: RunResult) -> dict | None:
         """Keep the trial's operations and tag slices; return its data files with their hashes.
 
         A capture whose database cannot be read still yields a trial, without provenance.
@@ -234,7 +243,7 @@ class TrialSession:
             self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
             return None
         try:
-            write_json_atomic(self.writer.record_path(trial_id), record.to_json())
+            write_json_atomic(staged / "records" / f"{trial_id}.json", record.to_json())
         except OSError as exc:  # the trial itself may still fit: it is written next
             self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
             return None
@@ -361,8 +370,12 @@ class TrialSession:
                         self.store.warnings.append(f"{exc}; not saved")
                         session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.pruned = summary.prune_dead_entries(self)
+        summary.write_reports(self)  # before pruning, which may remove an older trial of this session
         summary.remove_old_trials(self)
-        summary.write_reports(self)
+        self.store.close()
+
+    def pytest_unconfigure(self) -> None:
+        self.store.close()  # when the session did not reach its end
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         from . import summary

@@ -223,7 +223,7 @@ def _inside_rootdir(rootdir: Path, name: str, raw: str, given: bool) -> Path:
     try:
         check_within(rootdir, path, f"ini {name}")
     except OutsideError:
-        setting = f"ini {name} = {raw}" if given else f"{raw} (the folder of ini {name})"
+        setting = f"ini {name} = {raw}" if given else f"{path} (the folder of ini {name})"
         raise SettingsError(
             f"{setting} leads outside the rootdir {rootdir} (to {path.resolve()}): the plugin writes "
             f"and deletes files there, so it must be a folder inside the project; change the setting or "

@@ -7,27 +7,41 @@ Layout under the store root (``.nwtrials/`` at the rootdir by default)::
     records/<trial id>.json    the trial's operations and tag slices (see explain.py)
     values/<sha256>.<ext>      content-addressed value files (arrays, frames, pickles)
     provenance/<id>.sqlite.gz  the trial's noWorkflow database, compressed (provenance_archive.py)
+    tmp/<session>/             the files of trials being recorded by a running session
+    lock                       the store lock (see store_staging.py)
 
-Records are written atomically and claim their name exclusively (``os.link`` fails when the name
-is taken), so concurrent writers never overwrite each other. A record that cannot be read is
-reported once as a warning and otherwise ignored.
+A run's files are staged in its session's folder and moved into place, with the trial record
+written, under the store lock; records claim their name exclusively (``os.link`` fails when the
+name is taken), so concurrent writers never overwrite each other. A record that cannot be read
+is reported once as a warning and otherwise ignored.
+
+Nothing here follows a path out of the store: a subfolder or file that is a symbolic link leading
+outside it, a record naming another file than its own, is refused with a message naming it.
 
 Every reader here turns a damaged or hand-edited file into a `StoreError` whose message names
 the file and what to do about it; nothing is rewritten behind the user's back.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import paths
 from .errors import StoreError, short
+from .provenance_archive import archive_name
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
+from .store_staging import STORE_LOCK, SessionFolder, acquire, store_lock
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 SCHEMA = 1
 TRIAL_NAME = re.compile(r"^trial([0-9]+)$")
@@ -37,8 +51,11 @@ _README = """# pytest-nwtrials local store
 
 This folder holds the trials recorded by pytest-nwtrials on this machine: one JSON record per
 trial in `trials/`, the tagged values in `values/`, and noWorkflow's provenance databases in
-`provenance/`. It is local state: it is ignored by git, and deleting it loses only history.
-Baselines meant to be shared are saved with `pytest --nw-save-baseline=NAME`.
+`provenance/`; `tmp/` holds the files of trials a running pytest session is recording, and
+`lock` keeps sessions that record at once from getting in each other's way. It is local state:
+it is ignored by git, and deleting it loses only history (do not delete it while pytest runs).
+`nwtrials gc --keep N` removes old trials and what interrupted runs left behind. Baselines
+meant to be shared are saved with `pytest --nw-save-baseline=NAME`.
 """
 
 
@@ -70,7 +87,7 @@ class Trial:
     error: dict[str, Any] | None = None
     python: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
-    provenance: str = ""  # the noWorkflow project folder of the capture, relative to the store
+    provenance: str = ""  # the compressed noWorkflow database, relative to the store (archive_name)
     values_dir: Path | None = field(default=None, compare=False, repr=False)
     allow_pickle: bool = field(default=False, compare=False, repr=False)
 
@@ -101,6 +118,7 @@ class Trial:
         path = self.store_root / "records" / f"{self.id}.json" if self.store_root else None
         if path is None or not path.is_file():
             return None
+        paths.check_within(self.store_root, path, "provenance record")
         return load_record(path, record_remedy(self.name))
 
     def slice(self, tag: str, union: bool = False) -> Any:
@@ -172,11 +190,19 @@ class Trial:
                 error=field_of(doc, "error", (dict, type(None)), None),
                 python=field_of(doc, "python", str, ""),
                 inputs=check_inputs(doc),
-                provenance=field_of(doc, "provenance", str, ""),
+                provenance=_check_provenance(field_of(doc, "provenance", str, ""), trial_id),
                 values_dir=values_dir,
             )
         except ValueError as exc:
             raise StoreError(f"{where}: not a valid trial record ({exc})") from None
+
+
+def _check_provenance(provenance: str, trial_id: str) -> str:
+    """A record's ``provenance`` field: empty, or the trial's own archive, never another path."""
+    if provenance not in ("", archive_name(trial_id)):
+        raise ValueError(f"'provenance' {short(provenance)} is not {archive_name(trial_id)!r}, the trial's "
+                         "own noWorkflow database")
+    return provenance
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -235,16 +261,55 @@ class TrialStore:
         self.trials_dir = self.root / "trials"
         self.values_dir = self.root / "values"
         self.records_dir = self.root / "records"
+        self.provenance_dir = self.root / "provenance"
+        self.tmp_dir = self.root / "tmp"
         self.warnings: list[str] = []
         self.skipped: list[Path] = []  # trial records that could not be read (each also a warning)
+        self.session: SessionFolder | None = None  # this process's folder of staged runs
+        self._lock: FileLock | None = None
+
+    def check_layout(self) -> None:
+        """OutsideError when a folder of the store (or its lock) is a link leading out of it."""
+        for path in (self.trials_dir, self.values_dir, self.records_dir, self.provenance_dir, self.tmp_dir,
+                     self.root / STORE_LOCK):
+            if os.path.lexists(path):
+                paths.check_within(self.root, path, f"the store's {path.name}")
 
     def ensure(self) -> None:
+        self.check_layout()
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         self.values_dir.mkdir(parents=True, exist_ok=True)
         for name, text in ((".gitignore", _GITIGNORE), ("README.md", _README)):
             target = self.root / name
-            if not target.exists():
+            if not os.path.lexists(target):  # a link, even a dangling one, is never written through
                 target.write_text(text, encoding="utf-8")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store lock for the block (reentrant within this process)."""
+        if self._lock is None:
+            self._lock = store_lock(self.root)
+        acquire(self._lock)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def stage(self) -> Path:
+        """A fresh folder, private to this process and inside the store, for the files of one run:
+        ``values/`` (the capture writes its value files there), ``records/``, ``provenance/``.
+        `add` with ``staged=`` moves them into place."""
+        if self.session is None:
+            self.ensure()
+            with self.locked():  # see SessionFolder: collectors probe session locks under it
+                self.session = SessionFolder(self.tmp_dir)
+        return self.session.stage()
+
+    def close(self) -> None:
+        """Remove this process's staging folder and give up its lock (at the end of a session)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def record_path(self, trial_id: str) -> Path:
         """Where the provenance record of trial `trial_id` is kept (it may not exist)."""
@@ -252,6 +317,7 @@ class TrialStore:
 
     def _files(self) -> list[tuple[int, Path]]:
         """Every ``trialN.json`` file with its number N, oldest first."""
+        self.check_layout()
         if not self.trials_dir.is_dir():
             return []
         found = []
@@ -264,9 +330,38 @@ class TrialStore:
     def _numbers(self) -> list[int]:
         return [number for number, _ in self._files()]
 
-    def add(self, trial: Trial) -> Trial:
-        """Store `trial` under the next free ``trialN`` name and return it with that name."""
+    def add(self, trial: Trial, staged: Path | None = None) -> Trial:
+        """Store `trial` under the next free ``trialN`` name and return it with that name.
+
+        With `staged` (a folder from `stage`), the run's files are moved into the store first,
+        under the same hold of the store lock as the record: a value file already there is
+        reused only when intact, a damaged one is replaced.
+        """
         self.ensure()
+        with self.locked():
+            if staged is not None:
+                self._move_in(trial.id, staged)
+            named = self._claim(trial)
+            if self.session is not None:
+                self.session.pin(named.name)
+        if staged is not None and self.session is not None and staged.parent == self.session.root:
+            shutil.rmtree(staged, ignore_errors=True)
+        return named
+
+    def _move_in(self, trial_id: str, staged: Path) -> None:
+        from .values_blobs import BlobStore, is_blob_name
+
+        blobs = BlobStore(self.values_dir)
+        for path in sorted((staged / "values").iterdir()):
+            if is_blob_name(path.name) and path.is_file() and not path.is_symlink():
+                blobs.put_file(path, path.suffix[1:])
+        for target in (self.record_path(trial_id), self.root / archive_name(trial_id)):
+            source = staged / target.parent.name / target.name
+            if source.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+
+    def _claim(self, trial: Trial) -> Trial:
         number = self.next_number()
         tmp = self.trials_dir / f".new.{os.getpid()}.tmp"
         while True:
@@ -286,7 +381,11 @@ class TrialStore:
         result = []
         for _, path in self._files():
             try:
-                result.append(Trial.from_json(read_json(path), str(path), self.values_dir))
+                paths.check_within(self.trials_dir, path, "trial record")
+                trial = Trial.from_json(read_json(path), str(path), self.values_dir)
+                if trial.name != path.stem:
+                    raise StoreError(f"{path}: not a valid trial record (it names itself {short(trial.name)})")
+                result.append(trial)
             except StoreError as exc:
                 message = f"{exc}; skipped (delete the file to silence this warning)"
                 if message not in self.warnings:

@@ -69,17 +69,18 @@ def prune_dead_entries(session: TrialSession) -> list[str]:
 
 
 def remove_old_trials(session: TrialSession) -> None:
-    """Keep the newest ``nw_keep`` trials of each experiment this session recorded."""
-    from .api import collect_garbage
+    """Keep the newest ``nw_keep`` trials of each experiment (all with ``nw_keep = 0``), and
+    reclaim what interrupted runs left in the store, when this session recorded a trial."""
+    from .store_gc import collect_garbage
 
-    keep = session.settings.keep
-    if not keep or not session.recorded:
+    if not session.recorded:
         return
     try:
-        result = collect_garbage(keep, store=session.store)
+        result = collect_garbage(session.store, session.settings.keep)
     except (OSError, ValueError) as exc:
         session.store.warnings.append(f"old trials not removed ({exc})")
         return
+    session.store.warnings.extend(w for w in result.warnings if w not in session.store.warnings)
     session.removed = len(result.removed)
 
 

@@ -2,7 +2,10 @@
 
 A blob is named by the sha256 of its bytes, so identical values are stored once and a blob
 never changes once written. Writes are atomic (temp file in the same folder, then
-`os.replace`), so concurrent workers writing the same value cannot corrupt it.
+`os.replace`), so concurrent workers writing the same value cannot corrupt it. A file already
+there under the name being written is reused only when it is intact (its bytes hash to its
+name): a truncated or overwritten one is replaced with the good bytes, never referenced again.
+Reading never follows a link out of the folder.
 
 A blob that is missing or cannot be read raises `BlobError`, naming the file and what to do
 (the store's `remedy`): the local store and a baseline folder are repaired differently.
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import StoreError, short
+from .paths import OutsideError, check_within
 
 BLOB_EXTENSIONS = frozenset({"npy", "parquet", "pickle"})
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|parquet|pickle)\Z")
@@ -51,10 +55,10 @@ class BlobStore:
         return Path(name)
 
     def put_bytes(self, data: bytes, ext: str) -> str:
-        """Store `data`; return its blob name. A blob that already exists is left untouched."""
+        """Store `data`; return its blob name. An intact blob of that name is left untouched."""
         _check_extension(ext)
         name = f"{hashlib.sha256(data).hexdigest()}.{ext}"
-        if not (self.root / name).exists():
+        if not self.intact(name):
             tmp = self.temp_path()
             try:
                 tmp.write_bytes(data)
@@ -71,7 +75,7 @@ class BlobStore:
             name = f"{hashlib.file_digest(f, 'sha256').hexdigest()}.{ext}"
         target = self.root / name
         self.root.mkdir(parents=True, exist_ok=True)
-        if target.exists():
+        if self.intact(name):
             tmp_path.unlink()
             return name
         try:
@@ -94,6 +98,8 @@ class BlobStore:
 
     def open(self, name: str) -> BinaryIO:
         path = self.path(name)
+        if os.path.islink(path):
+            check_within(self.root, path, "value file")
         try:
             return open(path, "rb")
         except FileNotFoundError:
@@ -109,13 +115,20 @@ class BlobStore:
         """True when blob `name` exists and holds what its name (the sha256 of its bytes) says."""
         path = self.path(name)
         try:
+            if os.path.islink(path):
+                check_within(self.root, path, "value file")
             with open(path, "rb") as handle:
                 return hashlib.file_digest(handle, "sha256").hexdigest() == name.partition(".")[0]
-        except OSError:
+        except (OSError, OutsideError):
             return False
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(_BLOB_NAME.match(name)) and (self.root / name).is_file()
+        return is_blob_name(name) and (self.root / name).is_file()
+
+
+def is_blob_name(name: object) -> bool:
+    """Whether `name` is a blob's file name, ``<sha256>.npy|parquet|pickle``."""
+    return isinstance(name, str) and bool(_BLOB_NAME.match(name))
 
 
 def _check_extension(ext: str) -> None:

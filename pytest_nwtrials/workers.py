@@ -78,7 +78,12 @@ class StagingStore(TrialStore):
         parent = Path(config.workerinput[TOKEN_KEY][0]).parent if self.shared else None
         super().__init__(Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)))
 
-    def add(self, trial: Trial) -> Trial:
+    def stage(self) -> Path:
+        """The staging store itself: its files are sent to the controller as they are."""
+        self.ensure()
+        return self.root
+
+    def add(self, trial: Trial, staged: Path | None = None) -> Trial:
         self.ensure()
         return replace(trial, name=trial.id[:STAGED_NAME_LENGTH], values_dir=self.values_dir)
 
@@ -223,7 +228,9 @@ class Worker:
 def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) -> Trial:
     """Write one staged trial's files into `store`, then its record under the next number.
 
-    With `staging`, the files were sent as paths, which must lie in that folder."""
+    With `staging`, the files were sent as paths, which must lie in that folder. They wait in the
+    store's staging folder until the trial is added, which moves them into place under the store
+    lock."""
 
     def put(source: bytes | str, target: Path) -> None:
         if staging is None:
@@ -234,18 +241,16 @@ def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) 
         copy_atomic(path, target)
 
     staged = Trial.from_json(item["trial"], "trial sent by a worker")
-    store.ensure()
+    folder = store.stage()
     for ref, source in item["values"].items():
-        target = store.values_dir / Path(ref).name  # content-addressed: an existing file is the same
-        if not target.exists():
-            put(source, target)
+        put(source, folder / "values" / Path(ref).name)
     if item["record"] is not None:
-        put(item["record"], store.record_path(staged.id))
+        put(item["record"], folder / "records" / f"{staged.id}.json")
     provenance = ""
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)
-        put(item["provenance"], store.root / provenance)
-    return store.add(replace(staged, name="", provenance=provenance))
+        put(item["provenance"], folder / provenance)
+    return store.add(replace(staged, name="", provenance=provenance), staged=folder)
 
 
 def _worker_name(node: Any) -> str:

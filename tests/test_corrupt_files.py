@@ -2,7 +2,8 @@
 
 Each is reported with its path and what to do, never with a traceback; the other experiments of
 the session still run and pass; and the damaged file is left byte for byte as it was, unless the
-user saves the baseline it belongs to (saving replaces the damaged files of the experiments saved).
+user saves the baseline it belongs to (saving replaces the damaged files of the experiments saved)
+or, for a value file of the local store, a new trial tags the same value (it writes the file anew).
 """
 from __future__ import annotations
 
@@ -113,24 +114,28 @@ def test_a_damaged_value_file_in_the_store_fails_only_its_experiment(project):
     two_experiments(project)
     [blob] = (store(project) / "values").glob("*.npy")
     data = damage(blob, "truncated")
+    project.experiment("train.py", TRAIN.replace("40", "41"))  # another value: the damaged one is not written
     result = project.run("--nw-baseline=latest")
     result.assert_outcomes(passed=1, failed=1)
     text = output(result)
     assert f"{blob}: not a" in text and "the file is damaged: delete it, then run the experiment" in text
     assert blob.read_bytes() == data
 
-    blob.unlink()  # what the message says to do: the next run writes it again
-    project.run("--nw-baseline=latest").assert_outcomes(passed=2)
+    blob.unlink()  # what the message says to do: the next run of the experiment that tagged it writes it again
+    project.experiment("train.py", TRAIN)
+    project.run().assert_outcomes(passed=2)
     assert intact(blob)
 
 
-def test_a_damaged_value_file_of_the_new_trial_fails_its_experiment_with_a_message(project):
+def test_a_damaged_value_file_is_written_anew_by_the_next_trial_of_that_value(project):
     two_experiments(project, "--nw-save-baseline=base")
     [blob] = (store(project) / "values").glob("*.npy")
-    damage(blob, "garbage")  # the next trial of train.py writes the same value: it refers to this file
+    damage(blob, "garbage")  # the next trial of train.py tags the same value: it replaces the damaged file
     result = project.run("--nw-baseline=base")
-    result.assert_outcomes(passed=1, failed=1)
-    assert f"{blob}: not a .npy file" in output(result)
+    result.assert_outcomes(passed=2)
+    output(result)
+    assert intact(blob)
+    project.run("--nw-baseline=latest").assert_outcomes(passed=2)  # the earlier trial reads it back too
 
 
 # -- baselines ----------------------------------------------------------------------------------

@@ -187,12 +187,12 @@ def test_a_value_that_cannot_be_written_fails_the_experiment_only(project):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*experiments/full.py raised OSError: *could not write the value of tag 'weights' to "
-        "*/.nwtrials/values (*); free space on that disk, or raise the limit on file size, "
+        "*/.nwtrials/tmp/*/values (*); free space on that disk, or raise the limit on file size, "
         "and run the experiment again (trial1, *",
         "Traceback (most recent call last):",
         '  File "*experiments/full.py", line 9, in <module>',
         '    tag("weights", np.arange(1 << 20, dtype=np.float64))',
-        "OSError: *could not write the value of tag 'weights' to */.nwtrials/values (*",
+        "OSError: *could not write the value of tag 'weights' to */.nwtrials/tmp/*/values (*",
     ])
     failure = result.stdout.str().split("Traceback")[1].split("short test summary")[0]
     assert "pytest_nwtrials" not in failure and "values_numpy" not in failure
