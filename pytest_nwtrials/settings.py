@@ -223,9 +223,10 @@ def _inside_rootdir(rootdir: Path, name: str, raw: str, given: bool) -> Path:
     try:
         check_within(rootdir, path, f"ini {name}")
     except OutsideError:
-        setting = f"ini {name} = {raw}" if given else f"{path} (the folder of ini {name})"
+        setting = f"ini {name} = {raw}" if given else str(path)
+        which = "" if given else f", the folder of ini {name}"
         raise SettingsError(
-            f"{setting} leads outside the rootdir {rootdir} (to {path.resolve()}): the plugin writes "
+            f"{setting} leads outside the rootdir {rootdir} (to {path.resolve()}){which}: the plugin writes "
             f"and deletes files there, so it must be a folder inside the project; change the setting or "
             f"remove the link") from None
     return path.resolve()

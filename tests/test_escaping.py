@@ -114,7 +114,7 @@ def plant_trial(project, number: int) -> str:
     record = json.loads((trials / "trial1.json").read_text())
     record.update(name=f"trial{number}", id="0123abcd-0000-4000-8000-00000000c1ea",
                   experiment=f"experiments/evil{CLEAR}.py", argv=[LINK, "\x00"], status="failed",
-                  error={"type": f"Error{CLEAR}", "message": f"boom{LINK}"})
+                  error={"type": f"Error{CLEAR}", "message": f"boom{LINK}"}, provenance="")
     record["tags"][f"secret{CLEAR}"] = {"value": f"{LINK}\x1b[31m", "count": 1}
     (trials / f"trial{number}.json").write_text(json.dumps(record))
     return record["id"]

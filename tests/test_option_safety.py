@@ -91,7 +91,7 @@ def test_a_committed_link_in_place_of_a_default_folder_is_a_usage_error(project,
     result = project.run("--nw-save-baseline=base")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     key = "nw_store" if folder == ".nwtrials" else "nw_baselines_dir"
-    result.stderr.fnmatch_lines([f"ERROR: {project.root / folder} (the folder of ini {key}) leads outside the rootdir*"])
+    result.stderr.fnmatch_lines([f"ERROR: {project.root / folder} leads outside the rootdir * (to *), the folder of ini {key}: *"])
     assert snapshot(outside) == before
 
 

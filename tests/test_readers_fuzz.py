@@ -27,6 +27,7 @@ from pytest_nwtrials.baselines import BaselineStore
 from pytest_nwtrials.references import ReferenceError_, resolve
 from pytest_nwtrials.explain import ProvenanceRecord, input_changes, why_lines
 from pytest_nwtrials.provenance import Op, Slice
+from pytest_nwtrials.provenance_archive import archive_name
 from pytest_nwtrials.store import StoreError, Trial, TrialStore, read_json
 from pytest_nwtrials.values import BlobStore, OpaqueValue, decode, encode
 from pytest_nwtrials.values_blobs import BlobError
@@ -64,7 +65,7 @@ def build(root: Path) -> Path:
     store = TrialStore(root / ".nwtrials")
     store.ensure()
     train = store.add(Trial("", TRIAL_ID, TRAIN, (), "finished", 0, "2024-05-01T10:00:00+00:00", 1.5,
-                            _tags(BlobStore(store.values_dir)), None, "3.11.7", INPUTS, "provenance/main"))
+                            _tags(BlobStore(store.values_dir)), None, "3.11.7", INPUTS, archive_name(TRIAL_ID)))
     prep = store.add(Trial("", "0f1e2d3c-aaaa-bbbb-cccc-000000000002", PREP, ("--fast",), "failed", 3,
                            None, 0.2, {"rows": {"value": 10}}, {"type": "SystemExit", "message": "3"}))
     (store.records_dir).mkdir()

@@ -23,7 +23,7 @@ def test_ambiguous_prefix_lists_the_candidates(project):
     project.run().assert_outcomes(passed=1)
     trials = project.root / ".nwtrials" / "trials"
     record = json.loads((trials / "trial1.json").read_text())
-    twin = dict(record, name="trial2", id=record["id"][:6] + "ffff-ffff-ffff-ffff-ffffffffffff")
+    twin = dict(record, name="trial2", id=record["id"][:6] + "ffff-ffff-ffff-ffff-ffffffffffff", provenance="")
     (trials / "trial2.json").write_text(json.dumps(twin))
     result = project.run(f"--nw-baseline={record['id'][:5]}")
     assert result.ret == 4
