@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import StoreError, short
 from .paths import check_within, inside
-from .store import read_json, write_json_atomic
+from .files import read_json, write_json_atomic
 
 STAGING_PREFIX = ".saving-"
 JOURNAL = "journal.json"

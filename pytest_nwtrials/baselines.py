@@ -28,11 +28,10 @@ from typing import Any
 
 from .baseline_files import Staging, finish_interrupted, hidden, lexically_in, links, walk
 from .errors import short
+from .files import read_json
 from .paths import check_within, inside
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
-from .store import (
-    LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, read_json, record_remedy,
-)
+from .store import LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, record_remedy
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LATEST = "latest"

@@ -170,7 +170,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                        old.inputs, old.argv, new.inputs, new.argv, old.record(), new.record(), operations=args.ops)
     if args.html:
         from .html_report import html_page
-        from .store import write_text_atomic
+        from .files import write_text_atomic
 
         write_text_atomic(Path(args.html), html_page(f"{new.name} against {old.name}", diff._repr_html_()))
     if args.json:
@@ -238,7 +238,7 @@ def _existing(baselines: BaselineStore, name: str) -> str:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
-    from .store import read_json
+    from .files import read_json
     from .values import BlobStore, decode
 
     baselines = _baselines(args)

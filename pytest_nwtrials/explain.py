@@ -15,7 +15,8 @@ from typing import Any
 
 from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
 from .slices import SliceDiff, format_slice_diff
-from .store import StoreError, read_json
+from .store import StoreError
+from .files import read_json
 
 SCHEMA = 1
 _COLUMNS = ["kind", "code", "file", "line", "value"]

@@ -24,7 +24,8 @@ from .printable import printable
 from .redaction import Secrets
 from .references import Reference, ReferenceError_, resolve
 from .settings import CAPTURE_MODES, Settings
-from .store import StoreError, Trial, TrialStore, write_bytes_atomic, write_json_atomic
+from .store import StoreError, Trial, TrialStore
+from .files import write_bytes_atomic, write_json_atomic
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
 

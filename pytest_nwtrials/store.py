@@ -24,7 +24,6 @@ the file and what to do about it; nothing is rewritten behind the user's back.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .errors import StoreError, short
+from .files import read_json, write_json_atomic
 from .provenance_archive import archive_name
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
 from .store_staging import STORE_LOCK, SessionFolder, acquire, store_lock
@@ -203,54 +203,6 @@ def _check_provenance(provenance: str, trial_id: str) -> str:
         raise ValueError(f"'provenance' {short(provenance)} is not {archive_name(trial_id)!r}, the trial's "
                          "own noWorkflow database")
     return provenance
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` through a temporary file beside it, so readers see all of it or none."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` as UTF-8 to `path` atomically (see `write_bytes_atomic`)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
-    """Write `doc` as JSON atomically; a document JSON refuses raises before anything is written."""
-    write_text_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    """Copy a file so that `target` is either absent or whole."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def read_json(path: Path) -> Any:
-    """Load a JSON file, turning every way it can be broken into a StoreError naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise StoreError(f"{path}: cannot be read as JSON ({exc})") from None
-    except RecursionError:
-        raise StoreError(f"{path}: cannot be read as JSON (nested too deeply)") from None
 
 
 class TrialStore:

@@ -31,6 +31,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import StoreError
+from .files import write_json_atomic
 
 STORE_LOCK = "lock"
 LOCK_SUFFIX = ".lock"
@@ -86,8 +87,6 @@ class SessionFolder:
 
     def pin(self, trial_name: str) -> None:
         """Note that this session recorded `trial_name`: others' garbage collection keeps it."""
-        from .store import write_json_atomic
-
         self.pinned.append(trial_name)
         write_json_atomic(self.root / PINNED, self.pinned)
 

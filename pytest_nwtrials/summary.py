@@ -178,7 +178,7 @@ def build_report(session: TrialSession) -> dict[str, Any]:
 
 def write_reports(session: TrialSession) -> None:
     """Write ``--nw-json`` and ``--nw-report`` files, atomically, when asked for."""
-    from .store import write_text_atomic
+    from .files import write_text_atomic
 
     settings = session.settings
     if not (settings.json_report or settings.html_report):

@@ -41,7 +41,8 @@ import pytest
 
 from . import provenance_archive as archive
 from .paths import check_within, inside
-from .store import StoreError, Trial, TrialStore, copy_atomic, write_bytes_atomic
+from .store import StoreError, Trial, TrialStore
+from .files import copy_atomic, write_bytes_atomic
 
 if TYPE_CHECKING:
     from .session import Outcome, TrialSession

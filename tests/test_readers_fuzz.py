@@ -28,7 +28,8 @@ from pytest_nwtrials.references import ReferenceError_, resolve
 from pytest_nwtrials.explain import ProvenanceRecord, input_changes, why_lines
 from pytest_nwtrials.provenance import Op, Slice
 from pytest_nwtrials.provenance_archive import archive_name
-from pytest_nwtrials.store import StoreError, Trial, TrialStore, read_json
+from pytest_nwtrials.store import StoreError, Trial, TrialStore
+from pytest_nwtrials.files import read_json
 from pytest_nwtrials.values import BlobStore, OpaqueValue, decode, encode
 from pytest_nwtrials.values_blobs import BlobError
 

@@ -42,7 +42,7 @@ from ipykernel.ipkernel import IPythonKernel
 from .. import __version__
 from . import environment, lifeline
 from . import recorder as _recorder
-from ..store import write_json_atomic
+from ..files import write_json_atomic
 from .runner import CAPTURE_OPTIONS
 
 SPEC_ENV = "NWTRIALS_KERNEL_SPEC"

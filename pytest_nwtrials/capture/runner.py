@@ -24,7 +24,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from ..store import write_json_atomic
+from ..files import write_json_atomic
 from . import environment, lifeline
 from . import recorder as _recorder
 
