@@ -51,6 +51,24 @@ class Project:
         return json.loads((self.root / "nw-baselines" / name / f"{experiment}.json").read_text())
 
 
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every path under `folder`, links not followed, with what it is: a link's target, a file's
+    bytes, and the modification time of each (a folder's changes when an entry is added)."""
+    found = {}
+    for parent, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = Path(parent, name)
+            info = path.lstat()
+            key = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                found[key] = ("link", os.readlink(path), info.st_mtime_ns)
+            elif path.is_dir():
+                found[key] = ("folder", info.st_mtime_ns)
+            else:
+                found[key] = ("file", path.read_bytes(), info.st_mtime_ns)
+    return found
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Project:
     project = Project(pytester)

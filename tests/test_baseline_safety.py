@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import snapshot
 from test_cli import nwtrials
 from test_corrupt_files import intact, output
 
@@ -44,21 +45,6 @@ def saved(project, version: int = 1) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=project.root, check=True)  # to ask what `git add` would add
     return project.root / "nw-baselines" / "base"
 
-
-def snapshot(folder: Path) -> dict[str, tuple]:
-    """Every path under `folder` with its kind, bytes and modification time, links not followed."""
-    found = {}
-    for parent, folders, files in os.walk(folder):
-        for name in folders + files:
-            path = Path(parent, name)
-            info = path.lstat()
-            if path.is_symlink():
-                found[str(path)] = ("link", os.readlink(path), info.st_mtime_ns)
-            elif path.is_dir():
-                found[str(path)] = ("folder",)
-            else:
-                found[str(path)] = ("file", path.read_bytes(), info.st_mtime_ns)
-    return found
 
 
 # -- links leading out of the project -----------------------------------------------------------

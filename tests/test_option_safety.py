@@ -10,16 +10,9 @@ import os
 
 import pytest
 
+from conftest import snapshot
+
 OK = "from pytest_nwtrials import tag\ntag('score', {score})\n"
-
-
-def snapshot(folder) -> dict[str, tuple[int, int]]:
-    """Every file and folder below `folder` with its size and modification time."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        info = path.lstat()
-        found[path.relative_to(folder).as_posix()] = (info.st_size, info.st_mtime_ns)
-    return found
 
 
 @pytest.fixture

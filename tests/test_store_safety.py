@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import snapshot
 from test_cli import nwtrials
 from test_faults import assert_store_consistent
 
@@ -71,19 +72,6 @@ def referenced_only(root: Path) -> None:
     present = {p.name for p in (root / ".nwtrials" / "values").iterdir()}
     assert present <= named, f"value files no trial uses: {sorted(present - named)}"
 
-
-def snapshot(folder: Path) -> dict[str, tuple]:
-    """Each path under `folder` with what it is: a link's target, a file's bytes and mtime."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            found[key] = ("link", os.readlink(path))
-        elif path.is_file():
-            found[key] = ("file", path.read_bytes(), path.stat().st_mtime_ns)
-        else:
-            found[key] = ("folder",)
-    return found
 
 
 def no_traceback(text: str) -> str:
