@@ -9,8 +9,11 @@ from adding it), then writes there a journal listing the renames and deletions, 
 carries them out: value files, the record, the entry last. Whoever next saves or reads that
 baseline and finds a journal carries it out first (roll forward), so a save killed half way is
 completed before anyone compares with it; a staging folder without a journal is a save stopped
-before it changed anything, and is removed once its process is gone. Nothing temporary is ever
-written inside a baseline's folder.
+before it changed anything, and is removed once its process is gone. A save holds a lock inside
+its staging folder while it runs (the store's kind, see store_staging.py: the kernel releases it
+when the process ends, however it ends), so "gone" is told by taking that lock, never by a pid
+that another host or a later process may share. Nothing temporary is ever written inside a
+baseline's folder.
 
 The staging folders are files like any other under the folder of baselines: every path a journal
 names is checked to stay inside its baseline's folder or its staging folder (`paths.inside`).
@@ -22,12 +25,16 @@ import secrets
 import shutil
 from pathlib import Path, PurePosixPath
 
+from filelock import FileLock, Timeout
+
 from .errors import StoreError, short
 from .paths import check_within, inside
 from .files import read_json, write_json_atomic
 
 STAGING_PREFIX = ".saving-"
+MAKING_PREFIX = ".making-"  # a staging folder before its lock is held
 JOURNAL = "journal.json"
+LOCK = ".lock"  # inside the staging folder, so its .gitignore covers it
 _GITIGNORE = "# a save of pytest-nwtrials in progress: never committed\n*\n"
 _REPLACE, _DELETE = "replace", "delete"
 
@@ -43,10 +50,17 @@ class Staging:
         self.name = name
         self.folder = folder  # the baseline's folder, checked by the caller
         root.mkdir(parents=True, exist_ok=True)
-        self.path = root / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        self.path.mkdir()
-        check_within(root, self.path, "the staging folder of a save")
-        (self.path / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # made under another name and renamed once locked: a folder that `finish_interrupted`
+        # can see always has its lock held while its save runs
+        making = root / f"{MAKING_PREFIX}{name}"
+        making.mkdir()
+        check_within(root, making, "the staging folder of a save")
+        (making / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
+        self.lock = FileLock(making / LOCK, timeout=0)
+        self.lock.acquire()
+        self.path = root / f"{STAGING_PREFIX}{name}"
+        os.replace(making, self.path)
         self.ops: list[list[str]] = []
 
     def stage_bytes(self, data: bytes, staged: str) -> Path:
@@ -78,10 +92,11 @@ class Staging:
         """Write the journal, then carry it out; once the journal is written, the save happens."""
         write_json_atomic(self.path / JOURNAL, {"baseline": self.name, "ops": self.ops})
         _carry_out(self.folder, self.path, self.ops)
-        _remove(self.path)
+        self.discard()
 
     def discard(self) -> None:
         _remove(self.path)
+        self.lock.release()
 
 
 def finish_interrupted(root: Path, name: str, folder: Path) -> None:
@@ -91,7 +106,13 @@ def finish_interrupted(root: Path, name: str, folder: Path) -> None:
     if not root.is_dir():
         return
     for path in sorted(root.iterdir()):
-        if not path.name.startswith(STAGING_PREFIX) or path.is_symlink() or not path.is_dir():
+        if path.is_symlink() or not path.is_dir():
+            continue
+        if path.name.startswith(MAKING_PREFIX):  # a save killed while making its folder
+            if (path / LOCK).is_file() and not _running(path):
+                _remove(path)
+            continue
+        if not path.name.startswith(STAGING_PREFIX):
             continue
         journal = path / JOURNAL
         if journal.is_file() and not journal.is_symlink():
@@ -99,7 +120,7 @@ def finish_interrupted(root: Path, name: str, folder: Path) -> None:
             if ops is not None:
                 _carry_out(folder, path, ops)
                 _remove(path)
-        elif not journal.exists() and not _running(path.name):
+        elif not journal.exists() and not _running(path):
             _remove(path)
 
 
@@ -155,20 +176,20 @@ def _remove(staging: Path) -> None:
         pass
 
 
-def _running(folder_name: str) -> bool:
-    """Whether the process that made staging folder `folder_name` may still be saving into it."""
-    pid = folder_name[len(STAGING_PREFIX):].partition("-")[0]
-    if not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return True
+def _running(staging: Path) -> bool:
+    """Whether a save may still be writing into `staging`: its lock is held."""
+    lock_file = staging / LOCK
+    if lock_file.is_symlink() or not lock_file.is_file():
+        return False  # a folder of this version always has its lock: nothing saves into this one
+    lock = FileLock(lock_file, timeout=0)
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: it exists
+        lock.acquire()
+    except Timeout:
         return True
-    return True
+    except OSError:  # cannot be probed (another user's file): leave it alone
+        return True
+    lock.release()
+    return False
 
 
 # -- reading a baseline folder without following links out of it -------------------------------

@@ -372,7 +372,7 @@ class BaselineStore:
         except BaseException:
             staging.discard()
             raise
-        staging.commit()  # the record before the entry: see baseline_saves
+        staging.commit()  # the record before the entry: see baseline_files
         try:  # exclusive: never through a link, never over a file someone wrote
             with open(self.root / "README.md", "x", encoding="utf-8") as readme:
                 readme.write(_README)

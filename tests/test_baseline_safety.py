@@ -321,3 +321,31 @@ def test_a_record_beside_the_entry_of_another_trial_is_not_used_to_explain(proje
     assert (f"warning: {record}: it is the record of trial {json.loads(older)['trial_id']}, not of trial "
             f"{entry['trial_id']} that its entry was saved from") in text
     assert "the operations are not compared" in text
+
+
+STAGE_AND_WAIT = """
+import sys, time
+from pathlib import Path
+from pytest_nwtrials.baseline_files import Staging
+staging = Staging(Path(sys.argv[1]), "base", Path(sys.argv[1]) / "base")
+print(staging.path, flush=True)
+time.sleep(300)
+"""
+
+
+def test_the_staging_folder_of_a_save_is_removed_only_once_its_process_is_gone(project):
+    base = saved(project)
+    saver = subprocess.Popen([sys.executable, "-c", STAGE_AND_WAIT, str(base.parent)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        staging = Path(saver.stdout.readline().strip())
+        assert staging.is_dir() and staging.name.startswith(".saving-")
+        shown = nwtrials("baseline", "show", "base", cwd=project.root)
+        assert shown.returncode == 0, shown.stderr
+        assert staging.is_dir()  # its save may still be running: left alone
+    finally:
+        saver.kill()
+        saver.wait()
+    project.run("--nw-baseline=base").assert_outcomes(passed=2)
+    assert not staging.exists()  # killed before its journal: removed, and nothing was changed
+    assert sorted(p.name for p in base.parent.iterdir() if p.name.startswith(".")) == []
