@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
+from .provenance_graph import CONTROL, DATA, MUTATION, STATE
 from .slices import SliceDiff, format_slice_diff
 from .store import StoreError
 from .files import read_json
 
-SCHEMA = 1
+SCHEMA = 2  # 2: slices have edges and a tag site; 1 is still read
 _COLUMNS = ["kind", "code", "file", "line", "value"]
 
 
@@ -40,8 +41,7 @@ class ProvenanceRecord:
             return rows[op]
 
         operations = [row(op) for op in self.operations]
-        slices = {tag: {"events": s.events, "dropped": s.dropped, "ops": [row(op) for op in s.ops]}
-                  for tag, s in self.slices.items()}
+        slices = {tag: _slice_json(s, [row(op) for op in s.ops]) for tag, s in self.slices.items()}
         return {"schema": SCHEMA, "columns": _COLUMNS, "table": table,
                 "operations": operations, "slices": slices}
 
@@ -49,17 +49,57 @@ class ProvenanceRecord:
     def from_json(cls, doc: Any) -> ProvenanceRecord:
         """Rebuild a record; `store.StoreError` (a ValueError) when the document is not one."""
         try:
-            if doc["schema"] != SCHEMA:
+            if doc["schema"] not in (1, SCHEMA):
                 raise ValueError(f"unknown provenance schema {doc['schema']!r}")
             table = [_op(row) for row in _list(doc["table"])]
             operations = tuple(_pick(table, i) for i in _list(doc["operations"]))
             slices = {}
             for tag, s in doc["slices"].items():
-                slices[str(tag)] = Slice(str(tag), tuple(_pick(table, i) for i in _list(s["ops"])),
-                                         _int(s["events"]), _int(s.get("dropped", 0)))
+                ops = tuple(_pick(table, i) for i in _list(s["ops"]))
+                slices[str(tag)] = Slice(str(tag), ops, _int(s["events"]), _int(s.get("dropped", 0)),
+                                         _edges(s.get("edges"), len(ops)), _site(s.get("site")))
         except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
             raise StoreError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
         return cls(operations, slices)
+
+
+_EDGE_KINDS = (DATA, MUTATION, STATE, CONTROL)  # stored as their index
+
+
+def _slice_json(s: Slice, rows: list[int]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"events": s.events, "dropped": s.dropped, "ops": rows}
+    if s.edges is not None:
+        doc["edges"] = [[number for dep, kind in deps for number in (dep, _EDGE_KINDS.index(kind))]
+                        for deps in s.edges]
+    if s.site is not None:
+        doc["site"] = list(s.site)
+    return doc
+
+
+def _edges(doc: Any, count: int) -> tuple[tuple[tuple[int, str], ...], ...] | None:
+    """A slice's edges from their stored form: per op, flat (earlier op, kind number) pairs."""
+    if doc is None:
+        return None
+    rows = _list(doc)
+    if len(rows) != count:
+        raise ValueError(f"{len(rows)} lists of edges for {count} operations")
+    edges = []
+    for n, row in enumerate(rows):
+        numbers = [_int(number) for number in _list(row)]
+        pairs = tuple(zip(numbers[::2], numbers[1::2]))
+        if len(numbers) % 2 or any(not 0 <= dep < n or not 0 <= kind < len(_EDGE_KINDS) for dep, kind in pairs):
+            raise ValueError(f"operation {n} has edges {numbers!r:.80} that name no earlier operation")
+        edges.append(tuple((dep, _EDGE_KINDS[kind]) for dep, kind in pairs))
+    return tuple(edges)
+
+
+def _site(doc: Any) -> tuple[str, int] | None:
+    if doc is None:
+        return None
+    file, line = _list(doc)
+    if type(file) is not str:
+        raise TypeError("a tag site's file is not a string")
+    return file, _int(line)
 
 
 def _list(value: Any) -> list[Any]:

@@ -59,6 +59,10 @@ class Slice:
     ops: tuple[Op, ...]
     events: int  # how often the name was tagged in the trial
     dropped: int = 0  # earliest operations left out by the `limit` of `read_slices`
+    # per op, its direct dependencies in this slice: (index of an earlier op, edge kind, one of
+    # provenance_graph's DATA, MUTATION, STATE, CONTROL); None in records that predate edges
+    edges: tuple[tuple[tuple[int, str], ...], ...] | None = None
+    site: tuple[str, int] | None = None  # (file, line) of the tag call of the last event
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ def read_slices(db_path: Path, trial_id: str, tags: Iterable[str] | None = None,
         events = graph.tag_events()
         names = list(events) if tags is None else list(dict.fromkeys(tags))
         slices = {}
+        sites = {value: call for call, (_name, value) in graph.tag_calls().items()}
         for name in names:
             starts = events.get(name)
             count = len(starts or ())
@@ -114,10 +119,13 @@ def read_slices(db_path: Path, trial_id: str, tags: Iterable[str] | None = None,
                 if variable is None:
                     continue
                 starts, count = [variable], 1
-            ids = graph.backward(starts if union else starts[-1:])
-            ops = _ops(graph, ids)
+            edges = graph.backward_edges(starts if union else starts[-1:])
+            keep, ops = _ops(graph, edges)
             dropped = max(0, len(ops) - limit)
-            slices[name] = Slice(name, tuple(ops[dropped:]), count, dropped)
+            site = graph.component_of(sites.get(starts[-1], starts[-1]))
+            slices[name] = Slice(name, tuple(ops[dropped:]), count, dropped,
+                                 _slice_edges(keep[dropped:], edges),
+                                 (graph.file_of(site), graph.components.get(site, ("", "", -1, None))[2]))
         return slices
 
 
@@ -167,17 +175,26 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
 # ---------------------------------------------------------------------------------------------
 
 
-def _ops(graph: TrialGraph, ids: Iterable[int]) -> list[Op]:
-    """The operations of these evaluations, in execution order, without noise."""
+def _ops(graph: TrialGraph, ids: Iterable[int]) -> tuple[list[int], list[Op]]:
+    """The operations of these evaluations, in execution order, without noise; and their ids."""
     keep = graph.in_order(ids)
     values = graph.values(keep)
-    ops = []
+    kept, ops = [], []
     for eid in keep:
         value = values.get(eid)
         if value is not None and _OWN_VALUE.match(value):
             continue  # the plugin's own module and functions
+        kept.append(eid)
         ops.append(_op(graph, graph.component_of(eid), value))
-    return ops
+    return kept, ops
+
+
+def _slice_edges(kept: list[int], edges: dict[int, set[tuple[int, str]]]) -> tuple[tuple[tuple[int, str], ...], ...]:
+    """Each kept evaluation's dependencies as indexes into `kept`, earlier ones only, sorted."""
+    index = {eid: n for n, eid in enumerate(kept)}
+    return tuple(
+        tuple(sorted({(index[dep], kind) for dep, kind in edges.get(eid, ()) if index.get(dep, n) < n}))
+        for n, eid in enumerate(kept))
 
 
 def _op(graph: TrialGraph, component: int, value: str | None) -> Op:

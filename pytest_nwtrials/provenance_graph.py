@@ -35,7 +35,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
-__all__ = ["NOT_OPERATIONS", "ProvenanceError", "TrialGraph", "connect"]
+from .provenance_effects import mutation_effects
+
+__all__ = ["CONTROL", "DATA", "MUTATION", "NOT_OPERATIONS", "STATE", "ProvenanceError", "TrialGraph", "connect"]
+
+# kinds of the edges of a slice: noWorkflow's own dependencies and a container's parts; a call
+# that may have changed an object read later; hidden module state (a global random generator);
+# a condition that decided whether an operation ran
+DATA, MUTATION, STATE, CONTROL = "data", "mutation", "state", "control"
 
 # evaluations that are no operation of the script: builtins looked up, types, the module itself
 NOT_OPERATIONS = frozenset({"type", "global", "script", "cell"})
@@ -87,7 +94,8 @@ class TrialGraph:
         # filled by _load(): evaluation -> (checkpoint, code component, object it holds)
         self.evaluations: dict[int, tuple[float, int, int]] = {}
         self.deps: dict[int, list[tuple[int, str]]] = {}  # dependent -> [(dependency, type)]
-        self.effects: dict[int, list[tuple[float, int]]] = {}  # object -> parts, in-place calls
+        # object -> its parts and the calls that may have changed it: (checkpoint, evaluation, edge kind)
+        self.effects: dict[int, list[tuple[float, int, str]]] = {}
         self.effect_times: dict[int, list[float]] = {}
         self.transparent: dict[int, int] = {}  # tag call -> its value argument
 
@@ -110,34 +118,21 @@ class TrialGraph:
             if dependency in self.evaluations:
                 deps[dependent].append((dependency, kind))
         self.deps = dict(deps)
-        effects: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        effects: dict[int, list[tuple[float, int, str]]] = defaultdict(list)
         for collection, member, checkpoint in self.conn.execute(
                 "SELECT collection_id, member_id, checkpoint FROM member"
                 " WHERE trial_id = ? AND key != '.__class__'", (self.trial_id,)):
             if member in self.evaluations:
-                effects[self.container(collection)].append((checkpoint or 0.0, member))
-        for (call,) in self.conn.execute(
-                "SELECT e.id FROM evaluation e JOIN code_component cc"
-                " ON cc.trial_id = e.trial_id AND cc.id = e.code_component_id"
-                " WHERE e.trial_id = ? AND cc.type = 'call' AND e.repr = 'None'", (self.trial_id,)):
-            target = self._method_target(call)
-            if target is not None:
-                effects[target].append((self.evaluations[call][0], call))
+                effects[self.container(collection)].append((checkpoint or 0.0, member, DATA))
+        for obj, call, kind in mutation_effects(self):
+            effects[obj].append((self.evaluations[call][0], call, kind))
         self.effects = {obj: sorted(items) for obj, items in effects.items()}
-        self.effect_times = {obj: [t for t, _ in items] for obj, items in self.effects.items()}
+        self.effect_times = {obj: [t for t, _e, _k in items] for obj, items in self.effects.items()}
         self.transparent = {call: value for call, (_name, value) in self.tag_calls().items()}
 
     def container(self, eid: int) -> int:
         found = self.evaluations.get(eid)
         return found[2] if found else eid
-
-    def _method_target(self, call: int) -> int | None:
-        """The object of `obj.method(...)`: the container of the `obj` read."""
-        func = next((dep for dep, kind in self.deps.get(call, ()) if kind == "func"), None)
-        if func is None or self.components[self.evaluations[func][1]][1] != "attribute":
-            return None
-        obj = next((dep for dep, kind in self.deps.get(func, ()) if kind == "value"), None)
-        return None if obj is None else self.container(obj)
 
     # -- tags --------------------------------------------------------------------------------
 
@@ -198,24 +193,35 @@ class TrialGraph:
 
     def backward(self, starts: Iterable[int]) -> set[int]:
         """Every evaluation the given ones depend on (see the module docstring)."""
+        return set(self.backward_edges(starts))
+
+    def backward_edges(self, starts: Iterable[int]) -> dict[int, set[tuple[int, str]]]:
+        """The slice of `starts`: each evaluation in it -> its direct dependencies in it, with
+        the kind of each edge (`DATA`, `MUTATION`, `STATE`, `CONTROL`)."""
         self._load()
-        evaluations, deps, effects = self.evaluations, self.deps, self.effects
-        seen: set[int] = set()
+        evaluations, deps, effects, transparent = self.evaluations, self.deps, self.effects, self.transparent
+        edges: dict[int, set[tuple[int, str]]] = {}
         observed: dict[int, float] = {}  # evaluation -> latest moment its object was looked at
         expanded: dict[int, int] = {}  # object -> how many of its effects are already queued
-        stack = [(eid, evaluations[eid][0]) for eid in starts if eid in evaluations]
+        # (evaluation, moment it is looked at, the evaluation that led here, edge kind)
+        stack: list[tuple[int, float, int | None, str]] = [
+            (eid, evaluations[eid][0], None, DATA) for eid in starts if eid in evaluations]
         while stack:
-            eid, moment = stack.pop()
-            if eid in self.transparent:
-                eid = self.transparent[eid]
+            eid, moment, via, kind = stack.pop()
+            if eid in transparent:  # a tag call stands for its value argument
+                eid = transparent[eid]
                 moment = evaluations[eid][0]
-            first = eid not in seen
+            if via is not None and via != eid:
+                edges[via].add((eid, kind))
+            first = eid not in edges
             if not first and moment <= observed[eid]:
                 continue
-            seen.add(eid)
-            observed[eid] = moment
             if first:
-                stack.extend((dep, evaluations[dep][0]) for dep, _kind in deps.get(eid, ()))
+                edges[eid] = set()
+                stack.extend((dep, evaluations[dep][0], eid, CONTROL if kind == "condition" else DATA)
+                             for dep, kind in deps.get(eid, ()))
+                stack.extend((test, evaluations[test][0], eid, CONTROL) for test in self.control_of(eid))
+            observed[eid] = moment
             obj = evaluations[eid][2]
             if obj in effects:
                 done = expanded.get(obj, 0)
@@ -223,8 +229,14 @@ class TrialGraph:
                 if upto > done:
                     expanded[obj] = upto
                     # a part is looked at when its container was
-                    stack.extend((part, max(moment, evaluations[part][0])) for _t, part in effects[obj][done:upto])
-        return seen
+                    stack.extend((effect, max(moment, evaluations[effect][0]), eid, effect_kind)
+                                 for _t, effect, effect_kind in effects[obj][done:upto])
+        return edges
+
+    def control_of(self, eid: int) -> list[int]:
+        """The evaluations of conditions that decided whether `eid` ran, or whether a name it
+        reads was reassigned before it (none recorded yet)."""
+        return []
 
     def in_order(self, ids: Iterable[int]) -> list[int]:
         """Evaluations in execution order (checkpoint, then id), without non-operations."""

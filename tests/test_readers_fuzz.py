@@ -58,7 +58,8 @@ def _tags(blobs: BlobStore) -> dict[str, Any]:
 
 def _record() -> ProvenanceRecord:
     ops = tuple(Op("call", f"f({i})", "experiments/train.py", i + 1, repr(i)) for i in range(4))
-    slices = {"auc": Slice("auc", ops[1:3], 2), "weights": Slice("weights", ops[:1], 1, 3)}
+    slices = {"auc": Slice("auc", ops[1:3], 2, 0, ((), ((0, "mutation"), (0, "control"))), ("experiments/train.py", 3)),
+              "weights": Slice("weights", ops[:1], 1, 3)}
     return ProvenanceRecord(ops + ops[:2], slices)
 
 
@@ -318,6 +319,14 @@ def test_a_baseline_entry_with_a_field_of_the_wrong_shape_raises_store_error(tem
     {"schema": 1, "table": [["call", "f()", "a.py", 1, "1"]], "operations": [True], "slices": {}},
     {"schema": 1, "table": [], "operations": [], "slices": {"auc": []}},
     {"schema": 1, "table": [], "operations": [], "slices": {"auc": {"ops": [], "events": "2"}}},
+    {"schema": 2, "table": [["call", "f()", "a.py", 1, "1"]], "operations": [0],
+     "slices": {"auc": {"ops": [0, 0], "events": 1, "edges": [[], [1, 0]]}}},  # an edge to itself
+    {"schema": 2, "table": [["call", "f()", "a.py", 1, "1"]], "operations": [0],
+     "slices": {"auc": {"ops": [0, 0], "events": 1, "edges": [[], [0, 7]]}}},  # no such kind
+    {"schema": 2, "table": [["call", "f()", "a.py", 1, "1"]], "operations": [0],
+     "slices": {"auc": {"ops": [0], "events": 1, "edges": [[], []]}}},  # more lists than ops
+    {"schema": 2, "table": [], "operations": [], "slices": {"auc": {"ops": [], "events": 1, "site": ["a.py"]}}},
+    {"schema": 3, "table": [], "operations": [], "slices": {}},
 ], ids=repr)
 def test_documents_that_are_no_provenance_records_raise_store_error(doc):
     with pytest.raises(StoreError, match="not a provenance record"):
@@ -460,3 +469,12 @@ def test_unexpected_files_in_a_baseline_folder_never_break_its_readers(template,
         for experiment, argv in ((TRAIN, ()), (PREP, ("--fast",)), ("experiments/other.py", ())):
             outcome(baselines.entry, "reference", experiment, argv)
         outcome_or_reference_error(resolve, "reference", TrialStore(root / ".nwtrials"), baselines)
+
+
+def test_a_record_keeps_its_slices_edges_and_sites_through_json():
+    record = _record()
+    again = ProvenanceRecord.from_json(json.loads(json.dumps(record.to_json())))
+    assert again == record
+    assert again.slices["auc"].edges == ((), ((0, "mutation"), (0, "control")))
+    assert again.slices["auc"].site == ("experiments/train.py", 3)
+    assert again.slices["weights"].edges is None
