@@ -35,24 +35,29 @@ class TrialDiff:
         """True when values, arguments and (if compared) operations all match."""
         return not self.values and not self.argv_changed and not self.operations
 
-    def why(self) -> list[str]:
-        lines = why_lines(self.inputs, self.slices)
+    def why(self, *, outputs: bool = False) -> list[str]:
+        """The "why it changed" lines; files the trials wrote differently only with `outputs`."""
+        lines = why_lines(self.inputs, self.slices, outputs=outputs)
         if self.operations:
             lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations)])
         return lines
 
-    def lines(self) -> list[str]:
+    def lines(self, *, outputs: bool = False) -> list[str]:
         """The text report: value changes, then why they changed."""
         lines = format_changes(self.values)
-        why = self.why()
+        why = self.why(outputs=outputs)
         if why:
             lines += ["", "Why it changed:", *why]
         return lines
 
-    def __str__(self) -> str:
+    def text(self, *, outputs: bool = False) -> str:
+        """The whole report as text: a one-line verdict when the trials match."""
         if self.empty:
             return f"{self.new} matches {self.old}"
-        return "\n".join([f"{self.new} differs from {self.old}", *self.lines()])
+        return "\n".join([f"{self.new} differs from {self.old}", *self.lines(outputs=outputs)])
+
+    def __str__(self) -> str:
+        return self.text()
 
     def _repr_html_(self) -> str:
         """Jupyter's rendering: a table of value changes and the why-section as text."""

@@ -132,7 +132,11 @@ def read_record(db_path: Path, trial_id: str, tags: Iterable[str], root: Path) -
 
 
 def file_inputs(accesses: Sequence[FileAccess]) -> dict[str, dict[str, str | None]]:
-    """Each data file once: the content it had when first read, and when last written."""
+    """Each data file once: the content it had when first read, and when last written.
+
+    A file written before it is first read has no "read" content: what the trial read there
+    it wrote itself. `input_changes` tells inputs from outputs with both fields.
+    """
     files: dict[str, dict[str, str | None]] = {}
     for access in accesses:
         entry = files.setdefault(access.path, {"read": None, "written": None})
@@ -168,8 +172,14 @@ class InputChange:
             return f"arguments changed: {list(self.old)} -> {list(self.new)}"
         if self.what == "python":
             return f"Python changed: {self.old} -> {self.new}"
-        if self.what in ("input file", "output file", "module"):
-            hashes = f"(sha1 {short(self.old)} -> {short(self.new)})"
+        hashes = f"(sha1 {short(self.old)} -> {short(self.new)})"
+        if self.what == "output file":
+            if self.old is None:
+                return f"now writes {self.name} {hashes}"
+            if self.new is None:
+                return f"no longer writes {self.name} {hashes}"
+            return f"wrote a different {self.name} {hashes}"
+        if self.what in ("input file", "module"):
             if self.old is None:
                 return f"{self.what} {self.name} is new {hashes}"
             if self.new is None:
@@ -185,17 +195,27 @@ def _mapping_changes(what: str, old: Mapping[str, Any], new: Mapping[str, Any]) 
 
 def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
                   new_inputs: Mapping[str, Any], new_argv: Sequence[str]) -> list[InputChange]:
-    """What differs between two trials' inputs; a side that did not record something is skipped."""
+    """What differs between two trials' inputs; a side that did not record something is skipped.
+
+    A file that either trial wrote is an output of the experiment, not an input: results it
+    saves, and state it keeps between runs (a shelve, a counter it reads and rewrites), whose
+    content the experiment's previous run produced. Its written content is compared as an
+    "output file"; `why_lines` shows those only when asked.
+    """
     changes: list[InputChange] = []
     if list(old_argv) != list(new_argv):
         changes.append(InputChange("arguments", "", tuple(old_argv), tuple(new_argv)))
     old_files, new_files = old_inputs.get("files"), new_inputs.get("files")
     if old_files is not None and new_files is not None:
-        for kind, what in (("read", "input file"), ("written", "output file")):
-            changes += _mapping_changes(
-                what,
-                {path: f[kind] for path, f in old_files.items() if f.get(kind)},
-                {path: f[kind] for path, f in new_files.items() if f.get(kind)})
+        written = {path for files in (old_files, new_files) for path, f in files.items() if f.get("written")}
+        changes += _mapping_changes(
+            "input file",
+            {path: f["read"] for path, f in old_files.items() if f.get("read") and path not in written},
+            {path: f["read"] for path, f in new_files.items() if f.get("read") and path not in written})
+        changes += _mapping_changes(
+            "output file",
+            {path: f["written"] for path, f in old_files.items() if f.get("written")},
+            {path: f["written"] for path, f in new_files.items() if f.get("written")})
     for key, what in (("libraries", "library"), ("modules", "module")):
         if key in old_inputs and key in new_inputs:
             changes += _mapping_changes(what, old_inputs[key], new_inputs[key])
@@ -205,13 +225,19 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
     return changes
 
 
-def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12) -> list[str]:
+def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12,
+              outputs: bool = False) -> list[str]:
     """The "why it changed" section: input changes first, then the slice diffs.
+
+    Output files the experiment wrote differently are a consequence, not a cause: they are
+    listed (after the inputs) only with `outputs`.
 
     Tags whose slices first diverge at the same operation tell one story: it is shown once, with
     the longest of their diffs, and the other tags are named with it.
     """
-    lines = [f"  {change.describe()}" for change in inputs]
+    lines = [f"  {change.describe()}" for change in inputs if change.what != "output file"]
+    if outputs:
+        lines += [f"  {change.describe()}" for change in inputs if change.what == "output file"]
     groups: dict[tuple, list[SliceDiff]] = {}
     for diff in slice_diffs:
         first = diff.first_divergence

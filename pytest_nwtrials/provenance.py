@@ -130,7 +130,8 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
     its path appears in a value the script computed (a literal, an argument), which keeps
     `/data/train.csv` and drops a library's cache or config file. Every access is listed (a
     file read twice appears twice); a file whose content changed under a read mode is reported
-    with mode "w" (noWorkflow records "r" for `Path.write_text`).
+    with mode "w" (noWorkflow records "r" for `Path.write_text` unless `capture.file_access`
+    set the capture up). Paths opened as bytes are recorded by the capture as the text they name.
     """
     root = Path(root).resolve()
     with closing(connect(db_path)) as conn:
@@ -208,7 +209,8 @@ def _python_prefixes() -> tuple[str, ...]:
 
 
 def _named_by_script(conn: sqlite3.Connection, trial_id: str, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM evaluation WHERE trial_id = ? AND instr(repr, ?) > 0 LIMIT 1", (trial_id, name)
-    ).fetchone()
-    return row is not None
+    """Whether a value of the script spells `name`, as text or as a bytes literal (``b'/d/\\xc3\\xa9.csv'``)."""
+    spellings = {name, repr(os.fsencode(name))[2:-1]}
+    return any(conn.execute(
+        "SELECT 1 FROM evaluation WHERE trial_id = ? AND instr(repr, ?) > 0 LIMIT 1", (trial_id, spelling)
+    ).fetchone() is not None for spelling in spellings)
