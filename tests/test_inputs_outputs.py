@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,6 +72,10 @@ def test_files_the_experiment_writes_are_outputs_shown_only_with_verbose(project
     verbose.stdout.fnmatch_lines([f"*wrote a different experiments/{name} (sha1 *" for name in
                                   ["results.csv", "results.txt", "state.dat", "summary.txt"]])
     assert "input file" not in verbose.stdout.str()
+    cli = subprocess.run([sys.executable, "-m", "pytest_nwtrials.cli", "diff", "trial1", "trial3", "--outputs"],
+                         cwd=project.root, capture_output=True, text=True, timeout=120)
+    assert "wrote a different experiments/results.csv (sha1 " in cli.stdout, cli.stderr
+    assert "input file" not in cli.stdout
 
 
 def test_a_changed_data_file_next_to_written_files_is_still_the_input_named(project):
