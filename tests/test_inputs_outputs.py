@@ -13,6 +13,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_nwtrials.capture.file_access import path_name
 from pytest_nwtrials.explain import InputChange, input_changes, why_lines
 
 WRITER = """
@@ -147,3 +148,10 @@ def test_output_changes_are_listed_only_when_asked():
     assert why_lines(changes, [], outputs=True)[1:] == [
         "  wrote a different out.csv (sha1 aaaaaaaaaa -> bbbbbbbbbb)",
         "  now writes new.csv (sha1 absent -> bbbbbbbbbb)"]
+
+
+def test_a_bytes_path_is_recorded_as_the_text_it_names_when_it_decodes():
+    assert path_name(b"data/train.csv") == "data/train.csv"
+    assert path_name(os.fsencode("données.csv")) == "données.csv"
+    assert path_name(b"\xff.csv") == b"\xff.csv"  # not text: noWorkflow's own spelling is kept
+    assert path_name("x.csv") == "x.csv" and path_name(3) == 3

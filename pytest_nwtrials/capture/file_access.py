@@ -18,12 +18,14 @@ _OPEN_PARAMETERS = ("mode", "buffering", "encoding", "errors", "newline", "close
 
 def path_name(name: Any) -> Any:
     """The path a bytes file name names, as text; other names (str, PathLike, a descriptor) as given."""
-    if isinstance(name, bytes):
-        try:
-            return os.fsdecode(name).encode("utf-8").decode("utf-8")  # surrogates cannot be stored
-        except UnicodeError:
-            return name
-    return name
+    if not isinstance(name, bytes):
+        return name
+    text = os.fsdecode(name)
+    try:
+        text.encode("utf-8")  # undecodable bytes become surrogates, which SQLite cannot store
+    except UnicodeEncodeError:
+        return name
+    return text
 
 
 def record_files_as_opened(metascript: Any) -> None:
