@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .compare import Change, Rules, diff_tags
@@ -100,7 +100,9 @@ def diff_trials(old_label: str, new_label: str,
             ops = diff_operations(old_record.operations, new_record.operations)
     return TrialDiff(
         old=old_label, new=new_label, values=tuple(changes), tags=tags,
-        inputs=tuple(input_changes(old_inputs, old_argv, new_inputs, new_argv)),
+        # an input file is tied to the tags that changed, of those whose slices read it
+        inputs=tuple(replace(change, tags=tuple(t for t in change.tags if t in tags))
+                     for change in input_changes(old_inputs, old_argv, new_inputs, new_argv)),
         slices=tuple(slices), operations=ops,
         argv_changed=tuple(old_argv) != tuple(new_argv),
         has_provenance=old_record is not None and new_record is not None,

@@ -149,8 +149,29 @@ def file_inputs(accesses: Sequence[FileAccess]) -> dict[str, dict[str, str | Non
     return files
 
 
-def read_files(db_path: Path, trial_id: str, root: Path) -> dict[str, dict[str, str | None]]:
-    return file_inputs(read_file_accesses(db_path, trial_id, root))
+def read_files(db_path: Path, trial_id: str, root: Path, slices: Mapping[str, Slice] | None = None
+               ) -> dict[str, Any]:
+    """The trial's data files (`file_inputs`); a file some tags depend on lists them under "tags"."""
+    accesses = read_file_accesses(db_path, trial_id, root)
+    files: dict[str, Any] = file_inputs(accesses)
+    for path, tags in slice_tags(accesses, slices or {}).items():
+        files[path]["tags"] = tags
+    return files
+
+
+def slice_tags(accesses: Sequence[FileAccess], slices: Mapping[str, Slice]) -> dict[str, list[str]]:
+    """For each file, the tags whose slice holds the operation that opened it: a change of the
+    file is a change of what they were computed from."""
+    paths: dict[tuple[str, str, int], set[str]] = {}
+    for access in accesses:
+        if access.opened_by is not None:
+            paths.setdefault(access.opened_by, set()).add(access.path)
+    found: dict[str, set[str]] = {}
+    for tag, s in slices.items():
+        for op in s.ops:
+            for path in paths.get((op.code, op.file, op.line), ()):
+                found.setdefault(path, set()).add(tag)
+    return {path: sorted(tags) for path, tags in found.items()}
 
 
 @dataclass(frozen=True)
@@ -161,6 +182,7 @@ class InputChange:
     name: str
     old: Any
     new: Any
+    tags: tuple[str, ...] = ()  # of an input file: the changed tags whose slices read it
 
     def describe(self) -> str:
         def short(value: Any) -> str:
@@ -180,11 +202,12 @@ class InputChange:
                 return f"no longer writes {self.name} {hashes}"
             return f"wrote a different {self.name} {hashes}"
         if self.what in ("input file", "module"):
+            tied = f", in the provenance of {', '.join(self.tags)}" if self.tags else ""
             if self.old is None:
-                return f"{self.what} {self.name} is new {hashes}"
+                return f"{self.what} {self.name} is new {hashes}{tied}"
             if self.new is None:
-                return f"{self.what} {self.name} is no longer used {hashes}"
-            return f"{self.what} {self.name} changed {hashes}"
+                return f"{self.what} {self.name} is no longer used {hashes}{tied}"
+            return f"{self.what} {self.name} changed {hashes}{tied}"
         return f"{self.what} {self.name} changed: {short(self.old)} -> {short(self.new)}"
 
 
@@ -200,7 +223,8 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
     A file that either trial wrote is an output of the experiment, not an input: results it
     saves, and state it keeps between runs (a shelve, a counter it reads and rewrites), whose
     content the experiment's previous run produced. Its written content is compared as an
-    "output file"; `why_lines` shows those only when asked.
+    "output file"; `why_lines` shows those only when asked. An input file names the tags
+    whose slices read it, in either trial.
     """
     changes: list[InputChange] = []
     if list(old_argv) != list(new_argv):
@@ -208,10 +232,13 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
     old_files, new_files = old_inputs.get("files"), new_inputs.get("files")
     if old_files is not None and new_files is not None:
         written = {path for files in (old_files, new_files) for path, f in files.items() if f.get("written")}
-        changes += _mapping_changes(
-            "input file",
-            {path: f["read"] for path, f in old_files.items() if f.get("read") and path not in written},
-            {path: f["read"] for path, f in new_files.items() if f.get("read") and path not in written})
+        changes += [
+            replace(change, tags=tuple(sorted({*old_files.get(change.name, {}).get("tags", ()),
+                                               *new_files.get(change.name, {}).get("tags", ())})))
+            for change in _mapping_changes(
+                "input file",
+                {path: f["read"] for path, f in old_files.items() if f.get("read") and path not in written},
+                {path: f["read"] for path, f in new_files.items() if f.get("read") and path not in written})]
         changes += _mapping_changes(
             "output file",
             {path: f["written"] for path, f in old_files.items() if f.get("written")},

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import sysconfig
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -67,6 +67,9 @@ class FileAccess:
     mode: str
     hash_before: str | None  # SHA-1 of the content, None when the file did not exist
     hash_after: str | None
+    # the operation of the script that opened it (code, file, line): the call of `open`,
+    # `pd.read_csv`, or of the script's own function that did; a slice holding it depends on the file
+    opened_by: tuple[str, str, int] | None = field(default=None, compare=False)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -142,6 +145,7 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
             " FROM file_access WHERE trial_id = ? ORDER BY checkpoint, id",
             (trial_id,),
         ).fetchall()
+        openers = _openers(conn, graph, {row[4] for row in rows})
         accesses = []
         for name, mode, before, after, activation in rows:
             if activation in taggers or not name:
@@ -161,8 +165,26 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
                 # noWorkflow keeps mode "r" when open() gets more than one positional
                 # argument (Path.write_text does): a file whose content changed was written
                 mode = "w"
-            accesses.append(FileAccess(shown, mode, before, after))
+            accesses.append(FileAccess(shown, mode, before, after, openers.get(activation)))
         return accesses
+
+
+def _openers(conn: sqlite3.Connection, graph: TrialGraph, activations: set[int]) -> dict[int, tuple[str, str, int]]:
+    """The operation (code, file, line) of each activation that opened a file; an activation is
+    the evaluation of the call it runs."""
+    ids = sorted(a for a in activations if isinstance(a, int))
+    components = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        components.update(conn.execute(
+            f"SELECT id, code_component_id FROM evaluation WHERE trial_id = ? AND id IN ({marks})",  # noqa: S608
+            (graph.trial_id, *chunk)))
+    openers = {}
+    for activation, component in components.items():
+        code, _kind, line, _container = graph.components.get(component, ("", "", -1, None))
+        openers[activation] = (code, graph.file_of(component), line)
+    return openers
 
 
 # ---------------------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ class TrialSession:
 
         try:
             record = read_record(db, trial_id, result.tags, self.settings.rootdir)
-            files = read_files(db, trial_id, self.settings.rootdir)
+            files = read_files(db, trial_id, self.settings.rootdir, record.slices)
         except (ProvenanceError, sqlite3.Error) as exc:
             self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
             return None

@@ -113,8 +113,8 @@ def test_bytes_paths_are_the_paths_they_name_with_their_hashes(project, tmp_path
     [trial] = project.trials()
     # inside the rootdir, and outside it where the script names it (as a bytes literal)
     assert trial["inputs"]["files"] == {
-        "experiments/data.csv": {"read": sha1(b"1\n2\n"), "written": None},
-        outside.as_posix(): {"read": sha1(b"xy"), "written": None},
+        "experiments/data.csv": {"read": sha1(b"1\n2\n"), "written": None, "tags": ["total"]},
+        outside.as_posix(): {"read": sha1(b"xy"), "written": None, "tags": ["total"]},
     }
     data.write_text("1\n5\n")
     result = project.run("--nw-baseline=base")
@@ -155,3 +155,38 @@ def test_a_bytes_path_is_recorded_as_the_text_it_names_when_it_decodes():
     assert path_name(os.fsencode("données.csv")) == "données.csv"
     assert path_name(b"\xff.csv") == b"\xff.csv"  # not text: noWorkflow's own spelling is kept
     assert path_name("x.csv") == "x.csv" and path_name(3) == 3
+
+
+TIED = """
+import pandas as pd
+from pytest_nwtrials import tag
+
+with open("data.csv") as handle:
+    rows = [float(line) for line in handle]
+frame = pd.read_csv("table.csv")
+notes = open("notes.txt").read()
+print(notes)
+tag("total", sum(rows) + float(frame["x"].sum()))
+tag("n", 3)
+"""
+
+
+def test_a_changed_input_file_names_the_changed_tags_whose_slices_read_it(project):
+    project.experiment("tied.py", TIED)
+    folder = project.root / "experiments"
+    (folder / "data.csv").write_text("1\n2\n")
+    (folder / "table.csv").write_text("x\n1\n")
+    (folder / "notes.txt").write_text("first")
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    files = project.trials()[0]["inputs"]["files"]
+    assert files["experiments/data.csv"]["tags"] == files["experiments/table.csv"]["tags"] == ["total"]
+    assert "tags" not in files["experiments/notes.txt"]  # printed, not in any tag's slice
+    for name, text in (("data.csv", "1\n5\n"), ("table.csv", "x\n4\n"), ("notes.txt", "second")):
+        (folder / name).write_text(text)
+    result = project.run("--nw-baseline=base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*input file experiments/data.csv changed (sha1 *), in the provenance of total",
+                                 "*input file experiments/notes.txt changed (sha1 *)",
+                                 "*input file experiments/table.csv changed (sha1 *), in the provenance of total"])
+    tied = [line for line in result.stdout.lines if line.endswith(", in the provenance of total")]
+    assert len(tied) == 2 and not any("notes.txt" in line for line in tied)

@@ -47,7 +47,7 @@ def record_files_as_opened(metascript: Any) -> None:
             return recording_open  # os.open and codecs.open take other arguments
 
         def open(file: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A001 - it replaces open
-            if len(args) > 1 and not set(_OPEN_PARAMETERS[:len(args)]) & set(kwargs):
+            if 1 < len(args) <= len(_OPEN_PARAMETERS) and not set(_OPEN_PARAMETERS[:len(args)]) & set(kwargs):
                 # noWorkflow reads the mode only from a sole positional argument, or from keywords
                 kwargs.update(zip(_OPEN_PARAMETERS, args))
                 args = ()
