@@ -190,3 +190,32 @@ def test_a_changed_input_file_names_the_changed_tags_whose_slices_read_it(projec
                                  "*input file experiments/table.csv changed (sha1 *), in the provenance of total"])
     tied = [line for line in result.stdout.lines if line.endswith(", in the provenance of total")]
     assert len(tied) == 2 and not any("notes.txt" in line for line in tied)
+
+
+def test_in_a_notebook_written_files_are_outputs_and_bytes_paths_are_named(project):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    def notebook(scale: str) -> None:
+        nb = new_notebook(cells=[new_code_cell(source) for source in [
+            "from pathlib import Path\nfrom pytest_nwtrials import tag",
+            f"SCALE = {scale}\nwith open(b'data.csv') as handle:\n    rows = [float(x) for x in handle]",
+            "total = tag('total', sum(rows) * SCALE)\nPath('summary.txt').write_text(f'total {total}')",
+        ]])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, project.root / "experiments" / "run.ipynb")
+
+    project.ini(experiments="experiments/*.ipynb")
+    (project.root / "experiments").mkdir(exist_ok=True)
+    (project.root / "experiments" / "data.csv").write_text("1\n2\n")
+    notebook("2")
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    project.run("--nw-baseline=base").assert_outcomes(passed=1)  # summary.txt rewritten, same content
+    files = project.trials()[1]["inputs"]["files"]
+    assert files["experiments/summary.txt"] == {"read": None, "written": sha1(b"total 6.0")}
+    assert files["experiments/data.csv"]["read"] == sha1(b"1\n2\n")
+    (project.root / "experiments" / "data.csv").write_text("1\n3\n")
+    result = project.run("--nw-baseline=base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*input file experiments/data.csv changed (sha1 *), in the provenance of total"])
+    assert "summary.txt" not in result.stdout.str()
