@@ -151,7 +151,8 @@ def _inputs(inputs: dict[str, Any]) -> list[str]:
     lines = [f"  python {inputs['python']}"] if inputs.get("python") else []
     for path, seen in sorted((inputs.get("files") or {}).items()):
         how = ", ".join(f"{kind} sha1 {str(seen[kind])[:10]}" for kind in ("read", "written") if seen.get(kind))
-        lines.append(f"  file {path}: {how}")
+        tags = f"; in the provenance of {', '.join(seen['tags'])}" if seen.get("tags") else ""
+        lines.append(f"  file {path}: {how or 'absent when opened'}{tags}")
     for key, what in (("libraries", "library"), ("modules", "module")):
         for name, version in sorted((inputs.get(key) or {}).items()):
             lines.append(f"  {what} {name} {str(version)[:12]}")

@@ -181,6 +181,11 @@ def test_a_changed_input_file_names_the_changed_tags_whose_slices_read_it(projec
     files = project.trials()[0]["inputs"]["files"]
     assert files["experiments/data.csv"]["tags"] == files["experiments/table.csv"]["tags"] == ["total"]
     assert "tags" not in files["experiments/notes.txt"]  # printed, not in any tag's slice
+    show = subprocess.run([sys.executable, "-m", "pytest_nwtrials.cli", "show", "trial1"], cwd=project.root,
+                          capture_output=True, text=True, timeout=120).stdout
+    data_sha1 = sha1(b"1\n2\n")[:10]
+    assert f"file experiments/data.csv: read sha1 {data_sha1}; in the provenance of total" in show
+    assert "file experiments/notes.txt: read sha1 " in show
     for name, text in (("data.csv", "1\n5\n"), ("table.csv", "x\n4\n"), ("notes.txt", "second")):
         (folder / name).write_text(text)
     result = project.run("--nw-baseline=base")
