@@ -151,7 +151,8 @@ def _inputs(inputs: dict[str, Any]) -> list[str]:
     lines = [f"  python {inputs['python']}"] if inputs.get("python") else []
     for path, seen in sorted((inputs.get("files") or {}).items()):
         how = ", ".join(f"{kind} sha1 {str(seen[kind])[:10]}" for kind in ("read", "written") if seen.get(kind))
-        lines.append(f"  file {path}: {how}")
+        tags = f"; in the provenance of {', '.join(seen['tags'])}" if seen.get("tags") else ""
+        lines.append(f"  file {path}: {how or 'absent when opened'}{tags}")
     for key, what in (("libraries", "library"), ("modules", "module")):
         for name, version in sorted((inputs.get(key) or {}).items()):
             lines.append(f"  {what} {name} {str(version)[:12]}")
@@ -178,9 +179,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     "detail": c.detail} for c in diff.values]
         print(json.dumps({"old": old.name, "new": new.name, "match": diff.empty,
                           "argv_changed": diff.argv_changed, "tags": list(diff.tags),
-                          "changes": changes, "why": diff.why()}, indent=1))
+                          "changes": changes, "why": diff.why(outputs=args.outputs)}, indent=1))
     else:
-        print(diff)
+        print(diff.text(outputs=args.outputs))
         if args.html:
             print(f"wrote {args.html}")
     return 0 if diff.empty else 1
@@ -340,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--rtol", type=_tolerance, metavar="RTOL", help="Relative tolerance (default 1e-7)")
     sub.add_argument("--atol", type=_tolerance, metavar="ATOL", help="Absolute tolerance (default 0)")
     sub.add_argument("--ops", action="store_true", help="Also compare the whole operation sequences")
+    sub.add_argument("--outputs", action="store_true",
+                     help="Also list the files the trials wrote with different content")
     sub = command("values", "Print a tag's values across trials", cmd_values)
     sub.add_argument("tag", metavar="TAG")
     sub.add_argument("--experiment", metavar="E", help="Only trials of experiment E (a path or glob)")

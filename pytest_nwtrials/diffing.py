@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .compare import Change, Rules, diff_tags
@@ -35,24 +35,29 @@ class TrialDiff:
         """True when values, arguments and (if compared) operations all match."""
         return not self.values and not self.argv_changed and not self.operations
 
-    def why(self) -> list[str]:
-        lines = why_lines(self.inputs, self.slices)
+    def why(self, *, outputs: bool = False) -> list[str]:
+        """The "why it changed" lines; files the trials wrote differently only with `outputs`."""
+        lines = why_lines(self.inputs, self.slices, outputs=outputs)
         if self.operations:
             lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations)])
         return lines
 
-    def lines(self) -> list[str]:
+    def lines(self, *, outputs: bool = False) -> list[str]:
         """The text report: value changes, then why they changed."""
         lines = format_changes(self.values)
-        why = self.why()
+        why = self.why(outputs=outputs)
         if why:
             lines += ["", "Why it changed:", *why]
         return lines
 
-    def __str__(self) -> str:
+    def text(self, *, outputs: bool = False) -> str:
+        """The whole report as text: a one-line verdict when the trials match."""
         if self.empty:
             return f"{self.new} matches {self.old}"
-        return "\n".join([f"{self.new} differs from {self.old}", *self.lines()])
+        return "\n".join([f"{self.new} differs from {self.old}", *self.lines(outputs=outputs)])
+
+    def __str__(self) -> str:
+        return self.text()
 
     def _repr_html_(self) -> str:
         """Jupyter's rendering: a table of value changes and the why-section as text."""
@@ -95,7 +100,9 @@ def diff_trials(old_label: str, new_label: str,
             ops = diff_operations(old_record.operations, new_record.operations)
     return TrialDiff(
         old=old_label, new=new_label, values=tuple(changes), tags=tags,
-        inputs=tuple(input_changes(old_inputs, old_argv, new_inputs, new_argv)),
+        # an input file is tied to the tags that changed, of those whose slices read it
+        inputs=tuple(replace(change, tags=tuple(t for t in change.tags if t in tags))
+                     for change in input_changes(old_inputs, old_argv, new_inputs, new_argv)),
         slices=tuple(slices), operations=ops,
         argv_changed=tuple(old_argv) != tuple(new_argv),
         has_provenance=old_record is not None and new_record is not None,

@@ -4,7 +4,8 @@ A trial's `ProvenanceRecord` keeps its operation sequence and the slice of every
 each distinct operation is stored once in a table and sequences are lists of row numbers, so a
 loop's repeated operations and the slices (subsets of the sequence) cost little. Input changes
 compare what the trial recorded besides its values: data files by content hash, arguments,
-library versions, the experiment's own modules, the Python version.
+library versions, the experiment's own modules, the Python version. Files the experiment
+wrote are its outputs: compared apart from its inputs, and shown only when asked.
 """
 from __future__ import annotations
 
@@ -172,7 +173,11 @@ def read_record(db_path: Path, trial_id: str, tags: Iterable[str], root: Path) -
 
 
 def file_inputs(accesses: Sequence[FileAccess]) -> dict[str, dict[str, str | None]]:
-    """Each data file once: the content it had when first read, and when last written."""
+    """Each data file once: the content it had when first read, and when last written.
+
+    A file written before it is first read has no "read" content: what the trial read there
+    it wrote itself. `input_changes` tells inputs from outputs with both fields.
+    """
     files: dict[str, dict[str, str | None]] = {}
     for access in accesses:
         entry = files.setdefault(access.path, {"read": None, "written": None})
@@ -185,8 +190,29 @@ def file_inputs(accesses: Sequence[FileAccess]) -> dict[str, dict[str, str | Non
     return files
 
 
-def read_files(db_path: Path, trial_id: str, root: Path) -> dict[str, dict[str, str | None]]:
-    return file_inputs(read_file_accesses(db_path, trial_id, root))
+def read_files(db_path: Path, trial_id: str, root: Path, slices: Mapping[str, Slice] | None = None
+               ) -> dict[str, Any]:
+    """The trial's data files (`file_inputs`); a file some tags depend on lists them under "tags"."""
+    accesses = read_file_accesses(db_path, trial_id, root)
+    files: dict[str, Any] = file_inputs(accesses)
+    for path, tags in slice_tags(accesses, slices or {}).items():
+        files[path]["tags"] = tags
+    return files
+
+
+def slice_tags(accesses: Sequence[FileAccess], slices: Mapping[str, Slice]) -> dict[str, list[str]]:
+    """For each file, the tags whose slice holds the operation that opened it: a change of the
+    file is a change of what they were computed from."""
+    paths: dict[tuple[str, str, int], set[str]] = {}
+    for access in accesses:
+        if access.opened_by is not None:
+            paths.setdefault(access.opened_by, set()).add(access.path)
+    found: dict[str, set[str]] = {}
+    for tag, s in slices.items():
+        for op in s.ops:
+            for path in paths.get((op.code, op.file, op.line), ()):
+                found.setdefault(path, set()).add(tag)
+    return {path: sorted(tags) for path, tags in found.items()}
 
 
 @dataclass(frozen=True)
@@ -197,6 +223,7 @@ class InputChange:
     name: str
     old: Any
     new: Any
+    tags: tuple[str, ...] = ()  # of an input file: the changed tags whose slices read it
 
     def describe(self) -> str:
         def short(value: Any) -> str:
@@ -208,13 +235,20 @@ class InputChange:
             return f"arguments changed: {list(self.old)} -> {list(self.new)}"
         if self.what == "python":
             return f"Python changed: {self.old} -> {self.new}"
-        if self.what in ("input file", "output file", "module"):
-            hashes = f"(sha1 {short(self.old)} -> {short(self.new)})"
+        hashes = f"(sha1 {short(self.old)} -> {short(self.new)})"
+        if self.what == "output file":
             if self.old is None:
-                return f"{self.what} {self.name} is new {hashes}"
+                return f"now writes {self.name} {hashes}"
             if self.new is None:
-                return f"{self.what} {self.name} is no longer used {hashes}"
-            return f"{self.what} {self.name} changed {hashes}"
+                return f"no longer writes {self.name} {hashes}"
+            return f"wrote a different {self.name} {hashes}"
+        if self.what in ("input file", "module"):
+            tied = f", in the provenance of {', '.join(self.tags)}" if self.tags else ""
+            if self.old is None:
+                return f"{self.what} {self.name} is new {hashes}{tied}"
+            if self.new is None:
+                return f"{self.what} {self.name} is no longer used {hashes}{tied}"
+            return f"{self.what} {self.name} changed {hashes}{tied}"
         return f"{self.what} {self.name} changed: {short(self.old)} -> {short(self.new)}"
 
 
@@ -225,17 +259,31 @@ def _mapping_changes(what: str, old: Mapping[str, Any], new: Mapping[str, Any]) 
 
 def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
                   new_inputs: Mapping[str, Any], new_argv: Sequence[str]) -> list[InputChange]:
-    """What differs between two trials' inputs; a side that did not record something is skipped."""
+    """What differs between two trials' inputs; a side that did not record something is skipped.
+
+    A file that either trial wrote is an output of the experiment, not an input: results it
+    saves, and state it keeps between runs (a shelve, a counter it reads and rewrites), whose
+    content the experiment's previous run produced. Its written content is compared as an
+    "output file"; `why_lines` shows those only when asked. An input file names the tags
+    whose slices read it, in either trial.
+    """
     changes: list[InputChange] = []
     if list(old_argv) != list(new_argv):
         changes.append(InputChange("arguments", "", tuple(old_argv), tuple(new_argv)))
     old_files, new_files = old_inputs.get("files"), new_inputs.get("files")
     if old_files is not None and new_files is not None:
-        for kind, what in (("read", "input file"), ("written", "output file")):
-            changes += _mapping_changes(
-                what,
-                {path: f[kind] for path, f in old_files.items() if f.get(kind)},
-                {path: f[kind] for path, f in new_files.items() if f.get(kind)})
+        written = {path for files in (old_files, new_files) for path, f in files.items() if f.get("written")}
+        changes += [
+            replace(change, tags=tuple(sorted({*old_files.get(change.name, {}).get("tags", ()),
+                                               *new_files.get(change.name, {}).get("tags", ())})))
+            for change in _mapping_changes(
+                "input file",
+                {path: f["read"] for path, f in old_files.items() if f.get("read") and path not in written},
+                {path: f["read"] for path, f in new_files.items() if f.get("read") and path not in written})]
+        changes += _mapping_changes(
+            "output file",
+            {path: f["written"] for path, f in old_files.items() if f.get("written")},
+            {path: f["written"] for path, f in new_files.items() if f.get("written")})
     for key, what in (("libraries", "library"), ("modules", "module")):
         if key in old_inputs and key in new_inputs:
             changes += _mapping_changes(what, old_inputs[key], new_inputs[key])
@@ -245,13 +293,19 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
     return changes
 
 
-def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12) -> list[str]:
+def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12,
+              outputs: bool = False) -> list[str]:
     """The "why it changed" section: input changes first, then the slice diffs.
+
+    Output files the experiment wrote differently are a consequence, not a cause: they are
+    listed (after the inputs) only with `outputs`.
 
     Tags whose slices first diverge at the same operation tell one story: it is shown once, with
     the longest of their diffs, and the other tags are named with it.
     """
-    lines = [f"  {change.describe()}" for change in inputs]
+    lines = [f"  {change.describe()}" for change in inputs if change.what != "output file"]
+    if outputs:
+        lines += [f"  {change.describe()}" for change in inputs if change.what == "output file"]
     groups: dict[tuple, list[SliceDiff]] = {}
     for diff in slice_diffs:
         first = diff.first_divergence

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import sysconfig
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -71,6 +71,9 @@ class FileAccess:
     mode: str
     hash_before: str | None  # SHA-1 of the content, None when the file did not exist
     hash_after: str | None
+    # the operation of the script that opened it (code, file, line): the call of `open`,
+    # `pd.read_csv`, or of the script's own function that did; a slice holding it depends on the file
+    opened_by: tuple[str, str, int] | None = field(default=None, compare=False)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -138,7 +141,8 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
     its path appears in a value the script computed (a literal, an argument), which keeps
     `/data/train.csv` and drops a library's cache or config file. Every access is listed (a
     file read twice appears twice); a file whose content changed under a read mode is reported
-    with mode "w" (noWorkflow records "r" for `Path.write_text`).
+    with mode "w" (noWorkflow records "r" for `Path.write_text` unless `capture.file_access`
+    set the capture up). Paths opened as bytes are recorded by the capture as the text they name.
     """
     root = Path(root).resolve()
     with closing(connect(db_path)) as conn:
@@ -149,6 +153,7 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
             " FROM file_access WHERE trial_id = ? ORDER BY checkpoint, id",
             (trial_id,),
         ).fetchall()
+        openers = _openers(conn, graph, {row[4] for row in rows})
         accesses = []
         for name, mode, before, after, activation in rows:
             if activation in taggers or not name:
@@ -168,8 +173,26 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
                 # noWorkflow keeps mode "r" when open() gets more than one positional
                 # argument (Path.write_text does): a file whose content changed was written
                 mode = "w"
-            accesses.append(FileAccess(shown, mode, before, after))
+            accesses.append(FileAccess(shown, mode, before, after, openers.get(activation)))
         return accesses
+
+
+def _openers(conn: sqlite3.Connection, graph: TrialGraph, activations: set[int]) -> dict[int, tuple[str, str, int]]:
+    """The operation (code, file, line) of each activation that opened a file; an activation is
+    the evaluation of the call it runs."""
+    ids = sorted(a for a in activations if isinstance(a, int))
+    components = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        components.update(conn.execute(
+            f"SELECT id, code_component_id FROM evaluation WHERE trial_id = ? AND id IN ({marks})",  # noqa: S608
+            (graph.trial_id, *chunk)))
+    openers = {}
+    for activation, component in components.items():
+        code, _kind, line, _container = graph.components.get(component, ("", "", -1, None))
+        openers[activation] = (code, graph.file_of(component), line)
+    return openers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +248,8 @@ def _python_prefixes() -> tuple[str, ...]:
 
 
 def _named_by_script(conn: sqlite3.Connection, trial_id: str, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM evaluation WHERE trial_id = ? AND instr(repr, ?) > 0 LIMIT 1", (trial_id, name)
-    ).fetchone()
-    return row is not None
+    """Whether a value of the script spells `name`, as text or as a bytes literal (``b'/d/\\xc3\\xa9.csv'``)."""
+    spellings = {name, repr(os.fsencode(name))[2:-1]}
+    return any(conn.execute(
+        "SELECT 1 FROM evaluation WHERE trial_id = ? AND instr(repr, ?) > 0 LIMIT 1", (trial_id, spelling)
+    ).fetchone() is not None for spelling in spellings)

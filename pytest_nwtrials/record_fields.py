@@ -69,6 +69,9 @@ def check_inputs(doc: dict[str, Any]) -> dict[str, Any]:
         if not (isinstance(seen, dict) and all(isinstance(seen.get(kind), (str, type(None)))
                                                for kind in ("read", "written"))):
             raise ValueError(f"'inputs.files' {short(path)} is not an object of 'read' and 'written' hashes")
+        tags = seen.get("tags", [])
+        if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
+            raise ValueError(f"'inputs.files' {short(path)} has 'tags' that are not an array of names")
     field_of(inputs, "python", (str, type(None)), None, within="inputs")
     return dict(inputs)
 

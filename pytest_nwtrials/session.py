@@ -239,7 +239,7 @@ class TrialSession:
 
         try:
             record = read_record(db, trial_id, result.tags, self.settings.rootdir)
-            files = read_files(db, trial_id, self.settings.rootdir)
+            files = read_files(db, trial_id, self.settings.rootdir, record.slices)
         except (ProvenanceError, sqlite3.Error) as exc:
             self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
             return None
@@ -327,7 +327,8 @@ class TrialSession:
             outcome.verdict = "matched"
             return
         name = reference.text if reference.kind == "baseline" else None
-        why = diff.why()
+        # files the experiment wrote differently are a consequence: shown with -v
+        why = diff.why(outputs=self.config.get_verbosity() > 0)
         if old_record is None and settings.ops != "off":
             why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
         self.fail(trial, "changed",

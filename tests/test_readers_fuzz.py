@@ -278,7 +278,8 @@ def test_provenance_record_loads_or_raises_naming_the_file(template, data):
 SHARED_FIELDS = [
     ("tags", []), ("tags", {"auc": 0.9}), ("tags", {"auc": {"count": 1}}), ("argv", "--fast"), ("argv", [1]),
     ("inputs", []), ("inputs", {"files": []}), ("inputs", {"files": {"data.csv": "b" * 40}}),
-    ("inputs", {"files": {"data.csv": {"read": 1}}}), ("inputs", {"libraries": ["numpy"]}),
+    ("inputs", {"files": {"data.csv": {"read": 1}}}), ("inputs", {"files": {"data.csv": {"tags": "auc"}}}),
+    ("inputs", {"libraries": ["numpy"]}),
     ("inputs", {"modules": "helpers.py"}), ("inputs", {"cell_tags": None}), ("inputs", {"python": 3.11}),
 ]
 TRIAL_FIELDS = [

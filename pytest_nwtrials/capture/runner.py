@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import environment, lifeline
+from . import environment, file_access, lifeline
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -253,6 +253,7 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
     environment.hide_secrets(metascript, serialize, recorder.secrets)
     environment.skip_compositions(metascript)
+    file_access.record_files_as_opened(metascript)
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
