@@ -1,0 +1,257 @@
+"""Why a value changed when the cause reached it through a mutation or a module's hidden state.
+
+Each pattern is an experiment as a user writes it: a baseline is saved, ONE line is changed
+(`old` -> `new`), the gate runs against the baseline. The changed statement must be what the
+report names, and it must be in the tag's slice, reached only through the edge kind the
+pattern is about (without the MUTATION or STATE edges it would not be there). All script
+patterns run in one project (one pytest run to save, one to gate), notebooks in another.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from pytest_nwtrials import load_trial
+from pytest_nwtrials.provenance_graph import DATA, MUTATION, STATE
+
+ESTLIB = '''
+class Est:
+    """A library estimator: fine capture records its calls as single calls."""
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+        self.coef_ = None
+
+    def fit(self, X, y, lr=0.1):
+        self.coef_ = [self.alpha * lr * (x + t) for x, t in zip(X, y)]
+        return self
+
+    def predict(self, X):
+        return [round(c * x, 9) for c, x in zip(self.coef_, X)]
+'''
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    code: str
+    old: str  # the line changed between the baseline and the new trial
+    new: str
+    tag: str
+    kind: str  # the edge kind that brings the changed line into the slice
+
+    @property
+    def line(self) -> int:
+        return textwrap.dedent(self.code).splitlines().index(self.old) + 1
+
+    def source(self, changed: bool) -> str:
+        code = textwrap.dedent(self.code)
+        return code.replace(self.old, self.new) if changed else code
+
+
+PATTERNS = [
+    Pattern("fit_other_module", """
+        from pytest_nwtrials import tag
+        from estlib import Est
+        X = [1.0, 2.0, 3.0]
+        y = [0.0, 1.0, 0.0]
+        LR = 0.1
+        model = Est(alpha=0.5)
+        model.fit(X, y, LR)
+        tag("pred", model.predict(X))
+        """, "LR = 0.1", "LR = 0.2", "pred", MUTATION),
+    Pattern("rng_shuffle", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        SEED = 0
+        rng = np.random.default_rng(SEED)
+        data = np.arange(10.0)
+        rng.shuffle(data)
+        tag("data", data)
+        """, "SEED = 0", "SEED = 1", "data", MUTATION),
+    Pattern("numpy_global_seed", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        SEED = 0
+        np.random.seed(SEED)
+        scale = 2.0
+        noise = np.random.normal(size=5) * scale
+        tag("noise", noise)
+        """, "SEED = 0", "SEED = 1", "noise", STATE),
+    Pattern("random_seed", """
+        import random
+        from pytest_nwtrials import tag
+        SEED = 0
+        random.seed(SEED)
+        first = random.random()
+        second = random.randint(0, 1000)
+        tag("second", second)
+        """, "SEED = 0", "SEED = 1", "second", STATE),
+    Pattern("fillna_inplace", """
+        import pandas as pd
+        from pytest_nwtrials import tag
+        FILL = 0.0
+        df = pd.DataFrame({"a": [1.0, None, 3.0]})
+        df.fillna(FILL, inplace=True)
+        tag("total", float(df["a"].sum()))
+        """, "FILL = 0.0", "FILL = 5.0", "total", MUTATION),
+    Pattern("sort_values_inplace", """
+        import pandas as pd
+        from pytest_nwtrials import tag
+        ASCENDING = True
+        df = pd.DataFrame({"a": [2.0, 1.0, 3.0]})
+        df.sort_values("a", ascending=ASCENDING, inplace=True)
+        tag("first", float(df["a"].iloc[0]))
+        """, "ASCENDING = True", "ASCENDING = False", "first", MUTATION),
+    Pattern("list_sort", """
+        from pytest_nwtrials import tag
+        REVERSE = False
+        lst = [3, 1, 2]
+        lst.sort(reverse=REVERSE)
+        tag("lst", lst)
+        """, "REVERSE = False", "REVERSE = True", "lst", MUTATION),
+    Pattern("array_sort", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        AXIS = 0
+        arr = np.array([[3.0, 1.0], [0.0, 2.0]])
+        arr.sort(axis=AXIS)
+        tag("arr", arr)
+        """, "AXIS = 0", "AXIS = 1", "arr", MUTATION),
+    Pattern("copyto", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        VALUE = 1.0
+        src = np.full(3, VALUE)
+        dst = np.zeros(3)
+        np.copyto(dst, src)
+        tag("dst", dst)
+        """, "VALUE = 1.0", "VALUE = 2.0", "dst", MUTATION),
+    Pattern("ufunc_out", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        B = 1.0
+        a = np.arange(3.0)
+        b = np.full(3, B)
+        c = np.empty(3)
+        np.add(a, b, out=c)
+        tag("c", c)
+        """, "B = 1.0", "B = 2.0", "c", MUTATION),
+]
+SKLEARN = Pattern("sklearn_fit", """
+    import numpy as np
+    from sklearn.linear_model import Ridge
+    from pytest_nwtrials import tag
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0.0, 1.0, 2.0, 4.0])
+    WEIGHT = 1.0
+    model = Ridge(alpha=1.0)
+    model.fit(X, y, sample_weight=np.full(4, WEIGHT))
+    tag("pred", model.predict(X).round(9))
+    """, "WEIGHT = 1.0", "WEIGHT = 3.0", "pred", MUTATION)
+HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
+
+
+@dataclass
+class Gated:
+    root: Path
+    sections: dict[str, str]  # experiment file -> its part of the gate's output
+
+    def trial(self, experiment: str):
+        """The newest trial of an experiment, as the public API loads it."""
+        store = self.root / ".nwtrials"
+        from pytest_nwtrials.store import TrialStore
+
+        found = [t for t in TrialStore(store).trials() if t.experiment == f"experiments/{experiment}"]
+        return load_trial(max(found, key=lambda t: t.number).name, store=store)
+
+
+def run_pytest(root: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rN", *args],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    return done.stdout + done.stderr
+
+
+def sections(out: str) -> dict[str, str]:
+    """The failure report of each item, by experiment file name."""
+    found = {}
+    parts = re.split(r"^_{3,} experiment (experiments/\S+) _{3,}$", out, flags=re.M)
+    for name, text in zip(parts[1::2], parts[2::2]):
+        found[Path(name).name] = text
+    return found
+
+
+def gate(root: Path, write) -> Gated:
+    """Save a baseline of the experiments `write(changed=False)` makes, change them, gate."""
+    write(changed=False)
+    first = run_pytest(root, "--nw-save-baseline=base")
+    assert re.search(r"^=+ \d+ passed in [\d.]+s =+$", first, re.M), first
+    write(changed=True)
+    return Gated(root, sections(run_pytest(root, "--nw-baseline=base")))
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory: pytest.TempPathFactory) -> Gated:
+    root = tmp_path_factory.mktemp("mutation") / "project"
+    folder = root / "experiments"
+    folder.mkdir(parents=True)
+    (root / "pytest.ini").write_text("[pytest]\nnw_experiments = experiments/p_*.py\n")
+    (folder / "estlib.py").write_text(ESTLIB)
+    patterns = PATTERNS + ([SKLEARN] if HAS_SKLEARN else [])
+
+    def write(changed: bool) -> None:
+        for pattern in patterns:
+            (folder / f"p_{pattern.name}.py").write_text(pattern.source(changed))
+
+    return gate(root, write)
+
+
+def reached_only_through(s, target: int, kind: str) -> bool:
+    """Whether op `target` is in the slice's dependencies of its last op, and drops out of them
+    when the edges of `kind` are ignored."""
+    def reached(kinds: set[str]) -> bool:
+        seen, stack = set(), [len(s.ops) - 1]
+        while stack:
+            index = stack.pop()
+            if index in seen:
+                continue
+            seen.add(index)
+            stack.extend(dep for dep, edge in s.edges[index] if edge in kinds)
+        return target in seen
+
+    every = {DATA, MUTATION, STATE, "control"}
+    return reached(every) and not reached(every - {kind})
+
+
+def assert_explained(gated: Gated, pattern: Pattern) -> None:
+    file = f"p_{pattern.name}.py"
+    section = gated.sections.get(file, "")
+    assert "Why it changed" in section, section or gated.sections
+    # the report names the changed line as the root of the change
+    assert re.search(rf"first divergence: {re.escape(file)}:{pattern.line}\s+{re.escape(pattern.old)} -> "
+                     rf"{re.escape(pattern.new.partition(' = ')[2])}", section), section
+    s = gated.trial(file).slice(pattern.tag)
+    changed = [n for n, op in enumerate(s.ops) if op.file.endswith(file) and op.line == pattern.line]
+    assert changed, [(op.line, op.code) for op in s.ops]
+    assert any(reached_only_through(s, n, pattern.kind) for n in changed), list(zip(s.ops, s.edges))
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=[p.name for p in PATTERNS])
+def test_changed_line_before_a_mutation_or_a_draw_is_the_named_cause(scripts, pattern):
+    assert_explained(scripts, pattern)
+
+
+def test_a_scikit_learn_fit_in_place_is_in_the_slice_of_predict(scripts):
+    pytest.importorskip("sklearn")
+    assert_explained(scripts, SKLEARN)
