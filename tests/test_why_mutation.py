@@ -38,6 +38,11 @@ class Est:
 
     def predict(self, X):
         return [round(c * x, 9) for c, x in zip(self.coef_, X)]
+
+
+def scale_(x, factor):
+    """Changes its argument in place: no list of mutating functions knows it."""
+    x *= factor
 '''
 
 
@@ -147,6 +152,15 @@ PATTERNS = [
         np.add(a, b, out=c)
         tag("c", c)
         """, "B = 1.0", "B = 2.0", "c", MUTATION),
+    Pattern("observed_in_library", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        from estlib import scale_
+        FACTOR = 2.0
+        X = np.arange(4.0)
+        scale_(X, FACTOR)
+        tag("X", X)
+        """, "FACTOR = 2.0", "FACTOR = 3.0", "X", MUTATION),
 ]
 SKLEARN = Pattern("sklearn_fit", """
     import numpy as np
@@ -159,6 +173,37 @@ SKLEARN = Pattern("sklearn_fit", """
     model.fit(X, y, sample_weight=np.full(4, WEIGHT))
     tag("pred", model.predict(X).round(9))
     """, "WEIGHT = 1.0", "WEIGHT = 3.0", "pred", MUTATION)
+# a long script with no mutation: calls of pure functions and methods (np.mean, len, X.sum(),
+# frame.describe(), .copy()) must not join a slice; sizes measured at the code before the
+# mutation rules (67cb5e2)
+PURE = """
+import math
+import numpy as np
+import pandas as pd
+from pytest_nwtrials import tag
+
+SCALE = 3.0
+rows = [float(k) * SCALE for k in range(40)]
+X = np.array(rows).reshape(8, 5)
+frame = pd.DataFrame(X, columns=list("abcde"))
+means = []
+for column in frame.columns:
+    values = frame[column].to_numpy()
+    centred = values - np.mean(values)
+    spread = float(np.std(centred)) + len(values) / 100
+    means = means + [round(spread, 6)]
+total = sum(means) + max(means) - min(means)
+norm = math.sqrt(sum(m * m for m in means))
+summary = frame.describe()
+ratio = float(X.sum() / X.mean()) + len(rows) + float(summary.loc["mean", "a"])
+stacked = np.concatenate([X.ravel(), X.T.ravel()])
+clipped = np.clip(stacked, 0, 50).copy()
+scores = {name: float(np.mean(clipped[i::5])) for i, name in enumerate("vwxyz")}
+text = ",".join(sorted(str(round(v, 3)) for v in scores.values()))
+tag("total", round(total + norm + ratio, 6))
+tag("text", text)
+"""
+PURE_SIZES = {"total": 497, "text": 403}
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
 
@@ -210,6 +255,8 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> Gated:
     (folder / "estlib.py").write_text(ESTLIB)
     patterns = PATTERNS + ([SKLEARN] if HAS_SKLEARN else [])
 
+    (folder / "p_pure.py").write_text(PURE)
+
     def write(changed: bool) -> None:
         for pattern in patterns:
             (folder / f"p_{pattern.name}.py").write_text(pattern.source(changed))
@@ -234,24 +281,108 @@ def reached_only_through(s, target: int, kind: str) -> bool:
     return reached(every) and not reached(every - {kind})
 
 
-def assert_explained(gated: Gated, pattern: Pattern) -> None:
-    file = f"p_{pattern.name}.py"
+def assert_explained(gated: Gated, pattern: Pattern, file: str, where: str, op_file: str, line: int) -> None:
+    """The report names `where` (the changed statement) as the first divergence of the tag, and
+    the statement (`op_file`, `line`) is in the tag's slice through an edge of the pattern's kind."""
     section = gated.sections.get(file, "")
     assert "Why it changed" in section, section or gated.sections
-    # the report names the changed line as the root of the change
-    assert re.search(rf"first divergence: {re.escape(file)}:{pattern.line}\s+{re.escape(pattern.old)} -> "
+    assert re.search(rf"first divergence: {re.escape(where)}\s+{re.escape(pattern.old)} -> "
                      rf"{re.escape(pattern.new.partition(' = ')[2])}", section), section
     s = gated.trial(file).slice(pattern.tag)
-    changed = [n for n, op in enumerate(s.ops) if op.file.endswith(file) and op.line == pattern.line]
-    assert changed, [(op.line, op.code) for op in s.ops]
+    changed = [n for n, op in enumerate(s.ops) if op.file.endswith(op_file) and op.line == line]
+    assert changed, [(op.file, op.line, op.code) for op in s.ops]
     assert any(reached_only_through(s, n, pattern.kind) for n in changed), list(zip(s.ops, s.edges))
+
+
+def assert_script_explained(gated: Gated, pattern: Pattern) -> None:
+    file = f"p_{pattern.name}.py"
+    assert_explained(gated, pattern, file, f"{file}:{pattern.line}", file, pattern.line)
 
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=[p.name for p in PATTERNS])
 def test_changed_line_before_a_mutation_or_a_draw_is_the_named_cause(scripts, pattern):
-    assert_explained(scripts, pattern)
+    assert_script_explained(scripts, pattern)
 
 
 def test_a_scikit_learn_fit_in_place_is_in_the_slice_of_predict(scripts):
     pytest.importorskip("sklearn")
-    assert_explained(scripts, SKLEARN)
+    assert_script_explained(scripts, SKLEARN)
+
+
+def test_pure_functions_leave_a_long_slice_as_it_was(scripts):
+    trial = scripts.trial("p_pure.py")
+    for tag, size in PURE_SIZES.items():
+        s = trial.slice(tag)
+        assert {kind for deps in s.edges for _dep, kind in deps} == {DATA}
+        assert len(s.ops) == size
+
+
+# -- notebooks: the same patterns, one statement per cell, in a capture kernel ----------------
+
+NOTEBOOKS = [
+    Pattern("nb_fit_other_module", """
+        from pytest_nwtrials import tag
+        from estlib import Est
+        X = [1.0, 2.0, 3.0]
+        y = [0.0, 1.0, 0.0]
+        LR = 0.1
+        model = Est(alpha=0.5)
+        model.fit(X, y, LR)
+        tag("pred", model.predict(X))
+        """, "LR = 0.1", "LR = 0.2", "pred", MUTATION),
+    Pattern("nb_numpy_global_seed", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        SEED = 0
+        np.random.seed(SEED)
+        noise = np.random.normal(size=5)
+        tag("noise", noise)
+        """, "SEED = 0", "SEED = 1", "noise", STATE),
+    Pattern("nb_rng_shuffle", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        SEED = 0
+        rng = np.random.default_rng(SEED)
+        data = np.arange(10.0)
+        rng.shuffle(data)
+        tag("data", data)
+        """, "SEED = 0", "SEED = 1", "data", MUTATION),
+    Pattern("nb_fillna_inplace", """
+        import pandas as pd
+        from pytest_nwtrials import tag
+        FILL = 0.0
+        df = pd.DataFrame({"a": [1.0, None, 3.0]})
+        df.fillna(FILL, inplace=True)
+        tag("total", float(df["a"].sum()))
+        """, "FILL = 0.0", "FILL = 5.0", "total", MUTATION),
+]
+
+
+def cells(pattern: Pattern, changed: bool) -> list[str]:
+    """One cell per line of the pattern (the first two lines, its imports, in one cell)."""
+    lines = pattern.source(changed).strip().splitlines()
+    return ["\n".join(lines[:2]), *lines[2:]]
+
+
+@pytest.fixture(scope="module")
+def notebooks(tmp_path_factory: pytest.TempPathFactory) -> Gated:
+    root = tmp_path_factory.mktemp("mutation-nb") / "project"
+    folder = root / "experiments"
+    folder.mkdir(parents=True)
+    (root / "pytest.ini").write_text("[pytest]\nnw_experiments = experiments/*.ipynb\n")
+    (folder / "estlib.py").write_text(ESTLIB)
+
+    def write(changed: bool) -> None:
+        for pattern in NOTEBOOKS:
+            nb = new_notebook(cells=[new_code_cell(source) for source in cells(pattern, changed)])
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            nbformat.write(nb, folder / f"{pattern.name}.ipynb")
+
+    return gate(root, write)
+
+
+@pytest.mark.parametrize("pattern", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_in_a_notebook_the_cell_before_a_mutation_or_a_draw_is_the_named_cause(notebooks, pattern):
+    file = f"{pattern.name}.ipynb"
+    cell = cells(pattern, False).index(pattern.old) + 1
+    assert_explained(notebooks, pattern, file, f"{file}, cell {cell}, line 1", f"{file}#cell{cell}", 1)
