@@ -133,7 +133,9 @@ def call_effects(graph: TrialGraph, parts: Mapping[int, list[tuple[float, int, s
     for site in sites:
         for target in changed_by(graph, site, values, flags):
             known.append((target, site.call))
-    observed = observed_mutations(graph, sites, known, parts)
+    modules = {site.receiver for site in sites
+               if site.receiver is not None and MODULE.fullmatch(values.get(site.receiver, ""))}
+    observed = observed_mutations(graph, sites, known, parts, modules)
     return known + observed, state_edges(sites, values)
 
 

@@ -26,20 +26,24 @@ __all__ = ["observed_mutations"]
 
 
 def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tuple[int, int]],
-                       parts: Mapping[int, list[tuple[float, int, str]]]) -> list[tuple[int, int]]:
+                       parts: Mapping[int, list[tuple[float, int, str]]], modules: set[int]) -> list[tuple[int, int]]:
     """(object, call) for each call after which an object it was given is seen changed.
 
     `known` are the (object, call) effects found by rule, `parts` each object's recorded part
-    writes as (checkpoint, part, kind)."""
+    writes as (checkpoint, part, kind), `modules` the reads of modules (never candidates)."""
     explained = set(known)
+    components, evaluations = graph.components, graph.evaluations
     # (object, call, the read of the object given to the call)
     candidates = []
     for site in sites:
-        given = site.arguments if site.receiver is None else (site.receiver, *site.arguments)
+        given = site.arguments if site.receiver is None or site.receiver in modules else (site.receiver, *site.arguments)
         for read in given:
             obj = graph.container(read)
-            if (obj, site.call) not in explained and obj != site.call:
-                candidates.append((obj, site, read))
+            if (obj, site.call) in explained or obj == site.call or obj not in evaluations:
+                continue
+            if components[evaluations[obj][1]][1] == "literal":
+                continue  # a number or a string: nothing to change in place
+            candidates.append((obj, site, read))
     if not candidates:
         return []
     wanted = {obj for obj, _site, _read in candidates}

@@ -386,3 +386,49 @@ def test_in_a_notebook_the_cell_before_a_mutation_or_a_draw_is_the_named_cause(n
     file = f"{pattern.name}.ipynb"
     cell = cells(pattern, False).index(pattern.old) + 1
     assert_explained(notebooks, pattern, file, f"{file}, cell {cell}, line 1", f"{file}#cell{cell}", 1)
+
+
+# -- which calls are seeds or draws of a module's hidden generator (from stored values) --------
+
+@pytest.mark.parametrize("name, func_value, receiver_value, expected", [
+    ("seed", "<cyfunction seed>", "<module numpy.random>", ("numpy.random", True)),
+    ("normal", "<bound method RandomState.normal of RandomState(MT19937)>", "<module numpy.random>",
+     ("numpy.random", False)),
+    ("normal", "<bound method RandomState.normal of RandomState(MT19937)>", None, ("numpy.random", False)),
+    ("seed", "<cyfunction seed>", None, ("numpy.random", True)),
+    ("seed", "<bound method Random.seed of <random.Random object>>", "<module random>", ("random", True)),
+    ("random", "<built-in function Random.random>", "<module random>", ("random", False)),
+    ("shuffle", "<bound method Random.shuffle of <random.Random object>>", None, ("random", False)),
+    ("manual_seed", "<function manual_seed>", "<module torch>", ("torch", True)),
+    ("randn", "<built-in function torch.randn>", "<module torch>", ("torch", False)),
+    # a generator object of the script's own is an object (its calls are mutations of it)
+    ("rand", "<bound method RandomState.rand of RandomState(MT19937)>", "RandomState(MT19937)", None),
+    ("random", "<built-in function Random.random>", "<random.Random object>", None),
+    # pure functions and constructors of the same modules read no hidden state
+    ("mean", "<function mean>", "<module numpy>", None),
+    ("default_rng", "<cyfunction default_rng>", "<module numpy.random>", None),
+    ("Random", "<class 'random.Random'>", "<module random>", None),
+    ("tensor", "<built-in function torch.tensor>", "<module torch>", None),
+])
+def test_hidden_generators_are_told_from_stored_values(name, func_value, receiver_value, expected):
+    from pytest_nwtrials.provenance_effects import CallSite
+    from pytest_nwtrials.provenance_state import hidden_state
+
+    receiver = None if receiver_value is None else 2
+    site = CallSite(call=3, moment=1.0, name=name, func=1, receiver=receiver, arguments=(), keywords=())
+    values = {1: func_value, **({2: receiver_value} if receiver_value is not None else {})}
+    assert hidden_state(site, values) == expected
+
+
+def test_draws_chain_back_to_their_seed_and_generators_stay_apart():
+    from pytest_nwtrials.provenance_effects import CallSite
+    from pytest_nwtrials.provenance_state import state_edges
+
+    numpy_draw = "<bound method RandomState.normal of RandomState(MT19937)>"
+    calls = [(10, "<cyfunction seed>"), (11, numpy_draw), (12, "<built-in function Random.random>"),
+             (13, numpy_draw), (14, "<cyfunction seed>"), (15, numpy_draw), (16, "<function mean>")]
+    sites = [CallSite(call, float(call), "f", call + 100, None, (), ()) for call, _value in calls]
+    values = {call + 100: value for call, value in calls}
+    # a draw depends on the previous event of its generator; a seed on nothing; a first draw
+    # with no seed before it on nothing
+    assert state_edges(sites, values) == [(11, 10), (13, 11), (15, 14)]
