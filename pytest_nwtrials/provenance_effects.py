@@ -13,8 +13,10 @@ A call `obj.m(...)` (obj not a module) may have changed its *receiver* obj when
   a method called for its effect;
 - it returned obj itself (the call's object is the receiver's: noWorkflow knew them the same);
 - its name is a known mutator that returns something else: `fit*` and `partial_fit` (sklearn
-  returns self, which noWorkflow does not recognise as the receiver), `set_params`, `train`,
-  `step`, `zero_grad`, `load_state_dict` (torch), `pop`, `popitem`, `setdefault`, `update`;
+  returns self, which noWorkflow does not recognise as the receiver), `set_params`; `train`
+  and `eval` (torch switches the mode in place and returns self), `step`, `zero_grad`,
+  `load_state_dict`; `pop`, `popitem`, `setdefault`, `update`; `seed` (an environment's
+  `env.seed(0)` returns the seeds it set);
 - obj is a random generator (numpy's `Generator` and `RandomState`, `random.Random`, torch's
   `Generator`): every draw advances it;
 - it has an `inplace=True` keyword (pandas 3 returns the frame itself from some of them).
@@ -51,8 +53,8 @@ __all__ = ["CallSite", "call_effects", "call_sites"]
 # usual mutators (append, extend, insert, remove, clear, sort, reverse, add, discard, fill,
 # resize, put, ...) return None and are caught by that rule
 RECEIVER_MUTATORS = frozenset({
-    "partial_fit", "set_params", "train", "step", "zero_grad", "load_state_dict",
-    "pop", "popitem", "setdefault", "update", "shuffle", "seed",
+    "partial_fit", "set_params", "train", "eval", "step", "zero_grad", "load_state_dict",
+    "pop", "popitem", "setdefault", "update", "seed",
 })
 # functions that change their first argument
 ARGUMENT_MUTATORS = frozenset({"shuffle", "copyto", "put", "place", "putmask", "fill_diagonal"})

@@ -102,6 +102,15 @@ PATTERNS = [
         second = random.randint(0, 1000)
         tag("second", second)
         """, "SEED = 0", "SEED = 1", "second", STATE),
+    Pattern("random_shuffle", """
+        import random
+        from pytest_nwtrials import tag
+        SEED = 0
+        random.seed(SEED)
+        items = list(range(10))
+        random.shuffle(items)
+        tag("items", items)
+        """, "SEED = 0", "SEED = 1", "items", MUTATION),
     Pattern("fillna_inplace", """
         import pandas as pd
         from pytest_nwtrials import tag
