@@ -12,8 +12,10 @@ package version, best of N:
 - pure: a loop of the same length of arithmetic and pure calls (`np.mean`, `len`, `abs`),
   where no rule adds an edge: the cost of looking for mutations where there are none.
 
-Printed: operations of the trial, seconds per version, the ratio after / before, the slice
-sizes and the edge kinds of each.
+Printed: operations of the trial; per version the seconds of `read_slices`, the same per
+1000 operations of the slices it returned (slices that follow mutations are larger: more
+output, more time), the seconds of loading the graph alone (where the mutation rules run);
+the ratios after / before; the slice sizes and the edge kinds.
 
     python benchmarks/bench_graph.py [--steps 4000] [--runs 3] [--before 67cb5e2]
 """
@@ -89,9 +91,13 @@ from pathlib import Path
 # the package on argv[2], not the editable install of this checkout (an import hook)
 sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 sys.path.insert(0, sys.argv[2])
-from pytest_nwtrials import provenance
+from pytest_nwtrials import provenance, provenance_graph
 db = Path(sys.argv[1])
 trial = sqlite3.connect(db).execute("SELECT id FROM trial").fetchone()[0]
+start = time.perf_counter()
+with sqlite3.connect(db) as conn:  # loading the graph (and its effects) alone
+    provenance_graph.TrialGraph(conn, trial, db).tag_events()
+load = time.perf_counter() - start
 start = time.perf_counter()
 slices = provenance.read_slices(db, trial)
 elapsed = time.perf_counter() - start
@@ -100,7 +106,7 @@ for s in slices.values():
     for deps in (s.edges or ()):
         for _dep, kind in deps:
             kinds[kind] = kinds.get(kind, 0) + 1
-print(json.dumps({"seconds": elapsed, "sizes": {n: len(s.ops) for n, s in slices.items()}, "kinds": kinds,
+print(json.dumps({"seconds": elapsed, "load": load, "sizes": {n: len(s.ops) for n, s in slices.items()}, "kinds": kinds,
                   "module": provenance.__file__}))
 """
 
@@ -164,9 +170,12 @@ def main() -> None:
             old = time_slices(db, before, args.runs)
             new = time_slices(db, REPO, args.runs)
             print(f"\n[{label}] {operations(db)} evaluations, read_slices of every tag, best of {args.runs}")
-            print(f"  before ({args.before})  {old['seconds']:7.3f} s   sizes {old['sizes']}   edges {old['kinds']}")
-            print(f"  after  (this tree) {new['seconds']:7.3f} s   sizes {new['sizes']}   edges {new['kinds']}")
-            print(f"  ratio after / before: {new['seconds'] / old['seconds']:.2f}x")
+            for name, found in ((f"before ({args.before})", old), ("after (this tree)", new)):
+                per = 1000 * found["seconds"] / max(1, sum(found["sizes"].values()))
+                print(f"  {name:20s} {found['seconds']:7.3f} s ({per:.3f} s per 1000 slice ops; graph load"
+                      f" {found['load']:.3f} s)   sizes {found['sizes']}   edges {found['kinds']}")
+            print(f"  ratio after / before: {new['seconds'] / old['seconds']:.2f}x"
+                  f" (graph load {new['load'] / old['load']:.2f}x)")
             print(f"  read from {old['module']} and {new['module']}")
 
 
