@@ -172,7 +172,7 @@ def _call_shape(text: str) -> tuple[int, tuple[str, ...]] | None:
     None when the mapping to stored arguments is unknown (`*args`, `**kwargs`, not a call)."""
     try:
         call = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # not one expression, or too deep
         return None
     if not isinstance(call, ast.Call) or any(isinstance(arg, ast.Starred) for arg in call.args):
         return None

@@ -41,7 +41,7 @@ def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tup
             obj = graph.container(read)
             if (obj, site.call) in explained or obj == site.call or obj not in evaluations:
                 continue
-            if components[evaluations[obj][1]][1] == "literal":
+            if components.get(evaluations[obj][1], ("", ""))[1] == "literal":
                 continue  # a number or a string: nothing to change in place
             candidates.append((obj, site, read))
     if not candidates:
