@@ -61,7 +61,8 @@ ARGUMENT_MUTATORS = frozenset({"shuffle", "copyto", "put", "place", "putmask", "
 _FIT = re.compile(r"fit(?:_\w+)?")
 # stored values of random generators: numpy's Generator and RandomState, random.Random and
 # its subclass SystemRandom, torch's Generator
-GENERATOR = re.compile(r"(?:Generator|RandomState)\(\w+\)|<random\.(?:System)?Random object>|<torch\._C\.Generator object>")
+GENERATOR = re.compile(
+    r"(?:Generator|RandomState)\(\w+\)|<random\.(?:System)?Random object>|<torch\._C\.Generator object>")
 MODULE = re.compile(r"<module ([\w.]+)>")
 
 

@@ -36,7 +36,8 @@ def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tup
     # (object, call, the read of the object given to the call)
     candidates = []
     for site in sites:
-        given = site.arguments if site.receiver is None or site.receiver in modules else (site.receiver, *site.arguments)
+        plain = site.receiver is None or site.receiver in modules
+        given = site.arguments if plain else (site.receiver, *site.arguments)
         for read in given:
             obj = graph.container(read)
             if (obj, site.call) in explained or obj == site.call or obj not in evaluations:

@@ -34,7 +34,8 @@ __all__ = ["hidden_state", "state_edges"]
 _NUMPY_METHOD = re.compile(r"<bound method RandomState\.(\w+) of RandomState\(\w+\)>")
 _NUMPY_SEEDS = frozenset({"seed", "set_state"})
 _NUMPY_SEED_VALUE = re.compile(r"<cyfunction (seed|set_state)>")
-_RANDOM_METHOD = re.compile(r"<bound method Random\.(\w+) of <random\.Random object>>|<built-in function Random\.(\w+)>")
+_RANDOM_METHOD = re.compile(
+    r"<bound method Random\.(\w+) of <random\.Random object>>|<built-in function Random\.(\w+)>")
 _RANDOM_SEEDS = frozenset({"seed", "setstate"})
 _TORCH_SEEDS = frozenset({"manual_seed", "seed"})
 _TORCH_DRAWS = frozenset({

@@ -22,7 +22,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from pytest_nwtrials import load_trial
-from pytest_nwtrials.provenance_graph import DATA, MUTATION, STATE
+from pytest_nwtrials.provenance_graph import CONTROL, DATA, MUTATION, STATE
+from pytest_nwtrials.store import TrialStore
 
 ESTLIB = '''
 class Est:
@@ -224,8 +225,6 @@ class Gated:
     def trial(self, experiment: str):
         """The newest trial of an experiment, as the public API loads it."""
         store = self.root / ".nwtrials"
-        from pytest_nwtrials.store import TrialStore
-
         found = [t for t in TrialStore(store).trials() if t.experiment == f"experiments/{experiment}"]
         return load_trial(max(found, key=lambda t: t.number).name, store=store)
 
@@ -262,9 +261,8 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> Gated:
     folder.mkdir(parents=True)
     (root / "pytest.ini").write_text("[pytest]\nnw_experiments = experiments/p_*.py\n")
     (folder / "estlib.py").write_text(ESTLIB)
+    (folder / "p_pure.py").write_text(PURE)  # the same in both runs
     patterns = PATTERNS + ([SKLEARN] if HAS_SKLEARN else [])
-
-    (folder / "p_pure.py").write_text(PURE)
 
     def write(changed: bool) -> None:
         for pattern in patterns:
@@ -286,7 +284,7 @@ def reached_only_through(s, target: int, kind: str) -> bool:
             stack.extend(dep for dep, edge in s.edges[index] if edge in kinds)
         return target in seen
 
-    every = {DATA, MUTATION, STATE, "control"}
+    every = {DATA, MUTATION, STATE, CONTROL}
     return reached(every) and not reached(every - {kind})
 
 
@@ -295,6 +293,7 @@ def assert_explained(gated: Gated, pattern: Pattern, file: str, where: str, op_f
     the statement (`op_file`, `line`) is in the tag's slice through an edge of the pattern's kind."""
     section = gated.sections.get(file, "")
     assert "Why it changed" in section, section or gated.sections
+    # the report's wording for the root of a change, in this one place
     assert re.search(rf"first divergence: {re.escape(where)}\s+{re.escape(pattern.old)} -> "
                      rf"{re.escape(pattern.new.partition(' = ')[2])}", section), section
     s = gated.trial(file).slice(pattern.tag)
