@@ -83,11 +83,12 @@ def call_sites(graph: TrialGraph) -> list[CallSite]:
     """Every call of the trial except tag calls, in execution order."""
     tags = graph.tag_calls()
     components = graph.components
+    calls = {cid for cid, (_text, kind, _line, _container) in components.items() if kind == "call"}
     sites = []
     for call, (moment, component, _obj) in graph.evaluations.items():
-        text, kind, _line, _container = components.get(component, ("", "", -1, None))
-        if kind != "call" or call in tags:
+        if component not in calls or call in tags:
             continue
+        text = components[component][0]
         func, receiver, arguments = None, None, []
         for dep, dep_kind in graph.deps.get(call, ()):
             if dep_kind == "func":
