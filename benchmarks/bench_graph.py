@@ -96,7 +96,7 @@ db = Path(sys.argv[1])
 trial = sqlite3.connect(db).execute("SELECT id FROM trial").fetchone()[0]
 start = time.perf_counter()
 with sqlite3.connect(db) as conn:  # loading the graph (and its effects) alone
-    provenance_graph.TrialGraph(conn, trial, db).tag_events()
+    provenance_graph.TrialGraph(conn, trial, db).backward([])
 load = time.perf_counter() - start
 start = time.perf_counter()
 slices = provenance.read_slices(db, trial)

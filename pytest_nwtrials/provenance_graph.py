@@ -96,11 +96,13 @@ class TrialGraph:
         }
         self._files: dict[int, str] = {}
         self._loaded = False
+        self._effects_loaded = False
         self._tag_calls: dict[int, tuple[str, int]] | None = None
         # filled by _load(): evaluation -> (checkpoint, code component, object it holds)
         self.evaluations: dict[int, tuple[float, int, int]] = {}
         self.deps: dict[int, list[tuple[int, str]]] = {}  # dependent -> [(dependency, type)]
-        # object -> its parts and the calls that may have changed it: (checkpoint, evaluation, edge kind)
+        # filled by _load_effects(): object -> its parts and the calls that may have changed it,
+        # as (checkpoint, evaluation, edge kind)
         self.effects: dict[int, list[tuple[float, int, str]]] = {}
         self.effect_times: dict[int, list[float]] = {}
         self.transparent: dict[int, int] = {}  # tag call -> its value argument
@@ -124,6 +126,14 @@ class TrialGraph:
             if dependency in self.evaluations:
                 deps[dependent].append((dependency, kind))
         self.deps = dict(deps)
+
+    def _load_effects(self) -> None:
+        """What a slice follows besides noWorkflow's dependencies: parts of containers, calls
+        that may have changed an object, hidden state. Not needed to find tags or files."""
+        self._load()
+        if self._effects_loaded:
+            return
+        self._effects_loaded = True
         effects: dict[int, list[tuple[float, int, str]]] = defaultdict(list)
         for collection, member, checkpoint in self.conn.execute(
                 "SELECT collection_id, member_id, checkpoint FROM member"
@@ -207,7 +217,7 @@ class TrialGraph:
     def backward_edges(self, starts: Iterable[int]) -> dict[int, set[tuple[int, str]]]:
         """The slice of `starts`: each evaluation in it -> its direct dependencies in it, with
         the kind of each edge (`DATA`, `MUTATION`, `STATE`, `CONTROL`)."""
-        self._load()
+        self._load_effects()
         evaluations, deps, effects, transparent = self.evaluations, self.deps, self.effects, self.transparent
         edges: dict[int, set[tuple[int, str]]] = {}
         observed: dict[int, float] = {}  # evaluation -> latest moment its object was looked at
