@@ -14,12 +14,16 @@ How a slice is walked (`TrialGraph.backward`): from the tagged value's evaluatio
 over every edge of table `dependency`, plus two edges noWorkflow stores elsewhere:
 - the parts of a container as of the moment it was read (table `member`: `data[0] = 5`,
   `obj.attr = v`), skipping the `.__class__` part every value has;
-- in-place method calls on the object before that moment: a call of `obj.method(...)` that
-  returned None (`losses.append(x)`, `rows.sort()`, `df.drop(..., inplace=True)`), which
-  noWorkflow does not connect to the object. A function that mutates its argument
-  (`rng.shuffle(x)`) stays invisible.
-Parts and in-place calls are collected once per object, up to the latest read: a slice
+- calls that may have changed the object before that moment (MUTATION edges), which
+  noWorkflow does not connect to the object: `model.fit(X)`, `rows.sort()`,
+  `df.fillna(v, inplace=True)`, `rng.shuffle(data)` (of `rng` and of `data`), an `out=`
+  array, and calls after which the object's stored value is seen changed; the rules are in
+  `provenance_effects` and `provenance_observed`.
+Parts and mutating calls are collected once per object, up to the latest read: a slice
 includes every write into a container before it was read, also a write later overwritten.
+A call that seeds or draws from a module's hidden random generator (`np.random.seed`,
+`np.random.normal`, `random.random`, `torch.manual_seed`) has a STATE edge to the previous
+seed or draw of that generator (`provenance_state`).
 A tag call met on the way is transparent: only its value argument is followed. noWorkflow
 records data dependencies only: a loop counter that a value does not use is not in its slice.
 """
@@ -35,7 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .provenance_effects import mutation_effects
+from .provenance_effects import call_effects
 
 __all__ = ["CONTROL", "DATA", "MUTATION", "NOT_OPERATIONS", "STATE", "ProvenanceError", "TrialGraph", "connect"]
 
@@ -51,6 +55,8 @@ TOP_BLOCKS = frozenset({"script", "cell"})
 _TAG_FUNCTION = re.compile(r"<function (?:pytest_nwtrials\.)?tag(?: at 0x[0-9a-fA-F]+)?>")
 _TAGGERS = {"tag": ("name", "value"), "now_tag_variable": ("var_name", "value")}
 _CHUNK = 500
+# noWorkflow's dependency types that are not plain data; STATE edges are added by _load
+_EDGE_KIND = {"condition": CONTROL, STATE: STATE}
 
 
 class ProvenanceError(Exception):
@@ -90,11 +96,13 @@ class TrialGraph:
         }
         self._files: dict[int, str] = {}
         self._loaded = False
+        self._effects_loaded = False
         self._tag_calls: dict[int, tuple[str, int]] | None = None
         # filled by _load(): evaluation -> (checkpoint, code component, object it holds)
         self.evaluations: dict[int, tuple[float, int, int]] = {}
         self.deps: dict[int, list[tuple[int, str]]] = {}  # dependent -> [(dependency, type)]
-        # object -> its parts and the calls that may have changed it: (checkpoint, evaluation, edge kind)
+        # filled by _load_effects(): object -> its parts and the calls that may have changed it,
+        # as (checkpoint, evaluation, edge kind)
         self.effects: dict[int, list[tuple[float, int, str]]] = {}
         self.effect_times: dict[int, list[float]] = {}
         self.transparent: dict[int, int] = {}  # tag call -> its value argument
@@ -118,14 +126,25 @@ class TrialGraph:
             if dependency in self.evaluations:
                 deps[dependent].append((dependency, kind))
         self.deps = dict(deps)
+
+    def _load_effects(self) -> None:
+        """What a slice follows besides noWorkflow's dependencies: parts of containers, calls
+        that may have changed an object, hidden state. Not needed to find tags or files."""
+        self._load()
+        if self._effects_loaded:
+            return
+        self._effects_loaded = True
         effects: dict[int, list[tuple[float, int, str]]] = defaultdict(list)
         for collection, member, checkpoint in self.conn.execute(
                 "SELECT collection_id, member_id, checkpoint FROM member"
                 " WHERE trial_id = ? AND key != '.__class__'", (self.trial_id,)):
             if member in self.evaluations:
                 effects[self.container(collection)].append((checkpoint or 0.0, member, DATA))
-        for obj, call, kind in mutation_effects(self):
-            effects[obj].append((self.evaluations[call][0], call, kind))
+        mutations, state = call_effects(self, effects)
+        for obj, call in mutations:
+            effects[obj].append((self.evaluations[call][0], call, MUTATION))
+        for draw, earlier in state:
+            self.deps.setdefault(draw, []).append((earlier, STATE))
         self.effects = {obj: sorted(items) for obj, items in effects.items()}
         self.effect_times = {obj: [t for t, _e, _k in items] for obj, items in self.effects.items()}
         self.transparent = {call: value for call, (_name, value) in self.tag_calls().items()}
@@ -198,7 +217,7 @@ class TrialGraph:
     def backward_edges(self, starts: Iterable[int]) -> dict[int, set[tuple[int, str]]]:
         """The slice of `starts`: each evaluation in it -> its direct dependencies in it, with
         the kind of each edge (`DATA`, `MUTATION`, `STATE`, `CONTROL`)."""
-        self._load()
+        self._load_effects()
         evaluations, deps, effects, transparent = self.evaluations, self.deps, self.effects, self.transparent
         edges: dict[int, set[tuple[int, str]]] = {}
         observed: dict[int, float] = {}  # evaluation -> latest moment its object was looked at
@@ -218,7 +237,7 @@ class TrialGraph:
                 continue
             if first:
                 edges[eid] = set()
-                stack.extend((dep, evaluations[dep][0], eid, CONTROL if kind == "condition" else DATA)
+                stack.extend((dep, evaluations[dep][0], eid, _EDGE_KIND.get(kind, DATA))
                              for dep, kind in deps.get(eid, ()))
                 stack.extend((test, evaluations[test][0], eid, CONTROL) for test in self.control_of(eid))
             observed[eid] = moment
