@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .compare import Change, Rules, diff_tags
+from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
 from .render import format_changes
+from .rootcause import MissingTag, missing_tag
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
+from .slices_text import format_missing_tag
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class TrialDiff:
     operations: tuple[OpChange, ...]  # of the whole sequence; empty unless it was compared
     argv_changed: bool
     has_provenance: bool = True
+    missing: tuple[MissingTag, ...] = ()  # the baseline's tags the new trial did not make
 
     @property
     def empty(self) -> bool:
@@ -37,6 +40,8 @@ class TrialDiff:
 
     def why(self) -> list[str]:
         lines = why_lines(self.inputs, self.slices)
+        for missing in self.missing:
+            lines += format_missing_tag(missing)
         if self.operations:
             lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations)])
         return lines
@@ -88,6 +93,10 @@ def diff_trials(old_label: str, new_label: str,
                         if any(c.path == name or c.path.startswith(name + "[") for c in changes)))
     slices: list[SliceDiff] = []
     ops: tuple[OpChange, ...] = ()
+    missing: list[MissingTag] = []
+    if old_record is not None:
+        missing = [missing_tag(c.path, old_record.slices[c.path], new_record.operations if new_record else ())
+                   for c in changes if c.kind is Kind.REMOVED and c.path in old_record.slices]
     if old_record is not None and new_record is not None:
         slices = [diff_slices(old_record.slices[t], new_record.slices[t])
                   for t in tags if t in old_record.slices and t in new_record.slices]
@@ -99,4 +108,5 @@ def diff_trials(old_label: str, new_label: str,
         slices=tuple(slices), operations=ops,
         argv_changed=tuple(old_argv) != tuple(new_argv),
         has_provenance=old_record is not None and new_record is not None,
+        missing=tuple(missing),
     )

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
-from .slices import SliceDiff, format_slice_diff
+from . import rootcause
+from .slices import SliceDiff
+from .slices_text import format_slice_diff
 from .store import StoreError
 from .files import read_json
 
-SCHEMA = 1
+SCHEMA = 2  # 2 added each slice's "edges" and "site"; records of schema 1 are still read
+_READABLE = (1, 2)
 _COLUMNS = ["kind", "code", "file", "line", "value"]
+_EDGE_KINDS = ("data", "mutation", "state", "control")  # stored as their index here
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,7 @@ class ProvenanceRecord:
             return rows[op]
 
         operations = [row(op) for op in self.operations]
-        slices = {tag: {"events": s.events, "dropped": s.dropped, "ops": [row(op) for op in s.ops]}
-                  for tag, s in self.slices.items()}
+        slices = {tag: _slice_json(s, [row(op) for op in s.ops]) for tag, s in self.slices.items()}
         return {"schema": SCHEMA, "columns": _COLUMNS, "table": table,
                 "operations": operations, "slices": slices}
 
@@ -49,17 +52,59 @@ class ProvenanceRecord:
     def from_json(cls, doc: Any) -> ProvenanceRecord:
         """Rebuild a record; `store.StoreError` (a ValueError) when the document is not one."""
         try:
-            if doc["schema"] != SCHEMA:
-                raise ValueError(f"unknown provenance schema {doc['schema']!r}")
+            if doc["schema"] not in _READABLE or type(doc["schema"]) is not int:
+                raise ValueError(f"unknown provenance schema {doc['schema']!r:.40}")
             table = [_op(row) for row in _list(doc["table"])]
             operations = tuple(_pick(table, i) for i in _list(doc["operations"]))
             slices = {}
             for tag, s in doc["slices"].items():
-                slices[str(tag)] = Slice(str(tag), tuple(_pick(table, i) for i in _list(s["ops"])),
-                                         _int(s["events"]), _int(s.get("dropped", 0)))
+                ops = tuple(_pick(table, i) for i in _list(s["ops"]))
+                slices[str(tag)] = Slice(str(tag), ops, _int(s["events"]), _int(s.get("dropped", 0)),
+                                         _edges(s.get("edges"), len(ops)), _site(s.get("site")))
         except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
             raise StoreError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
         return cls(operations, slices)
+
+
+def _slice_json(s: Slice, rows: list[int]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"events": s.events, "dropped": s.dropped, "ops": rows}
+    if s.edges is not None:  # flat pairs per op: index of the earlier op, number of its kind
+        doc["edges"] = [[n for index, kind in deps for n in (index, _EDGE_KINDS.index(kind))]
+                        for deps in s.edges]
+    if s.site is not None:
+        doc["site"] = [s.site[0], s.site[1]]
+    return doc
+
+
+def _edges(doc: Any, count: int) -> tuple[tuple[tuple[int, str], ...], ...] | None:
+    """A slice's stored edges: one flat list of (index, kind number) pairs per op, each index
+    of an earlier op; None when the slice has none (a record of schema 1)."""
+    if doc is None:
+        return None
+    rows = _list(doc)
+    if len(rows) != count:
+        raise ValueError(f"{len(rows)} lists of edges for {count} operations")
+    edges = []
+    for position, row in enumerate(rows):
+        flat = [_int(n) for n in _list(row)]
+        if len(flat) % 2:
+            raise ValueError(f"the edges of operation {position} are not pairs")
+        deps = []
+        for index, kind in zip(flat[::2], flat[1::2]):
+            if not 0 <= index < position or not 0 <= kind < len(_EDGE_KINDS):
+                raise ValueError(f"operation {position} has an edge ({index}, {kind}) to no earlier operation")
+            deps.append((index, _EDGE_KINDS[kind]))
+        edges.append(tuple(deps))
+    return tuple(edges)
+
+
+def _site(doc: Any) -> tuple[str, int] | None:
+    if doc is None:
+        return None
+    file, line = _list(doc)
+    if type(file) is not str:
+        raise TypeError(f"the site's file is a {type(file).__name__}")
+    return file, _int(line)
 
 
 def _list(value: Any) -> list[Any]:
@@ -208,19 +253,23 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
 def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12) -> list[str]:
     """The "why it changed" section: input changes first, then the slice diffs.
 
-    Tags whose slices first diverge at the same operation tell one story: it is shown once, with
-    the longest of their diffs, and the other tags are named with it.
+    Tags whose slices have the same headline (root cause, first divergence, reordered steps)
+    tell one story: it is shown once, with the longest of their diffs, and the other tags are
+    named with it.
     """
     lines = [f"  {change.describe()}" for change in inputs]
-    groups: dict[tuple, list[SliceDiff]] = {}
+    groups: dict[tuple, list[tuple[SliceDiff, Any]]] = {}
     for diff in slice_diffs:
-        first = diff.first_divergence
-        if first is not None:
-            groups.setdefault((first.kind, first.old, first.new), []).append(diff)
-    for diffs in groups.values():
-        names = [diff.tag for diff in diffs]
+        explanation = rootcause.explain(diff.old, diff.new, diff.changes, inputs)
+        if explanation is not None:
+            change = explanation.change
+            key = (explanation.verdict, change and (change.kind, change.old, change.new),
+                   tuple((r.step.old, r.step.new) for r in explanation.reorders))
+            groups.setdefault(key, []).append((diff, explanation))
+    for members in groups.values():
+        names = [diff.tag for diff, _ in members]
         also = f" (and {', '.join(names[1:])})" if len(names) > 1 else ""
         lines.append(f"  in the provenance of {names[0]}{also}:")
-        longest = max(diffs, key=lambda diff: len(diff.changes))
-        lines += ["  " + line for line in format_slice_diff(longest, limit=limit)]
+        longest, explanation = max(members, key=lambda member: len(member[0].changes))
+        lines += ["  " + line for line in format_slice_diff(longest, limit=limit, explanation=explanation)]
     return lines

@@ -59,6 +59,11 @@ class Slice:
     ops: tuple[Op, ...]
     events: int  # how often the name was tagged in the trial
     dropped: int = 0  # earliest operations left out by the `limit` of `read_slices`
+    # one entry per op of `ops`: its direct dependencies inside this slice, as (index into ops
+    # of an earlier op, kind), kind one of "data", "mutation", "state", "control"; None in a
+    # record that predates them
+    edges: tuple[tuple[tuple[int, str], ...], ...] | None = None
+    site: tuple[str, int] | None = None  # (file, line) of the tag call of the last event
 
 
 @dataclass(frozen=True)

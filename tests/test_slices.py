@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from pytest_nwtrials import slices
 from pytest_nwtrials.provenance import Op, Slice, normalize_code, read_operations, read_slices
-from pytest_nwtrials.slices import CHANGE_KINDS, SliceDiff, diff_operations, diff_slices, format_slice_diff
+from pytest_nwtrials.slices import CHANGE_KINDS, SliceDiff, diff_operations, diff_slices
+from pytest_nwtrials.slices_text import format_slice_diff
 
 # ---------------------------------------------------------------------------------------------
 # properties
@@ -162,12 +163,16 @@ def test_report_lines_are_capped_and_shortened():
 
 def test_moves_and_removals_read_in_order():
     a, b, c = ("call", "clip(X)", "1"), ("call", "center(X)", "2"), ("name", "X", "3")
-    lines = format_slice_diff(SliceDiff("t", diff_operations(seq(a, b, c), seq(b, a))))
-    assert lines == [
-        "  first divergence: train.py:2  clip(X) (call) moved from op 0 to op 1: 1",
-        "  <> moved train.py:2 call clip(X) (was line 1, op 0 -> 1) = 1",
+    old, new = Slice("t", tuple(seq(a, b, c)), 1), Slice("t", tuple(seq(b, a)), 1)
+    assert format_slice_diff(diff_slices(old, new)) == [
+        "  reordered: `clip(X)` now runs after `center(X)`, train.py, line 1 -> line 2",
+        "  <> moved train.py:2 call clip(X) (was train.py:1) = 1",
         "  - train.py:3 name X = 3",
     ]
+    # a diff of bare sequences knows no partner for the step, and no op indexes are shown
+    lines = format_slice_diff(SliceDiff("t", diff_operations(old.ops, new.ops)))
+    assert lines[0] == "  reordered: `clip(X)` moved, train.py, line 1 -> line 2"
+    assert not any(" op " in line for line in lines)
 
 
 # ---------------------------------------------------------------------------------------------

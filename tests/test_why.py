@@ -57,15 +57,18 @@ def test_changed_data_file_is_named_with_both_hashes(project):
                                  f"*input file experiments/data.csv changed (sha1 {old} -> {new})*"])
 
 
-def test_swapped_preprocessing_steps_are_reported_as_moved(project):
+def test_swapped_preprocessing_steps_headline_the_reorder_by_their_lines(project):
     saved(project)
     pipeline(project, steps=(SHIFT, CLIP))
     result = project.run("--nw-baseline=base")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "total: changed: 26.0 -> 28.0" in out
-    assert "moved" in out.split("Why it changed")[1]
-    assert "rows = [r - 1.0 for r in rows]" in out or "r - 1.0" in out
+    why = out.split("Why it changed:")[1].splitlines()
+    assert why[2] == ("    reordered: `[min(r, 10.0) for r in rows]` now runs after `[r - 1.0 for r in rows]`, "
+                      "pipe.py, line 8 -> line 9")
+    assert any(line.startswith("    <> moved pipe.py:9 ") and "(was pipe.py:8)" in line for line in why)
+    assert not any(" op " in line or "literal) moved" in line for line in why)
 
 
 def test_a_refactor_that_keeps_values_and_operations_passes_even_strict(project):
@@ -148,3 +151,27 @@ def test_slices_through_the_trial_api_and_trial_diff(project):
     assert "trial2 differs from trial1" in text and "w[0]: changed: 2.0000000000000013 -> 4.000000000000003" in text
     assert "first divergence: loop.py:7" in text and "0.01 -> 0.02" in text
     assert lines[-1] == "HTML True True"
+
+
+
+SKIPPED_TAG = """
+from pytest_nwtrials import tag
+VERBOSE = {verbose}
+rows = [1.0, 2.0, 4.0]
+total = tag("total", sum(rows))
+if VERBOSE:
+    tag("summary", {{"n": len(rows), "max": max(rows)}})
+"""
+
+
+def test_a_missing_tag_names_where_the_baseline_tagged_it(project):
+    project.experiment("report.py", SKIPPED_TAG.format(verbose=True))
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    project.experiment("report.py", SKIPPED_TAG.format(verbose=False))
+    result = project.run("--nw-baseline=base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*summary: missing in the new trial (baseline: {'n': 3, 'max': 4.0})",
+        "Why it changed:",
+        "  summary: missing in the new trial (tagged at report.py:7 in the baseline)",
+    ])

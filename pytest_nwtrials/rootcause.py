@@ -1,0 +1,333 @@
+"""The root cause of a changed tagged value, found in the alignment of its two slices.
+
+`slices.diff_operations` pairs the operations of the baseline's slice with the new trial's.
+With each slice's edges (`provenance.Slice.edges`: an op's direct dependencies, by data,
+mutation, hidden state or control) a change is either a *symptom*, an op that differs because
+something it depends on differs, or a *root*: its own recorded inputs are the same (a changed
+literal, a step added or removed while what decided it stayed, a call given the same arguments).
+The earliest root is the headline; the chain is the shortest path along edges from it through
+changed operations to the tagged value's op (the last op of the slice).
+
+A root that is not a literal nor a step that came or went is not called a cause: its value
+changed with the same recorded inputs, so something the capture does not see decided it (a
+data file, a library, a global generator nobody seeded in the script), unless an input change
+is on record that the slice names (a changed file whose path is in the slice's values).
+
+Without edges (a record from before they were kept) nothing tells a cause from a symptom: the
+first divergence is reported as such. Everything is linear in the size of the slices, and
+arbitrary edges (out of range, cyclic) are tolerated, never trusted.
+"""
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .provenance import Op, Slice
+from .slices import OpChange
+
+__all__ = ["Explanation", "MissingTag", "Reorder", "Verdict", "explain", "find_reorders", "missing_tag"]
+
+REORDERS_SHOWN = 3
+
+
+class Verdict(enum.Enum):
+    """What the headline of an explanation can say about its change."""
+
+    CAUSE = "cause"  # a change whose own recorded inputs did not change
+    INPUT = "input"  # a changed input file, named in the slice, behind an op given the same inputs
+    UNSEEN = "unseen"  # an op whose recorded inputs did not change, yet its value did
+    DIVERGENCE = "divergence"  # no edges: the first divergence, cause or symptom
+
+
+class InputLike(Protocol):
+    """An `explain.InputChange`: what changed ("input file", "library", ...) and its name."""
+
+    what: str
+    name: str
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Reorder:
+    """A step that runs on the other side of another one than in the baseline."""
+
+    step: OpChange  # the moved op (its old and new place)
+    other: Op | None  # an op it swapped places with, None when none was found
+    after: bool  # True: `step` now runs after `other` (it ran before it in the baseline)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The headline of a slice diff: its root (or first divergence), the chain, the reorders."""
+
+    verdict: Verdict
+    change: OpChange | None  # the root change; None when only reorders explain the diff
+    following: OpChange | None  # the change after it, when it names it (`NAME = <literal>`)
+    chain: tuple[tuple[Op, str], ...]  # (op, edge kind that reached it), root first, tag op last
+    path: tuple[int, ...]  # the chain's indexes into the slice it was walked in
+    chain_in_baseline: bool  # the chain was walked in the baseline's slice (a removed step)
+    reorders: tuple[Reorder, ...]
+    inputs: tuple[Any, ...]  # for INPUT, the input named; for UNSEEN, changed inputs that may explain it
+    stale: bool  # one side's record predates the edges, which is why the verdict is DIVERGENCE
+
+
+def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
+            inputs: Sequence[InputLike] = ()) -> Explanation | None:
+    """The explanation of `changes` (the diff of `old` into `new`); None when nothing changed."""
+    if not changes:
+        return None
+    reorders = find_reorders(changes, old.ops if old else None, new.ops if new else None)
+    first_move = next((n for n, c in enumerate(changes) if c.kind == "moved"), len(changes))
+    usable = old is not None and new is not None and _valid(old) and _valid(new)
+    if not usable:
+        stale = (old is not None and new is not None and (old.edges is None) != (new.edges is None))
+        first = changes[0] if first_move else None
+        return Explanation(Verdict.DIVERGENCE, first, _following(changes, 0) if first else None,
+                           (), (), False, reorders, (), stale)
+    assert old is not None and new is not None
+    root = _root(old, new, changes, first_move if reorders else len(changes))
+    if root is None:
+        if reorders:
+            return Explanation(Verdict.CAUSE, None, None, (), (), False, reorders, (), False)
+        return Explanation(Verdict.DIVERGENCE, changes[0], _following(changes, 0), (), (), False, reorders, (), False)
+    change = changes[root]
+    verdict, named = _verdict(change, old, new, inputs)
+    in_baseline = change.index_new is None
+    walked, start = (old, change.index_old) if in_baseline else (new, change.index_new)
+    assert start is not None
+    path = _chain(walked, start, len(walked.ops) - 1, _touched(changes, new=not in_baseline))
+    chain = tuple((walked.ops[j], kind) for j, kind in path)
+    return Explanation(verdict, change, _following(changes, root), chain, tuple(j for j, _ in path),
+                       in_baseline, reorders, named, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the root
+
+
+def _valid(s: Slice) -> bool:
+    return s.edges is not None and len(s.edges) == len(s.ops)
+
+
+def _touched(changes: Sequence[OpChange], *, new: bool) -> set[int]:
+    index = (lambda c: c.index_new) if new else (lambda c: c.index_old)
+    return {i for c in changes if (i := index(c)) is not None}
+
+
+def _partners(changes: Sequence[OpChange], n_old: int, n_new: int) -> list[int]:
+    """Old index -> new index of the same op (-1 for a removed one).
+
+    The ops no change touches are the same on both sides, in the same order (what
+    `diff_operations` guarantees), so they pair by rank; the changes pair themselves.
+    """
+    partner = [-1] * n_old
+    touched_old, touched_new = _touched(changes, new=False), _touched(changes, new=True)
+    kept_new = (j for j in range(n_new) if j not in touched_new)
+    for i in range(n_old):
+        if i not in touched_old:
+            partner[i] = next(kept_new, -1)
+    for c in changes:
+        if c.index_old is not None and c.index_new is not None and 0 <= c.index_old < n_old:
+            partner[c.index_old] = c.index_new
+    return partner
+
+
+def _deps(s: Slice, index: int | None) -> tuple[tuple[int, str], ...]:
+    if index is None or s.edges is None or not 0 <= index < len(s.edges):
+        return ()
+    return tuple((d, k) for d, k in s.edges[index] if isinstance(d, int) and 0 <= d < len(s.ops) and d != index)
+
+
+def _root(old: Slice, new: Slice, changes: Sequence[OpChange], before: int) -> int | None:
+    """Index into `changes` of the earliest one (before `before`) whose recorded inputs did not change."""
+    touched_old, touched_new = _touched(changes, new=False), _touched(changes, new=True)
+    partner = _partners(changes, len(old.ops), len(new.ops))
+    for n, change in enumerate(changes[:before]):
+        if change.kind == "moved":
+            continue
+        old_deps, new_deps = _deps(old, change.index_old), _deps(new, change.index_new)
+        if any(d in touched_old for d, _k in old_deps) or any(d in touched_new for d, _k in new_deps):
+            continue
+        if change.old is not None and change.new is not None and \
+                {(partner[d], k) for d, k in old_deps} != set(new_deps):
+            continue  # it depends on another op than it did: that op's place is the story
+        return n
+    return None
+
+
+def _verdict(change: OpChange, old: Slice, new: Slice, inputs: Sequence[InputLike]) -> tuple[Verdict, tuple]:
+    op = _op(change)
+    if change.kind != "changed" or op.kind == "literal":
+        return Verdict.CAUSE, ()
+    files = [i for i in inputs if i.what == "input file" and _named_in(i.name, old, new)]
+    if files:
+        return Verdict.INPUT, tuple(files)
+    return Verdict.UNSEEN, tuple(i for i in inputs if i.what != "output file")
+
+
+def _named_in(path: str, old: Slice, new: Slice) -> bool:
+    """Whether a value of either slice holds the file's path, or the end of it (a path relative
+    to the experiment's folder names `data.csv` of `experiments/data.csv`)."""
+    parts = path.split("/")
+    tails = ["/".join(parts[k:]) for k in range(len(parts))]
+    for s in (new, old):
+        for op in s.ops:
+            if any(tail in op.value for tail in tails):
+                return True
+    return False
+
+
+def _following(changes: Sequence[OpChange], n: int) -> OpChange | None:
+    return changes[n + 1] if n + 1 < len(changes) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# the chain
+
+
+def _chain(s: Slice, start: int, goal: int, changed: set[int]) -> list[tuple[int, str]]:
+    """The shortest path along edges from op `start` to op `goal`, through changed ops when
+    there is such a path, else through any, as (index, kind of the edge that reached it); []
+    when the goal is not reached."""
+    if not 0 <= start < len(s.ops) or not 0 <= goal < len(s.ops):
+        return []
+    if start == goal:
+        return [(goal, "data")]
+    users: list[list[tuple[int, str]]] = [[] for _ in s.ops]
+    for j in range(len(s.ops)):
+        for d, kind in _deps(s, j):
+            users[d].append((j, kind))
+    for allowed in (changed | {goal}, None):
+        path = _walk(users, start, goal, allowed)
+        if path:
+            return path
+    return []
+
+
+def _walk(users: list[list[tuple[int, str]]], start: int, goal: int,
+          allowed: set[int] | None) -> list[tuple[int, str]]:
+    came: dict[int, tuple[int, str]] = {start: (-1, "data")}
+    queue = deque([start])
+    while queue:
+        at = queue.popleft()
+        if at == goal:
+            path = []
+            while at != -1:
+                before, kind = came[at]
+                path.append((at, kind))
+                at = before
+            return path[::-1]
+        for user, kind in users[at]:
+            if user not in came and (allowed is None or user in allowed):
+                came[user] = (at, kind)
+                queue.append(user)
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# reorders
+
+
+def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = None,
+                  new_ops: Sequence[Op] | None = None) -> tuple[Reorder, ...]:
+    """The moved steps, one per statement, each with a statement it swapped places with.
+
+    A step is the outermost moved op of its line (the longest code; names and literals only
+    when nothing else moved). Two ops swapped places when their order differs between the
+    trials: the nearest such op to the step in the new trial is taken (names and literals
+    last), then the outermost op of its line. A pair found from both sides is told once.
+    Without the sequences only the changed ops are candidates. At most `REORDERS_SHOWN` steps,
+    each one pass over the pairs of the alignment.
+    """
+    moved = [c for c in changes if c.kind == "moved" and c.old is not None and c.new is not None]
+    if any(_op(c).kind not in _TRIVIAL for c in moved):
+        moved = [c for c in moved if _op(c).kind not in _TRIVIAL]
+    if not moved:
+        return ()
+    outermost: dict[tuple[str, int], OpChange] = {}
+    for c in moved:
+        place = (_op(c).file, _op(c).line)
+        if place not in outermost or len(_op(c).code) > len(_op(outermost[place]).code):
+            outermost[place] = c
+    steps = sorted(outermost.values(), key=lambda c: c.index_new or 0)
+    pairs: list[tuple[int, int, Op]] = [(c.index_old, c.index_new, _op(c)) for c in changes
+                                        if c.index_old is not None and c.index_new is not None]
+    if old_ops is not None and new_ops is not None:  # the untouched ops too, paired by rank
+        touched = _touched(changes, new=False)
+        pairs += [(i, j, new_ops[j]) for i, j in enumerate(_partners(changes, len(old_ops), len(new_ops)))
+                  if j >= 0 and i not in touched and j < len(new_ops)]
+    reorders: list[Reorder] = []
+    told: set[frozenset] = set()
+    for step in steps:
+        reorder = _swap(step, pairs)
+        lines = frozenset({(_op(step).file, _op(step).line),
+                           *(((reorder.other.file, reorder.other.line),) if reorder.other else ())})
+        if lines not in told:
+            told.add(lines)
+            reorders.append(reorder)
+        if len(reorders) == REORDERS_SHOWN:
+            break
+    return tuple(reorders)
+
+
+_TRIVIAL = frozenset({"name", "literal", "attribute", "subscript"})  # parts of a step, not steps
+
+
+def _op(change: OpChange) -> Op:
+    op = change.new or change.old
+    assert op is not None
+    return op
+
+
+def _swap(step: OpChange, pairs: list[tuple[int, int, Op]]) -> Reorder:
+    i, j = step.index_old, step.index_new
+    assert i is not None and j is not None
+    flipped = [(a, b, op) for a, b, op in pairs if (a < i) != (b < j)]  # the step itself is not
+    if not flipped:
+        return Reorder(step, None, False)
+    _a, b, nearest = min(flipped, key=lambda pair: (pair[2].kind in _TRIVIAL, abs(pair[1] - j)))
+    same_line = [(b2, op) for _a2, b2, op in flipped if (op.file, op.line) == (nearest.file, nearest.line)
+                 and (op.kind in _TRIVIAL) == (nearest.kind in _TRIVIAL)]
+    b, other = max(same_line, key=lambda pair: len(pair[1].code))
+    return Reorder(step, other, b < j)
+
+
+# ---------------------------------------------------------------------------------------------
+# missing tags
+
+
+@dataclass(frozen=True)
+class MissingTag:
+    """A tag of the baseline the new trial did not make: where it was made, and what decided it."""
+
+    tag: str
+    site: tuple[str, int] | None  # where the baseline tagged it
+    condition: Op | None  # the test that decided whether the tagging ran, with its baseline value
+    now: str | None  # the value of the same test in the new trial, None when it was not evaluated
+
+
+def missing_tag(name: str, old: Slice, new_operations: Sequence[Op]) -> MissingTag:
+    """What the baseline's slice of a tag that is now missing says about it."""
+    condition = None
+    if old.edges is not None and len(old.edges) == len(old.ops) and old.ops:
+        sites = [n for n, op in enumerate(old.ops) if old.site and (op.file, op.line) == tuple(old.site)]
+        for n in [*sites[::-1], len(old.ops) - 1]:
+            control = [d for d, kind in _deps(old, n) if kind == "control"]
+            if control:
+                condition = old.ops[max(control)]  # the innermost test is the latest
+                break
+    now = None
+    if condition is not None:
+        for op in reversed(new_operations):
+            if (op.file, op.line, op.kind, op.code) == (condition.file, condition.line, condition.kind, condition.code):
+                now = op.value
+                break
+    if old.site is not None:
+        site: tuple[str, int] | None = (str(old.site[0]), int(old.site[1]))
+    else:  # a record without sites: the tagged value's own op is an argument of the tag call
+        site = (old.ops[-1].file, old.ops[-1].line) if old.ops else None
+    return MissingTag(name, site, condition, now)
