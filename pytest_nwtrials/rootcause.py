@@ -89,7 +89,8 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
         return Explanation(Verdict.DIVERGENCE, first, _following(changes, 0) if first else None,
                            (), (), False, reorders, (), stale)
     assert old is not None and new is not None
-    root = _root(old, new, changes, first_move if reorders else len(changes))
+    touched = _touched(changes, new=False), _touched(changes, new=True)
+    root = _root(old, new, changes, first_move if reorders else len(changes), touched)
     if root is None:
         if reorders:
             return Explanation(Verdict.CAUSE, None, None, (), (), False, reorders, (), False)
@@ -99,7 +100,7 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     in_baseline = change.index_new is None
     walked, start = (old, change.index_old) if in_baseline else (new, change.index_new)
     assert start is not None
-    path = _chain(walked, start, len(walked.ops) - 1, _touched(changes, new=not in_baseline))
+    path = _chain(walked, start, len(walked.ops) - 1, touched[0] if in_baseline else touched[1])
     chain = tuple((walked.ops[j], kind) for j, kind in path)
     return Explanation(verdict, change, _following(changes, root), chain, tuple(j for j, _ in path),
                        in_baseline, reorders, named, False)
@@ -118,14 +119,15 @@ def _touched(changes: Sequence[OpChange], *, new: bool) -> set[int]:
     return {i for c in changes if (i := index(c)) is not None}
 
 
-def _partners(changes: Sequence[OpChange], n_old: int, n_new: int) -> list[int]:
+def _partners(changes: Sequence[OpChange], n_old: int, n_new: int,
+              touched: tuple[set[int], set[int]] | None = None) -> list[int]:
     """Old index -> new index of the same op (-1 for a removed one).
 
     The ops no change touches are the same on both sides, in the same order (what
     `diff_operations` guarantees), so they pair by rank; the changes pair themselves.
     """
     partner = [-1] * n_old
-    touched_old, touched_new = _touched(changes, new=False), _touched(changes, new=True)
+    touched_old, touched_new = touched or (_touched(changes, new=False), _touched(changes, new=True))
     kept_new = (j for j in range(n_new) if j not in touched_new)
     for i in range(n_old):
         if i not in touched_old:
@@ -142,10 +144,12 @@ def _deps(s: Slice, index: int | None) -> tuple[tuple[int, str], ...]:
     return tuple((d, k) for d, k in s.edges[index] if isinstance(d, int) and 0 <= d < len(s.ops) and d != index)
 
 
-def _root(old: Slice, new: Slice, changes: Sequence[OpChange], before: int) -> int | None:
-    """Index into `changes` of the earliest one (before `before`) whose recorded inputs did not change."""
-    touched_old, touched_new = _touched(changes, new=False), _touched(changes, new=True)
-    partner = _partners(changes, len(old.ops), len(new.ops))
+def _root(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
+          touched: tuple[set[int], set[int]]) -> int | None:
+    """Index into `changes` of the earliest one (before `before`) whose recorded inputs did not
+    change; `touched` are the old and new indexes of the changed ops."""
+    touched_old, touched_new = touched
+    partner = _partners(changes, len(old.ops), len(new.ops), touched)
     for n, change in enumerate(changes[:before]):
         if change.kind == "moved":
             continue
@@ -192,40 +196,43 @@ def _following(changes: Sequence[OpChange], n: int) -> OpChange | None:
 def _chain(s: Slice, start: int, goal: int, changed: set[int]) -> list[tuple[int, str]]:
     """The shortest path along edges from op `start` to op `goal`, through changed ops when
     there is such a path, else through any, as (index, kind of the edge that reached it); []
-    when the goal is not reached."""
-    if not 0 <= start < len(s.ops) or not 0 <= goal < len(s.ops):
+    when the goal is not reached.
+
+    Walked backwards from the goal along each op's own dependencies, which are the edges as
+    stored: no reverse index to build.
+    """
+    if not 0 <= start < len(s.ops) or not 0 <= goal < len(s.ops) or s.edges is None:
         return []
-    if start == goal:
-        return [(goal, "data")]
-    users: list[list[tuple[int, str]]] = [[] for _ in s.ops]
-    for j in range(len(s.ops)):
-        for d, kind in _deps(s, j):
-            users[d].append((j, kind))
-    for allowed in (changed | {goal}, None):
-        path = _walk(users, start, goal, allowed)
-        if path:
+    for allowed in (changed, None):
+        feeds = _walk_back(s.edges, len(s.ops), start, goal, allowed)
+        if feeds is not None:
+            path, at, kind = [], start, "data"
+            while at != -1:
+                path.append((at, kind))
+                at, kind = feeds[at]
             return path
     return []
 
 
-def _walk(users: list[list[tuple[int, str]]], start: int, goal: int,
-          allowed: set[int] | None) -> list[tuple[int, str]]:
-    came: dict[int, tuple[int, str]] = {start: (-1, "data")}
-    queue = deque([start])
+def _walk_back(edges: Sequence[Sequence[tuple[int, str]]], count: int, start: int, goal: int,
+               allowed: set[int] | None) -> dict[int, tuple[int, str]] | None:
+    """Breadth first from `goal` to `start` over dependencies: op -> (the op it feeds on the
+    way to the goal, kind of that edge); None when `start` is not reached."""
+    feeds: dict[int, tuple[int, str]] = {goal: (-1, "data")}
+    queue = deque([goal])
     while queue:
         at = queue.popleft()
-        if at == goal:
-            path = []
-            while at != -1:
-                before, kind = came[at]
-                path.append((at, kind))
-                at = before
-            return path[::-1]
-        for user, kind in users[at]:
-            if user not in came and (allowed is None or user in allowed):
-                came[user] = (at, kind)
-                queue.append(user)
-    return []
+        if at == start:
+            return feeds
+        if at >= len(edges):
+            continue
+        for dep in edges[at]:
+            d, kind = dep
+            if type(d) is int and 0 <= d < count and d not in feeds and \
+                    (allowed is None or d in allowed or d == start):
+                feeds[d] = (at, kind)
+                queue.append(d)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +269,7 @@ def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = No
                   if j >= 0 and i not in touched and j < len(new_ops)]
     reorders: list[Reorder] = []
     told: set[frozenset] = set()
-    for step in steps:
+    for step in steps[:REORDERS_SHOWN * 3]:  # each is a pass over the pairs: bounded
         reorder = _swap(step, pairs)
         lines = frozenset({(_op(step).file, _op(step).line),
                            *(((reorder.other.file, reorder.other.line),) if reorder.other else ())})

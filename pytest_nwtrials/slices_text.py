@@ -197,10 +197,13 @@ def _reorder(reorder: Reorder) -> str:
 
 
 def _places(old: Op, new: Op) -> str:
-    """`line 24 -> line 25`, `cell 8 -> cell 10`, or both places in full."""
+    """`train.py, line 24 -> line 25`, `train.ipynb, cell 8 -> cell 10`, or both places in full."""
+    cell_old, cell_new = _CELL.match(old.file), _CELL.match(new.file)
+    if cell_old and cell_new and cell_old["notebook"] == cell_new["notebook"] and old.file != new.file:
+        lines = "" if old.line == new.line else f", line {old.line} -> line {new.line}"
+        return f"{cell_new['notebook']}, cell {cell_old['cell']} -> cell {cell_new['cell']}{lines}"
     if old.file != new.file:
         return f"{where(old)} -> {where(new)}"
-    cell_old, cell_new = _CELL.match(old.file), _CELL.match(new.file)
     if old.line == new.line:
         return where(new)
     if cell_old and cell_new:
