@@ -73,6 +73,7 @@ class Explanation:
     reorders: tuple[Reorder, ...]
     inputs: tuple[Any, ...]  # for INPUT, the input named; for UNSEEN, changed inputs that may explain it
     stale: bool  # one side's record predates the edges, which is why the verdict is DIVERGENCE
+    dropped: int = 0  # earliest ops the new slice left out (where an unseen cause may be)
 
 
 def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
@@ -103,7 +104,7 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     path = _chain(walked, start, len(walked.ops) - 1, touched[0] if in_baseline else touched[1])
     chain = tuple((walked.ops[j], kind) for j, kind in path)
     return Explanation(verdict, change, _following(changes, root), chain, tuple(j for j, _ in path),
-                       in_baseline, reorders, named, False)
+                       in_baseline, reorders, named, False, max(old.dropped, new.dropped))
 
 
 # ---------------------------------------------------------------------------------------------

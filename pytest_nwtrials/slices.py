@@ -22,7 +22,8 @@ steps show as moved operations.
 Each change has a position in the new trial's order: its new index, or for a removed
 operation the index of the next operation both trials share; a moved one takes the earlier
 of its two places. `SliceDiff.changes` is sorted by it, so the first change is the first
-divergence.
+divergence. Which change is the root cause is `rootcause`'s question; the text of a diff is
+in `slices_text`.
 """
 from __future__ import annotations
 

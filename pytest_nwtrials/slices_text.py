@@ -73,6 +73,9 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
             if explanation.inputs:
                 maybe = ", ".join(_input_name(i) for i in explanation.inputs)
                 lines.append(f"    changed inputs that may explain it: {maybe}")
+            if explanation.dropped:
+                lines.append(f"    (the slice leaves out its {explanation.dropped} earliest operations, "
+                             "where the cause may be)")
         else:
             lines.append(f"  first divergence: {at}{_describe_first(change, explanation.following)}")
         lines += _chain(explanation)

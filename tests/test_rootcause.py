@@ -107,6 +107,8 @@ def test_a_draw_that_changed_with_no_seed_change_is_state_the_capture_does_not_s
     assert lines[0].endswith(": it reads state the capture does not see")
     library = InputChange("library", "numpy", "1.26.0", "2.0.0")
     assert report(old, new, [library])[1] == "    changed inputs that may explain it: library numpy"
+    truncated = Slice("m", new.ops, 1, 40, new.edges)
+    assert report(old, truncated)[1] == "    (the slice leaves out its 40 earliest operations, where the cause may be)"
 
 
 def flagged(flag: str) -> Slice:
@@ -274,6 +276,12 @@ def test_the_root_is_a_changed_op_and_the_chain_runs_from_it_to_the_tag(old, new
     assert explanation is not None
     if explanation.change is not None:
         assert explanation.change in changes and explanation.change.kind != "moved"
+        if explanation.verdict is not Verdict.DIVERGENCE:  # its own recorded inputs did not change
+            root = explanation.change
+            touched_old = {c.index_old for c in changes} - {None}
+            touched_new = {c.index_new for c in changes} - {None}
+            assert not {d for d, _ in old.edges[root.index_old]} & touched_old if root.old else True
+            assert not {d for d, _ in new.edges[root.index_new]} & touched_new if root.new else True
     if explanation.path:
         walked = old if explanation.chain_in_baseline else new
         start = explanation.change.index_old if explanation.chain_in_baseline else explanation.change.index_new
