@@ -56,7 +56,8 @@ class Reorder:
     """A step that runs on the other side of another one than in the baseline."""
 
     step: OpChange  # the moved op (its old and new place)
-    other: Op | None  # an op it swapped places with, None when none was found
+    code: str  # the statement it is part of, as the outermost op of its line
+    other: Op | None  # the outermost op of a line it swapped places with, None when none was found
     after: bool  # True: `step` now runs after `other` (it ran before it in the baseline)
 
 
@@ -244,45 +245,53 @@ def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = No
                   new_ops: Sequence[Op] | None = None) -> tuple[Reorder, ...]:
     """The moved steps, one per statement, each with a statement it swapped places with.
 
-    A step is the outermost moved op of its line (the longest code; names and literals only
-    when nothing else moved). Two ops swapped places when their order differs between the
-    trials: the nearest such op to the step in the new trial is taken (names and literals
-    last), then the outermost op of its line. A pair found from both sides is told once.
-    Without the sequences only the changed ops are candidates. At most `REORDERS_SHOWN` steps,
-    each one pass over the pairs of the alignment.
+    Statements that swapped moved to other lines (or cells); ops inside a function they call
+    moved too, but at their own line. So the steps are the moved ops whose place changed, when
+    there are any, names and literals only when nothing else moved; one per line, shown as the
+    outermost op of its line (the longest code: the call, not its argument). Two ops swapped
+    when their order differs between the trials: the partner is an op that changed place too
+    (moved, or changed in value too) if one did, else the nearest, names and literals last. A pair found from both sides is told
+    once. Without the sequences only the changed ops are candidates. Bounded: at most
+    `REORDERS_SHOWN * 3` steps, each one pass over the pairs of the alignment.
     """
     moved = [c for c in changes if c.kind == "moved" and c.old is not None and c.new is not None]
-    if any(_op(c).kind not in _TRIVIAL for c in moved):
-        moved = [c for c in moved if _op(c).kind not in _TRIVIAL]
-    if not moved:
+    relocated = [c for c in moved if _place(c.old) != _place(c.new)]  # type: ignore[arg-type]
+    pool = relocated or moved
+    if any(_op(c).kind not in _TRIVIAL for c in pool):
+        pool = [c for c in pool if _op(c).kind not in _TRIVIAL]
+    if not pool:
         return ()
-    outermost: dict[tuple[str, int], OpChange] = {}
-    for c in moved:
-        place = (_op(c).file, _op(c).line)
-        if place not in outermost or len(_op(c).code) > len(_op(outermost[place]).code):
-            outermost[place] = c
-    steps = sorted(outermost.values(), key=lambda c: c.index_new or 0)
-    pairs: list[tuple[int, int, Op]] = [(c.index_old, c.index_new, _op(c)) for c in changes
-                                        if c.index_old is not None and c.index_new is not None]
+    by_place: dict[tuple[str, int], OpChange] = {}
+    for c in pool:
+        by_place.setdefault(_place(_op(c)), c)
+    steps = sorted(by_place.values(), key=lambda c: c.index_new or 0)
+    pairs: list[tuple[int, int, Op, bool]] = [(c.index_old, c.index_new, c.new, _place(c.old) != _place(c.new))
+                                              for c in changes if c.old is not None and c.new is not None
+                                              and c.index_old is not None and c.index_new is not None]
     if old_ops is not None and new_ops is not None:  # the untouched ops too, paired by rank
         touched = _touched(changes, new=False)
-        pairs += [(i, j, new_ops[j]) for i, j in enumerate(_partners(changes, len(old_ops), len(new_ops)))
+        pairs += [(i, j, new_ops[j], False) for i, j in enumerate(_partners(changes, len(old_ops), len(new_ops)))
                   if j >= 0 and i not in touched and j < len(new_ops)]
+    outermost = _outermost(new_ops if new_ops is not None else [_op(c) for c in changes])
     reorders: list[Reorder] = []
     told: set[frozenset] = set()
-    for step in steps[:REORDERS_SHOWN * 3]:  # each is a pass over the pairs: bounded
-        reorder = _swap(step, pairs)
-        lines = frozenset({(_op(step).file, _op(step).line),
-                           *(((reorder.other.file, reorder.other.line),) if reorder.other else ())})
-        if lines not in told:
-            told.add(lines)
-            reorders.append(reorder)
+    for step in steps[:REORDERS_SHOWN * 3]:
+        other, after = _swap(step, pairs)
+        places = frozenset({_place(_op(step)), *((_place(other),) if other else ())})
+        if places not in told:
+            told.add(places)
+            reorders.append(Reorder(step, outermost.get(_place(_op(step)), _op(step)).code,
+                                    outermost.get(_place(other), other) if other else None, after))
         if len(reorders) == REORDERS_SHOWN:
             break
     return tuple(reorders)
 
 
-_TRIVIAL = frozenset({"name", "literal", "attribute", "subscript"})  # parts of a step, not steps
+_TRIVIAL = frozenset({"name", "literal", "attribute", "subscript", "param"})  # parts of a step, not steps
+
+
+def _place(op: Op) -> tuple[str, int]:
+    return op.file, op.line
 
 
 def _op(change: OpChange) -> Op:
@@ -291,17 +300,29 @@ def _op(change: OpChange) -> Op:
     return op
 
 
-def _swap(step: OpChange, pairs: list[tuple[int, int, Op]]) -> Reorder:
+def _outermost(ops: Sequence[Op]) -> dict[tuple[str, int], Op]:
+    """The op of longest code on each line: the statement's outer expression."""
+    found: dict[tuple[str, int], Op] = {}
+    for op in ops:
+        known = found.get((op.file, op.line))
+        if known is None or len(op.code) > len(known.code):
+            found[(op.file, op.line)] = op
+    return found
+
+
+def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]]) -> tuple[Op | None, bool]:
+    """An op whose order with `step` differs between the trials, and whether the step now runs
+    after it; (None, False) when there is none."""
     i, j = step.index_old, step.index_new
     assert i is not None and j is not None
-    flipped = [(a, b, op) for a, b, op in pairs if (a < i) != (b < j)]  # the step itself is not
-    if not flipped:
-        return Reorder(step, None, False)
-    _a, b, nearest = min(flipped, key=lambda pair: (pair[2].kind in _TRIVIAL, abs(pair[1] - j)))
-    same_line = [(b2, op) for _a2, b2, op in flipped if (op.file, op.line) == (nearest.file, nearest.line)
-                 and (op.kind in _TRIVIAL) == (nearest.kind in _TRIVIAL)]
-    b, other = max(same_line, key=lambda pair: len(pair[1].code))
-    return Reorder(step, other, b < j)
+    best: tuple[tuple[bool, bool, int], Op, bool] | None = None
+    for a, b, op, relocated in pairs:
+        if (a < i) == (b < j):  # the same order as in the baseline (the step itself too)
+            continue
+        rank = (not relocated, op.kind in _TRIVIAL, abs(b - j))
+        if best is None or rank < best[0]:
+            best = (rank, op, b < j)
+    return (None, False) if best is None else (best[1], best[2])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
                 lines.append(f"    (the slice leaves out its {explanation.dropped} earliest operations, "
                              "where the cause may be)")
         else:
-            lines.append(f"  first divergence: {at}{_describe_first(change, explanation.following)}")
+            lines.append(f"  first divergence: {at}{_statement(change, explanation.following, changes)}")
         lines += _chain(explanation)
     lines += [f"  reordered: {_reorder(r)}" for r in explanation.reorders]
     if explanation.stale:
@@ -129,22 +129,35 @@ def _short(text: str, width: int) -> str:
 
 
 def _statement(change: OpChange, following: OpChange | None, changes: Sequence[OpChange]) -> str:
-    """A root as written: `NAME = old -> new` for an assigned literal, else the outermost
-    expression of its line that changed the same way (the call, not its first argument)."""
-    if change.kind == "changed":
-        return _describe_first(change, following)
+    """A root as written: `NAME = old -> new` for an assigned literal, `literal 10.0 -> 5.0 in
+    clip(data, 5.0)` for an argument, else the outermost expression of its line that changed
+    the same way (the call, not its first argument)."""
     op = _op(change)
-    outer = op
-    at = next((n for n, c in enumerate(changes) if c is change), 0)
-    for other in changes[max(0, at - _STATEMENT_SCAN): at + _STATEMENT_SCAN]:
-        candidate = _op(other)
-        if other.kind == change.kind and (candidate.file, candidate.line) == (op.file, op.line) \
-                and len(candidate.code) > len(outer.code):
-            outer = candidate
+    if change.kind == "changed":
+        text = _describe_first(change, following)
+        outer = _outer(change, changes, same_kind=False)
+        if op.kind == "literal" and text.startswith("literal ") and outer is not op:
+            text += f" in {_short(outer.code, _CODE_WIDTH)}"
+        return text
+    outer = _outer(change, changes, same_kind=True)
     value = _short(outer.value, _VALUE_WIDTH)
     if change.kind == "added":
         return f"{_short(outer.code, _CODE_WIDTH)} ({outer.kind}) now runs: {value}"
     return f"{_short(outer.code, _CODE_WIDTH)} ({outer.kind}) no longer runs (it gave {value})"
+
+
+def _outer(change: OpChange, changes: Sequence[OpChange], *, same_kind: bool) -> Op:
+    """The op of longest code among the changes near `change` on its line (in the new trial
+    when it ran there), of the same kind of change with `same_kind`."""
+    op = _op(change)
+    outer = op
+    at = next((n for n, c in enumerate(changes) if c is change), 0)
+    for other in changes[max(0, at - _STATEMENT_SCAN): at + _STATEMENT_SCAN]:
+        candidate = other.new if change.new is not None else other.old  # the side the root is on
+        if candidate is not None and (other.kind == change.kind or not same_kind) \
+                and (candidate.file, candidate.line) == (op.file, op.line) and len(candidate.code) > len(outer.code):
+            outer = candidate
+    return outer
 
 
 def _same_inputs(change: OpChange) -> str:
@@ -191,7 +204,7 @@ def _chain(explanation: Explanation) -> list[str]:
 def _reorder(reorder: Reorder) -> str:
     step = reorder.step
     assert step.old is not None and step.new is not None
-    code = f"`{_short(step.new.code, _CODE_WIDTH)}`"
+    code = f"`{_short(reorder.code, _CODE_WIDTH)}`"
     places = _places(step.old, step.new)
     if reorder.other is None:
         return f"{code} moved, {places}"

@@ -73,6 +73,14 @@ def test_without_the_mutation_edge_the_predict_call_is_not_called_a_cause():
     assert not any("root cause" in line for line in lines)
 
 
+def test_a_changed_argument_is_shown_in_the_call_that_takes_it():
+    def clipped(hi: str) -> Slice:
+        return build("w", (24, "name", "data", "[4, 30]", ""), (24, "literal", hi, hi, ""),
+                     (24, "call", f"clip(data, {hi})", f"[4, {hi}]", "0d 1d"), (25, "call", "center(data)", hi, "2d"))
+    assert report(clipped("10.0"), clipped("5.0"))[:2] == [
+        "  root cause: train.py:24  literal 10.0 -> 5.0 in clip(data, 5.0)", "    -> train.py:25  center(data)"]
+
+
 def seeded(seed: str, draw: str) -> Slice:
     """SEED = <seed>; np.random.seed(SEED); x = np.random.normal(size=50); tag("m", x.mean())"""
     return build(

@@ -272,7 +272,11 @@ def test_swapped_preprocessing_steps_are_reported_as_moved(baseline, tmp_path):
     assert {c.new.code for c in moved} & {"clip(data, 10.0)", "center(data)"}
     step = next(c for c in moved if c.new.code in ("clip(data, 10.0)", "center(data)"))
     assert step.old.line != step.new.line
-    assert any(line.startswith("  <> moved train.py:") for line in format_slice_diff(diff, limit=100))
+    lines = format_slice_diff(diff, limit=100)
+    assert any(line.startswith("  <> moved train.py:") for line in lines)
+    # the statements that swapped, not the ops of the functions they call, which ran elsewhere too
+    assert lines[0] == "  reordered: `clip(data, 10.0)` now runs after `center(data)`, train.py, line 24 -> line 25"
+    assert not any(line.startswith("  reordered:") for line in lines[1:])
 
 
 REFACTORED = EXPERIMENT.replace(
