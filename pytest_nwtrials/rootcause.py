@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .provenance import Op, Slice
 from .slices import OpChange
 
-__all__ = ["Explanation", "MissingTag", "Reorder", "Verdict", "explain", "find_reorders", "missing_tag"]
+__all__ = ["Explanation", "MissingTag", "Reorder", "Root", "Verdict", "explain", "find_reorders", "missing_tag"]
 
 REORDERS_SHOWN = 3
+OTHER_ROOTS = 2  # independent roots named after the headline's
 
 
 class Verdict(enum.Enum):
@@ -75,6 +76,17 @@ class Explanation:
     inputs: tuple[Any, ...]  # for INPUT, the input named; for UNSEEN, changed inputs that may explain it
     stale: bool  # one side's record predates the edges, which is why the verdict is DIVERGENCE
     dropped: int = 0  # earliest ops the new slice left out (where an unseen cause may be)
+    others: tuple[Root, ...] = ()  # later roots on other lines, at most OTHER_ROOTS
+
+
+@dataclass(frozen=True)
+class Root:
+    """A change whose own recorded inputs did not change, besides the headline's."""
+
+    verdict: Verdict
+    inputs: tuple[Any, ...]  # as `Explanation.inputs`
+    change: OpChange
+    following: OpChange | None
 
 
 def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
@@ -92,7 +104,8 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
                            (), (), False, reorders, (), stale)
     assert old is not None and new is not None
     touched = _touched(changes, new=False), _touched(changes, new=True)
-    root = _root(old, new, changes, first_move if reorders else len(changes), touched)
+    roots = _roots(old, new, changes, first_move if reorders else len(changes), touched)
+    root = next(roots, None)
     if root is None:
         if reorders:
             return Explanation(Verdict.CAUSE, None, None, (), (), False, reorders, (), False)
@@ -104,8 +117,16 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     assert start is not None
     path = _chain(walked, start, len(walked.ops) - 1, touched[0] if in_baseline else touched[1])
     chain = tuple((walked.ops[j], kind) for j, kind in path)
+    others: list[Root] = []
+    places = {_place(_op(change))}
+    for n in roots:  # independent roots elsewhere (an unseeded draw besides a changed file)
+        if _place(_op(changes[n])) not in places:
+            places.add(_place(_op(changes[n])))
+            others.append(Root(*_verdict(changes[n], old, new, inputs), changes[n], _following(changes, n)))
+            if len(others) == OTHER_ROOTS:
+                break
     return Explanation(verdict, change, _following(changes, root), chain, tuple(j for j, _ in path),
-                       in_baseline, reorders, named, False, max(old.dropped, new.dropped))
+                       in_baseline, reorders, named, False, max(old.dropped, new.dropped), tuple(others))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,10 +167,10 @@ def _deps(s: Slice, index: int | None) -> tuple[tuple[int, str], ...]:
     return tuple((d, k) for d, k in s.edges[index] if isinstance(d, int) and 0 <= d < len(s.ops) and d != index)
 
 
-def _root(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
-          touched: tuple[set[int], set[int]]) -> int | None:
-    """Index into `changes` of the earliest one (before `before`) whose recorded inputs did not
-    change; `touched` are the old and new indexes of the changed ops."""
+def _roots(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
+           touched: tuple[set[int], set[int]]) -> Iterator[int]:
+    """Indexes into `changes` (before `before`), in order, of those whose recorded inputs did
+    not change; `touched` are the old and new indexes of the changed ops."""
     touched_old, touched_new = touched
     partner = _partners(changes, len(old.ops), len(new.ops), touched)
     for n, change in enumerate(changes[:before]):
@@ -161,29 +182,37 @@ def _root(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
         if change.old is not None and change.new is not None and \
                 {(partner[d], k) for d, k in old_deps} != set(new_deps):
             continue  # it depends on another op than it did: that op's place is the story
-        return n
-    return None
+        yield n
 
 
 def _verdict(change: OpChange, old: Slice, new: Slice, inputs: Sequence[InputLike]) -> tuple[Verdict, tuple]:
     op = _op(change)
     if change.kind != "changed" or op.kind == "literal":
         return Verdict.CAUSE, ()
-    files = [i for i in inputs if i.what == "input file" and _named_in(i.name, old, new)]
+    files = [i for i in inputs if i.what == "input file" and _reads(new, change.index_new, i.name)]
     if files:
         return Verdict.INPUT, tuple(files)
-    return Verdict.UNSEEN, tuple(i for i in inputs if i.what != "output file")
+    # a file the op does not read explains nothing; a library, a module, the arguments might
+    return Verdict.UNSEEN, tuple(i for i in inputs if i.what not in ("input file", "output file"))
 
 
-def _named_in(path: str, old: Slice, new: Slice) -> bool:
-    """Whether a value of either slice holds the file's path, or the end of it (a path relative
-    to the experiment's folder names `data.csv` of `experiments/data.csv`)."""
+def _reads(s: Slice, index: int | None, path: str) -> bool:
+    """Whether the op or one it depends on holds the file's path in its value (the end of it
+    will do: a path relative to the experiment's folder names `data.csv` of
+    `experiments/data.csv`): `open(path)`, `pd.read_csv(path)`, the file object of a loop."""
+    if index is None or not 0 <= index < len(s.ops):
+        return False
     parts = path.split("/")
     tails = ["/".join(parts[k:]) for k in range(len(parts))]
-    for s in (new, old):
-        for op in s.ops:
-            if any(tail in op.value for tail in tails):
-                return True
+    seen, stack = {index}, [index]
+    while stack:
+        at = stack.pop()
+        if any(tail in s.ops[at].value for tail in tails):
+            return True
+        for d, _kind in _deps(s, at):
+            if d not in seen:
+                seen.add(d)
+                stack.append(d)
     return False
 
 

@@ -61,29 +61,36 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
     lines = []
     change = explanation.change
     if change is not None:
-        at = f"{where(_op(change))}  "
-        verdict = explanation.verdict
-        if verdict is Verdict.CAUSE:
-            lines.append(f"  root cause: {at}{_statement(change, explanation.following, changes)}")
-        elif verdict is Verdict.INPUT:
-            named = "; ".join(i.describe() for i in explanation.inputs)
-            lines.append(f"  root cause: {named}: {at}{_same_inputs(change)}")
-        elif verdict is Verdict.UNSEEN:
-            lines.append(f"  first divergence: {at}{_same_inputs(change)}: it reads state the capture does not see")
-            if explanation.inputs:
-                maybe = ", ".join(_input_name(i) for i in explanation.inputs)
-                lines.append(f"    changed inputs that may explain it: {maybe}")
-            if explanation.dropped:
-                lines.append(f"    (the slice leaves out its {explanation.dropped} earliest operations, "
-                             "where the cause may be)")
-        else:
-            lines.append(f"  first divergence: {at}{_statement(change, explanation.following, changes)}")
+        lines += _root_lines(explanation.verdict, change, explanation.following, explanation.inputs, changes)
+        if explanation.verdict is Verdict.UNSEEN and explanation.dropped:
+            lines.append(f"    (the slice leaves out its {explanation.dropped} earliest operations, "
+                         "where the cause may be)")
         lines += _chain(explanation)
+    for other in explanation.others:
+        lines += _root_lines(other.verdict, other.change, other.following, other.inputs, changes, also=True)
     lines += [f"  reordered: {_reorder(r)}" for r in explanation.reorders]
     if explanation.stale:
         lines.append("  (one record predates dependency edges, so this is the first divergence, maybe a "
                      "symptom: save the baseline again to name root causes)")
     return lines
+
+
+def _root_lines(verdict: Verdict, change: OpChange, following: OpChange | None, inputs: Sequence[InputLike],
+                changes: Sequence[OpChange], *, also: bool = False) -> list[str]:
+    """The line of a root (the headline's, or `also` another one) and what may explain it."""
+    at = f"{where(_op(change))}  "
+    cause, divergence = ("another root cause", "also") if also else ("root cause", "first divergence")
+    if verdict is Verdict.CAUSE:
+        return [f"  {cause}: {at}{_statement(change, following, changes)}"]
+    if verdict is Verdict.INPUT:
+        named = "; ".join(i.describe() for i in inputs)
+        return [f"  {cause}: {named}: {at}{_same_inputs(change)}"]
+    if verdict is Verdict.UNSEEN:
+        lines = [f"  {divergence}: {at}{_same_inputs(change)}: {_unseen(change)}"]
+        if inputs:
+            lines.append(f"    changed inputs that may explain it: {', '.join(_input_name(i) for i in inputs)}")
+        return lines
+    return [f"  {divergence}: {at}{_statement(change, following, changes)}"]
 
 
 def format_missing_tag(missing: MissingTag) -> list[str]:
@@ -164,8 +171,14 @@ def _same_inputs(change: OpChange) -> str:
     op = _op(change)
     code = _short(op.code, _CODE_WIDTH)
     if op.kind == "call":
-        return f"`{code}` returned a different value with the same arguments ({_values(change)})"
-    return f"`{code}` ({op.kind}) has a different value with the same recorded inputs ({_values(change)})"
+        return f"`{code}` returned a different value with the same arguments"
+    return f"`{code}` ({op.kind}) has a different value with the same recorded inputs"
+
+
+def _unseen(change: OpChange) -> str:
+    if _op(change).kind == "call":
+        return "it reads state the capture does not see"
+    return "something the capture does not see changed it"
 
 
 def _input_name(change: InputLike) -> str:
