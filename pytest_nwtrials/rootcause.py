@@ -6,12 +6,14 @@ mutation, hidden state or control) a change is either a *symptom*, an op that di
 something it depends on differs, or a *root*: its own recorded inputs are the same (a changed
 literal, a step added or removed while what decided it stayed, a call given the same arguments).
 The earliest root is the headline; the chain is the shortest path along edges from it through
-changed operations to the tagged value's op (the last op of the slice).
+changed operations to the tagged value's op (the last op of the slice). Later roots on other
+lines are independent reasons (a changed file and an unseeded draw): a few are named too.
 
 A root that is not a literal nor a step that came or went is not called a cause: its value
 changed with the same recorded inputs, so something the capture does not see decided it (a
-data file, a library, a global generator nobody seeded in the script), unless an input change
-is on record that the slice names (a changed file whose path is in the slice's values).
+data file, a library, a global generator nobody seeded in the script), unless a changed input
+file is on record whose path is in the value of that op or of one it depends on
+(`pd.read_csv(path)`): that file is the cause.
 
 Without edges (a record from before they were kept) nothing tells a cause from a symptom: the
 first divergence is reported as such. Everything is linear in the size of the slices, and
@@ -172,16 +174,22 @@ def _roots(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
     """Indexes into `changes` (before `before`), in order, of those whose recorded inputs did
     not change; `touched` are the old and new indexes of the changed ops."""
     touched_old, touched_new = touched
-    partner = _partners(changes, len(old.ops), len(new.ops), touched)
+    old_edges, new_edges = old.edges or (), new.edges or ()
+    partner: list[int] | None = None
     for n, change in enumerate(changes[:before]):
         if change.kind == "moved":
             continue
-        old_deps, new_deps = _deps(old, change.index_old), _deps(new, change.index_new)
-        if any(d in touched_old for d, _k in old_deps) or any(d in touched_new for d, _k in new_deps):
+        i, j = change.index_old, change.index_new
+        # an index out of range is in neither set: a quick look first, checked below if needed
+        if i is not None and 0 <= i < len(old_edges) and any(d in touched_old for d, _k in old_edges[i]):
             continue
-        if change.old is not None and change.new is not None and \
-                {(partner[d], k) for d, k in old_deps} != set(new_deps):
-            continue  # it depends on another op than it did: that op's place is the story
+        if j is not None and 0 <= j < len(new_edges) and any(d in touched_new for d, _k in new_edges[j]):
+            continue
+        if change.old is not None and change.new is not None:
+            if partner is None:
+                partner = _partners(changes, len(old.ops), len(new.ops), touched)
+            if {(partner[d], k) for d, k in _deps(old, i)} != set(_deps(new, j)):
+                continue  # it depends on another op than it did: that op's place is the story
         yield n
 
 
@@ -297,23 +305,26 @@ def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = No
     pairs: list[tuple[int, int, Op, bool]] = [(c.index_old, c.index_new, c.new, _place(c.old) != _place(c.new))
                                               for c in changes if c.old is not None and c.new is not None
                                               and c.index_old is not None and c.index_new is not None]
-    if old_ops is not None and new_ops is not None:  # the untouched ops too, paired by rank
-        touched = _touched(changes, new=False)
-        pairs += [(i, j, new_ops[j], False) for i, j in enumerate(_partners(changes, len(old_ops), len(new_ops)))
-                  if j >= 0 and i not in touched and j < len(new_ops)]
-    outermost = _outermost(new_ops if new_ops is not None else [_op(c) for c in changes])
-    reorders: list[Reorder] = []
+    kept: tuple[list[int], list[int]] = ([], [])  # the untouched ops, paired by rank
+    if old_ops is not None and new_ops is not None:
+        touched_old, touched_new = _touched(changes, new=False), _touched(changes, new=True)
+        kept = ([i for i in range(len(old_ops)) if i not in touched_old],
+                [j for j in range(len(new_ops)) if j not in touched_new])
+    found: list[tuple[OpChange, Op | None, bool]] = []
     told: set[frozenset] = set()
     for step in steps[:REORDERS_SHOWN * 3]:
-        other, after = _swap(step, pairs)
+        other, after = _swap(step, pairs, kept, new_ops or ())
         places = frozenset({_place(_op(step)), *((_place(other),) if other else ())})
         if places not in told:
             told.add(places)
-            reorders.append(Reorder(step, outermost.get(_place(_op(step)), _op(step)).code,
-                                    outermost.get(_place(other), other) if other else None, after))
-        if len(reorders) == REORDERS_SHOWN:
+            found.append((step, other, after))
+        if len(found) == REORDERS_SHOWN:
             break
-    return tuple(reorders)
+    needed = {_place(op) for step, other, _after in found for op in (_op(step), other) if op is not None}
+    outermost = _outermost(new_ops if new_ops is not None else [_op(c) for c in changes], needed)
+    return tuple(Reorder(step, outermost.get(_place(_op(step)), _op(step)).code,
+                         outermost.get(_place(other), other) if other else None, after)
+                 for step, other, after in found)
 
 
 _TRIVIAL = frozenset({"name", "literal", "attribute", "subscript", "param"})  # parts of a step, not steps
@@ -329,19 +340,23 @@ def _op(change: OpChange) -> Op:
     return op
 
 
-def _outermost(ops: Sequence[Op]) -> dict[tuple[str, int], Op]:
-    """The op of longest code on each line: the statement's outer expression."""
+def _outermost(ops: Sequence[Op], places: set[tuple[str, int]]) -> dict[tuple[str, int], Op]:
+    """The op of longest code on each of these lines: the statement's outer expression."""
     found: dict[tuple[str, int], Op] = {}
     for op in ops:
-        known = found.get((op.file, op.line))
-        if known is None or len(op.code) > len(known.code):
-            found[(op.file, op.line)] = op
+        place = (op.file, op.line)
+        if place in places:
+            known = found.get(place)
+            if known is None or len(op.code) > len(known.code):
+                found[place] = op
     return found
 
 
-def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]]) -> tuple[Op | None, bool]:
+def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]], kept: tuple[list[int], list[int]],
+          new_ops: Sequence[Op]) -> tuple[Op | None, bool]:
     """An op whose order with `step` differs between the trials, and whether the step now runs
-    after it; (None, False) when there is none."""
+    after it; (None, False) when there is none. `pairs` are the changed ops in both trials
+    (old index, new index, op, whether its place changed), `kept` the untouched ops' indexes."""
     i, j = step.index_old, step.index_new
     assert i is not None and j is not None
     best: tuple[tuple[bool, bool, int], Op, bool] | None = None
@@ -351,6 +366,12 @@ def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]]) -> tuple[Op | 
         rank = (not relocated, op.kind in _TRIVIAL, abs(b - j))
         if best is None or rank < best[0]:
             best = (rank, op, b < j)
+    for a, b in zip(*kept):
+        if (a < i) != (b < j) and b < len(new_ops):
+            op = new_ops[b]
+            rank = (True, op.kind in _TRIVIAL, abs(b - j))
+            if best is None or rank < best[0]:
+                best = (rank, op, b < j)
     return (None, False) if best is None else (best[1], best[2])
 
 
