@@ -12,8 +12,8 @@ from typing import Any
 
 from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
+from .missing_tags import MissingTag, missing_tag
 from .render import format_changes
-from .rootcause import MissingTag, missing_tag
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 from .slices_text import format_missing_tag
 

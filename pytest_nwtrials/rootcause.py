@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from .provenance import Op, Slice
 from .slices import OpChange
 
-__all__ = ["Explanation", "MissingTag", "Reorder", "Root", "Verdict", "explain", "find_reorders", "missing_tag"]
+__all__ = ["Explanation", "Reorder", "Root", "Verdict", "dependencies", "explain", "find_reorders"]
 
 REORDERS_SHOWN = 3
 OTHER_ROOTS = 2  # independent roots named after the headline's
@@ -163,7 +163,8 @@ def _partners(changes: Sequence[OpChange], n_old: int, n_new: int,
     return partner
 
 
-def _deps(s: Slice, index: int | None) -> tuple[tuple[int, str], ...]:
+def dependencies(s: Slice, index: int | None) -> tuple[tuple[int, str], ...]:
+    """The edges of op `index` of a slice that lead to another of its ops; () for no such op."""
     if index is None or s.edges is None or not 0 <= index < len(s.edges):
         return ()
     return tuple((d, k) for d, k in s.edges[index] if isinstance(d, int) and 0 <= d < len(s.ops) and d != index)
@@ -188,7 +189,7 @@ def _roots(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
         if change.old is not None and change.new is not None:
             if partner is None:
                 partner = _partners(changes, len(old.ops), len(new.ops), touched)
-            if {(partner[d], k) for d, k in _deps(old, i)} != set(_deps(new, j)):
+            if {(partner[d], k) for d, k in dependencies(old, i)} != set(dependencies(new, j)):
                 continue  # it depends on another op than it did: that op's place is the story
         yield n
 
@@ -217,7 +218,7 @@ def _reads(s: Slice, index: int | None, path: str) -> bool:
         at = stack.pop()
         if any(tail in s.ops[at].value for tail in tails):
             return True
-        for d, _kind in _deps(s, at):
+        for d, _kind in dependencies(s, at):
             if d not in seen:
                 seen.add(d)
                 stack.append(d)
@@ -373,40 +374,3 @@ def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]], kept: tuple[li
             if best is None or rank < best[0]:
                 best = (rank, op, b < j)
     return (None, False) if best is None else (best[1], best[2])
-
-
-# ---------------------------------------------------------------------------------------------
-# missing tags
-
-
-@dataclass(frozen=True)
-class MissingTag:
-    """A tag of the baseline the new trial did not make: where it was made, and what decided it."""
-
-    tag: str
-    site: tuple[str, int] | None  # where the baseline tagged it
-    condition: Op | None  # the test that decided whether the tagging ran, with its baseline value
-    now: str | None  # the value of the same test in the new trial, None when it was not evaluated
-
-
-def missing_tag(name: str, old: Slice, new_operations: Sequence[Op]) -> MissingTag:
-    """What the baseline's slice of a tag that is now missing says about it."""
-    condition = None
-    if old.edges is not None and len(old.edges) == len(old.ops) and old.ops:
-        sites = [n for n, op in enumerate(old.ops) if old.site and (op.file, op.line) == tuple(old.site)]
-        for n in [*sites[::-1], len(old.ops) - 1]:
-            control = [d for d, kind in _deps(old, n) if kind == "control"]
-            if control:
-                condition = old.ops[max(control)]  # the innermost test is the latest
-                break
-    now = None
-    if condition is not None:
-        for op in reversed(new_operations):
-            if (op.file, op.line, op.kind, op.code) == (condition.file, condition.line, condition.kind, condition.code):
-                now = op.value
-                break
-    if old.site is not None:
-        site: tuple[str, int] | None = (str(old.site[0]), int(old.site[1]))
-    else:  # a record without sites: the tagged value's own op is an argument of the tag call
-        site = (old.ops[-1].file, old.ops[-1].line) if old.ops else None
-    return MissingTag(name, site, condition, now)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from .missing_tags import MissingTag
 from .provenance import Op
-from .rootcause import Explanation, InputLike, MissingTag, Reorder, Verdict, explain
+from .rootcause import Explanation, InputLike, Reorder, Verdict, explain
 from .slices import OpChange, SliceDiff
 
 __all__ = ["format_missing_tag", "format_slice_diff", "where"]

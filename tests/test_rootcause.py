@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from pytest_nwtrials.explain import InputChange, ProvenanceRecord, why_lines
 from pytest_nwtrials.provenance import Op, Slice
-from pytest_nwtrials.rootcause import Verdict, explain, missing_tag
+from pytest_nwtrials.missing_tags import missing_tag
+from pytest_nwtrials.rootcause import Verdict, explain
 from pytest_nwtrials.slices import diff_slices
 from pytest_nwtrials.slices_text import format_missing_tag, format_slice_diff
 from pytest_nwtrials.store import StoreError
