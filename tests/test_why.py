@@ -1,4 +1,5 @@
-"""Why a value changed: first divergences, changed inputs, reordered steps, --nw-ops=strict."""
+"""Why a value changed: the headline (root cause or first divergence), changed inputs, reordered steps and
+missing tags in scripts and notebooks, --nw-ops=strict."""
 from __future__ import annotations
 
 import hashlib
