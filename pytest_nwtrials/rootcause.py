@@ -59,8 +59,8 @@ class Reorder:
     """A step that runs on the other side of another one than in the baseline."""
 
     step: OpChange  # the moved op (its old and new place)
-    code: str  # the statement it is part of, as the outermost op of its line
-    other: Op | None  # the outermost op of a line it swapped places with, None when none was found
+    code: str  # the statement it is part of, as written (the outermost op of its line)
+    other: str | None  # the statement it swapped places with, None when none was found
     after: bool  # True: `step` now runs after `other` (it ran before it in the baseline)
 
 
@@ -322,9 +322,9 @@ def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = No
         if len(found) == REORDERS_SHOWN:
             break
     needed = {_place(op) for step, other, _after in found for op in (_op(step), other) if op is not None}
-    outermost = _outermost(new_ops if new_ops is not None else [_op(c) for c in changes], needed)
-    return tuple(Reorder(step, outermost.get(_place(_op(step)), _op(step)).code,
-                         outermost.get(_place(other), other) if other else None, after)
+    written = _statements(new_ops if new_ops is not None else [_op(c) for c in changes], needed)
+    return tuple(Reorder(step, written.get(_place(_op(step)), _op(step).code),
+                         written.get(_place(other), other.code) if other else None, after)
                  for step, other, after in found)
 
 
@@ -341,16 +341,23 @@ def _op(change: OpChange) -> Op:
     return op
 
 
-def _outermost(ops: Sequence[Op], places: set[tuple[str, int]]) -> dict[tuple[str, int], Op]:
-    """The op of longest code on each of these lines: the statement's outer expression."""
-    found: dict[tuple[str, int], Op] = {}
+def _statements(ops: Sequence[Op], places: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """Each of these lines as its outer expression (the op of longest code), or `NAME = value`
+    for a line of names and literals whose last op is a name (an assignment's target is
+    evaluated after its value)."""
+    lines: dict[tuple[str, int], list[Op]] = {}
     for op in ops:
-        place = (op.file, op.line)
-        if place in places:
-            known = found.get(place)
-            if known is None or len(op.code) > len(known.code):
-                found[place] = op
-    return found
+        if (op.file, op.line) in places:
+            lines.setdefault((op.file, op.line), []).append(op)
+    written = {}
+    for place, found in lines.items():
+        outer = max(found, key=lambda op: len(op.code))
+        *value, target = found
+        if outer.kind in _TRIVIAL and value and target.kind == "name":
+            written[place] = f"{target.code} = {max(value, key=lambda op: len(op.code)).code}"
+        else:
+            written[place] = outer.code
+    return written
 
 
 def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]], kept: tuple[list[int], list[int]],

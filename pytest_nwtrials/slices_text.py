@@ -49,7 +49,7 @@ def format_slice_diff(diff: SliceDiff, *, limit: int = 15, inputs: Sequence[Inpu
                 run += 1
         text = f"  {_describe(change)}"
         if run > 1:
-            text += f", with the {run - 1} operations after it"
+            text += ", with the operation after it" if run == 2 else f", with the {run - 1} operations after it"
         lines.append(text)
         shown += run
     if shown < len(changes):
@@ -222,7 +222,7 @@ def _reorder(reorder: Reorder) -> str:
     places = _places(step.old, step.new)
     if reorder.other is None:
         return f"{code} moved, {places}"
-    other = f"`{_short(reorder.other.code, _CODE_WIDTH)}`"
+    other = f"`{_short(reorder.other, _CODE_WIDTH)}`"
     return f"{code} now runs {'after' if reorder.after else 'before'} {other}, {places}"
 
 

@@ -94,7 +94,8 @@ def test_strict_fails_on_a_new_order_that_reaches_the_same_values(project):
         "*every tagged value matches baseline 'base' (recorded in trial1), but the operations that produced them changed*",
         "*in the provenance of the experiment's operation sequence:*",
     ])
-    assert "moved" in strict.stdout.str()
+    strict.stdout.fnmatch_lines(["    reordered: `a = 2` now runs after `b = 3`, calc.py, line 2 -> line 3",
+                                 "    <> moved calc.py:3 literal (was calc.py:2) = 2, with the operation after it"])
     bad = project.run("--nw-ops=sometimes")
     assert bad.ret == 4 and "--nw-ops" in bad.stderr.str()
 
