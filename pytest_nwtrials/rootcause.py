@@ -76,7 +76,7 @@ class Explanation:
     chain_in_baseline: bool  # the chain was walked in the baseline's slice (a removed step)
     reorders: tuple[Reorder, ...]
     inputs: tuple[Any, ...]  # for INPUT, the input named; for UNSEEN, changed inputs that may explain it
-    stale: bool  # one side's record predates the edges, which is why the verdict is DIVERGENCE
+    stale: str  # "baseline" or "trial": the side whose slice has no edges while the other has; else ""
     dropped: int = 0  # earliest ops the new slice left out (where an unseen cause may be)
     others: tuple[Root, ...] = ()  # later roots on other lines, at most OTHER_ROOTS
 
@@ -100,7 +100,9 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     first_move = next((n for n, c in enumerate(changes) if c.kind == "moved"), len(changes))
     usable = old is not None and new is not None and _valid(old) and _valid(new)
     if not usable:
-        stale = (old is not None and new is not None and (old.edges is None) != (new.edges is None))
+        stale = ""
+        if old is not None and new is not None and (old.edges is None) != (new.edges is None):
+            stale = "baseline" if old.edges is None else "trial"
         first = changes[0] if first_move else None
         return Explanation(Verdict.DIVERGENCE, first, _following(changes, 0) if first else None,
                            (), (), False, reorders, (), stale)
@@ -110,8 +112,8 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     root = next(roots, None)
     if root is None:
         if reorders:
-            return Explanation(Verdict.CAUSE, None, None, (), (), False, reorders, (), False)
-        return Explanation(Verdict.DIVERGENCE, changes[0], _following(changes, 0), (), (), False, reorders, (), False)
+            return Explanation(Verdict.CAUSE, None, None, (), (), False, reorders, (), "")
+        return Explanation(Verdict.DIVERGENCE, changes[0], _following(changes, 0), (), (), False, reorders, (), "")
     change = changes[root]
     verdict, named = _verdict(change, old, new, inputs)
     in_baseline = change.index_new is None
@@ -128,7 +130,7 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
             if len(others) == OTHER_ROOTS:
                 break
     return Explanation(verdict, change, _following(changes, root), chain, tuple(j for j, _ in path),
-                       in_baseline, reorders, named, False, max(old.dropped, new.dropped), tuple(others))
+                       in_baseline, reorders, named, "", max(old.dropped, new.dropped), tuple(others))
 
 
 # ---------------------------------------------------------------------------------------------

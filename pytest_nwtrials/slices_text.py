@@ -70,9 +70,11 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
     for other in explanation.others:
         lines += _root_lines(other.verdict, other.change, other.following, other.inputs, changes, also=True)
     lines += [f"  reordered: {_reorder(r)}" for r in explanation.reorders]
-    if explanation.stale:
-        lines.append("  (one record predates dependency edges, so this is the first divergence, maybe a "
-                     "symptom: save the baseline again to name root causes)")
+    if explanation.stale == "baseline":
+        lines.append("  (the baseline's record predates dependency edges, so this is the first divergence, "
+                     "maybe a symptom: save the baseline again to name root causes)")
+    elif explanation.stale:
+        lines.append("  (this trial's record has no dependency edges, so this is the first divergence, maybe a symptom)")
     return lines
 
 

@@ -208,7 +208,8 @@ def test_without_edges_the_first_divergence_is_not_called_a_cause():
     assert not any("root cause" in line or "predates" in line for line in lines)
     stale = report(bare_old, new)  # a baseline saved before edges were recorded
     assert stale[0] == "  first divergence: train.py:2  LR = 0.5 -> 0.1"
-    assert "save the baseline again" in stale[1]
+    assert stale[1].startswith("  (the baseline's record predates dependency edges") and "save the baseline again" in stale[1]
+    assert report(old, bare_new)[1].startswith("  (this trial's record has no dependency edges")
 
 
 def test_the_same_root_is_told_once_for_every_tag_it_explains():
