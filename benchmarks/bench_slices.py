@@ -11,7 +11,9 @@ counter and the running values changing), an evaluation part. Three new trials a
 difflib gets the same `Op.key()` tuples (computed before timing; `diff_operations` computes
 them itself) and is stopped after `--difflib-cap` seconds (SIGALRM), with its default
 autojunk and without. `diff_operations` is timed cold (first call, code normalisation cache
-empty) and warm (best of three).
+empty) and warm (best of three). Then the headline of the diff (`rootcause.explain` and its
+text) is timed once, on the two sequences taken as slices with two data edges per op and a
+mutation edge on every tenth.
 
     python benchmarks/bench_slices.py [--ops 100000] [--difflib-cap 60]
 """
@@ -27,8 +29,10 @@ import sys
 import time
 from typing import Callable
 
-from pytest_nwtrials.provenance import Op, normalize_code
-from pytest_nwtrials.slices import CHANGE_KINDS, diff_operations
+from pytest_nwtrials.provenance import Op, Slice, normalize_code
+from pytest_nwtrials.rootcause import explain
+from pytest_nwtrials.slices import CHANGE_KINDS, SliceDiff, diff_operations
+from pytest_nwtrials.slices_text import format_slice_diff
 
 BODY = 40  # operations per epoch
 
@@ -77,6 +81,20 @@ def new_rate(pre: list[Op], loop: list[Op], post: list[Op]) -> list[Op]:
     return pre + changed + post
 
 
+def with_edges(ops: list[Op]) -> Slice:
+    """The sequence as one slice: each op reads the op before it and the same op one epoch
+    earlier, and every tenth op was changed in place by the call three ops before it."""
+    edges = []
+    for k in range(len(ops)):
+        deps = [(k - 1, "data")] if k else []
+        if k >= BODY:
+            deps.append((k - BODY, "data"))
+        if k % 10 == 0 and k >= 3:
+            deps.append((k - 3, "mutation"))
+        edges.append(tuple(deps))
+    return Slice("t", tuple(ops), 1, 0, tuple(edges))
+
+
 def time_difflib(a: list[tuple], b: list[tuple], autojunk: bool, cap: float) -> tuple[float | None, int]:
     """Seconds (None when stopped at `cap`) and the number of non-equal opcodes."""
     def stop(_signum, _frame):
@@ -117,6 +135,13 @@ def main() -> None:
         counts = ", ".join(f"{kind} {sum(1 for c in changes if c.kind == kind)}" for kind in CHANGE_KINDS)
         print(f"\n[{label}] old {len(old)} ops, new {len(new)} ops")
         print(f"  diff_operations                 cold {cold:7.3f} s, warm {warm:7.3f} s   ({counts})")
+        old_slice, new_slice = with_edges(old), with_edges(new)
+        start = time.perf_counter()
+        explanation = explain(old_slice, new_slice, changes)
+        lines = format_slice_diff(SliceDiff("t", changes, old_slice, new_slice), explanation=explanation)
+        elapsed = time.perf_counter() - start
+        print(f"  root cause, chain and text      {elapsed:7.3f} s                 "
+              f"({explanation.verdict.value}, chain of {len(explanation.chain)} ops, {len(lines)} lines)")
         a, b = [op.key() for op in old], [op.key() for op in new]
         for autojunk in (True, False):
             elapsed, edits = time_difflib(a, b, autojunk, args.difflib_cap)

@@ -10,10 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .compare import Change, Rules, diff_tags
+from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
+from .missing_tags import MissingTag, missing_tag
+from .provenance import Slice
 from .render import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
+from .slices_text import format_missing_tag
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class TrialDiff:
     operations: tuple[OpChange, ...]  # of the whole sequence; empty unless it was compared
     argv_changed: bool
     has_provenance: bool = True
+    missing: tuple[MissingTag, ...] = ()  # the baseline's tags the new trial did not make
+    sequences: tuple[Slice, Slice] | None = None  # both operation sequences, when they were compared
 
     @property
     def empty(self) -> bool:
@@ -38,8 +43,11 @@ class TrialDiff:
     def why(self, *, outputs: bool = False) -> list[str]:
         """The "why it changed" lines; files the trials wrote differently only with `outputs`."""
         lines = why_lines(self.inputs, self.slices, outputs=outputs)
+        for missing in self.missing:
+            lines += format_missing_tag(missing)
         if self.operations:
-            lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations)])
+            sequences = self.sequences or (None, None)
+            lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations, *sequences)])
         return lines
 
     def lines(self, *, outputs: bool = False) -> list[str]:
@@ -93,11 +101,18 @@ def diff_trials(old_label: str, new_label: str,
                         if any(c.path == name or c.path.startswith(name + "[") for c in changes)))
     slices: list[SliceDiff] = []
     ops: tuple[OpChange, ...] = ()
+    missing: list[MissingTag] = []
+    sequences = None
+    if old_record is not None:
+        missing = [missing_tag(c.path, old_record.slices[c.path], new_record.operations if new_record else ())
+                   for c in changes if c.kind is Kind.REMOVED and c.path in old_record.slices]
     if old_record is not None and new_record is not None:
         slices = [diff_slices(old_record.slices[t], new_record.slices[t])
                   for t in tags if t in old_record.slices and t in new_record.slices]
         if operations:
             ops = diff_operations(old_record.operations, new_record.operations)
+            # as slices without edges: what tells which steps a reordered one swapped with
+            sequences = (Slice("", old_record.operations, 1), Slice("", new_record.operations, 1))
     return TrialDiff(
         old=old_label, new=new_label, values=tuple(changes), tags=tags,
         # an input file is tied to the tags that changed, of those whose slices read it
@@ -106,4 +121,5 @@ def diff_trials(old_label: str, new_label: str,
         slices=tuple(slices), operations=ops,
         argv_changed=tuple(old_argv) != tuple(new_argv),
         has_provenance=old_record is not None and new_record is not None,
+        missing=tuple(missing), sequences=sequences,
     )

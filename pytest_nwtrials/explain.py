@@ -14,14 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import rootcause
 from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
 from .provenance_graph import CONTROL, DATA, MUTATION, STATE
-from .slices import SliceDiff, format_slice_diff
+from .slices import SliceDiff
+from .slices_text import format_slice_diff
 from .store import StoreError
 from .files import read_json
 
-SCHEMA = 2  # 2: slices have edges and a tag site; 1 is still read
+SCHEMA = 2  # 2 added each slice's "edges" and "site"; records of schema 1 are still read
+_READABLE = (1, 2)
 _COLUMNS = ["kind", "code", "file", "line", "value"]
+_EDGE_KINDS = (DATA, MUTATION, STATE, CONTROL)  # stored as their index here
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,8 @@ class ProvenanceRecord:
     def from_json(cls, doc: Any) -> ProvenanceRecord:
         """Rebuild a record; `store.StoreError` (a ValueError) when the document is not one."""
         try:
-            if doc["schema"] not in (1, SCHEMA):
-                raise ValueError(f"unknown provenance schema {doc['schema']!r}")
+            if doc["schema"] not in _READABLE or type(doc["schema"]) is not int:
+                raise ValueError(f"unknown provenance schema {doc['schema']!r:.40}")
             table = [_op(row) for row in _list(doc["table"])]
             operations = tuple(_pick(table, i) for i in _list(doc["operations"]))
             slices = {}
@@ -64,33 +68,35 @@ class ProvenanceRecord:
         return cls(operations, slices)
 
 
-_EDGE_KINDS = (DATA, MUTATION, STATE, CONTROL)  # stored as their index
-
-
 def _slice_json(s: Slice, rows: list[int]) -> dict[str, Any]:
     doc: dict[str, Any] = {"events": s.events, "dropped": s.dropped, "ops": rows}
-    if s.edges is not None:
-        doc["edges"] = [[number for dep, kind in deps for number in (dep, _EDGE_KINDS.index(kind))]
+    if s.edges is not None:  # flat pairs per op: index of the earlier op, number of its kind
+        doc["edges"] = [[n for index, kind in deps for n in (index, _EDGE_KINDS.index(kind))]
                         for deps in s.edges]
     if s.site is not None:
-        doc["site"] = list(s.site)
+        doc["site"] = [s.site[0], s.site[1]]
     return doc
 
 
 def _edges(doc: Any, count: int) -> tuple[tuple[tuple[int, str], ...], ...] | None:
-    """A slice's edges from their stored form: per op, flat (earlier op, kind number) pairs."""
+    """A slice's stored edges: one flat list of (index, kind number) pairs per op, each index
+    of an earlier op; None when the slice has none (a record of schema 1)."""
     if doc is None:
         return None
     rows = _list(doc)
     if len(rows) != count:
         raise ValueError(f"{len(rows)} lists of edges for {count} operations")
     edges = []
-    for n, row in enumerate(rows):
-        numbers = [_int(number) for number in _list(row)]
-        pairs = tuple(zip(numbers[::2], numbers[1::2]))
-        if len(numbers) % 2 or any(not 0 <= dep < n or not 0 <= kind < len(_EDGE_KINDS) for dep, kind in pairs):
-            raise ValueError(f"operation {n} has edges {numbers!r:.80} that name no earlier operation")
-        edges.append(tuple((dep, _EDGE_KINDS[kind]) for dep, kind in pairs))
+    for position, row in enumerate(rows):
+        flat = [_int(n) for n in _list(row)]
+        if len(flat) % 2:
+            raise ValueError(f"the edges of operation {position} are not pairs")
+        deps = []
+        for index, kind in zip(flat[::2], flat[1::2]):
+            if not 0 <= index < position or not 0 <= kind < len(_EDGE_KINDS):
+                raise ValueError(f"operation {position} has an edge ({index}, {kind}) to no earlier operation")
+            deps.append((index, _EDGE_KINDS[kind]))
+        edges.append(tuple(deps))
     return tuple(edges)
 
 
@@ -99,7 +105,7 @@ def _site(doc: Any) -> tuple[str, int] | None:
         return None
     file, line = _list(doc)
     if type(file) is not str:
-        raise TypeError("a tag site's file is not a string")
+        raise TypeError(f"the site's file is a {type(file).__name__}")
     return file, _int(line)
 
 
@@ -300,21 +306,25 @@ def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *
     Output files the experiment wrote differently are a consequence, not a cause: they are
     listed (after the inputs) only with `outputs`.
 
-    Tags whose slices first diverge at the same operation tell one story: it is shown once, with
-    the longest of their diffs, and the other tags are named with it.
+    Tags whose slices have the same headline (root cause, first divergence, reordered steps)
+    tell one story: it is shown once, with the longest of their diffs, and the other tags are
+    named with it.
     """
     lines = [f"  {change.describe()}" for change in inputs if change.what != "output file"]
     if outputs:
         lines += [f"  {change.describe()}" for change in inputs if change.what == "output file"]
-    groups: dict[tuple, list[SliceDiff]] = {}
+    groups: dict[tuple, list[tuple[SliceDiff, Any]]] = {}
     for diff in slice_diffs:
-        first = diff.first_divergence
-        if first is not None:
-            groups.setdefault((first.kind, first.old, first.new), []).append(diff)
-    for diffs in groups.values():
-        names = [diff.tag for diff in diffs]
+        explanation = rootcause.explain(diff.old, diff.new, diff.changes, inputs)
+        if explanation is not None:
+            change = explanation.change
+            key = (explanation.verdict, change and (change.kind, change.old, change.new),
+                   tuple((r.step.old, r.step.new) for r in explanation.reorders))
+            groups.setdefault(key, []).append((diff, explanation))
+    for members in groups.values():
+        names = [diff.tag for diff, _ in members]
         also = f" (and {', '.join(names[1:])})" if len(names) > 1 else ""
         lines.append(f"  in the provenance of {names[0]}{also}:")
-        longest = max(diffs, key=lambda diff: len(diff.changes))
-        lines += ["  " + line for line in format_slice_diff(longest, limit=limit)]
+        longest, explanation = max(members, key=lambda member: len(member[0].changes))
+        lines += ["  " + line for line in format_slice_diff(longest, limit=limit, explanation=explanation)]
     return lines

@@ -22,11 +22,10 @@ steps show as moved operations.
 Each change has a position in the new trial's order: its new index, or for a removed
 operation the index of the next operation both trials share; a moved one takes the earlier
 of its two places. `SliceDiff.changes` is sorted by it, so the first change is the first
-divergence.
+divergence. Which change is the root cause is `rootcause`'s question; the text of a diff is
+in `slices_text`.
 """
 from __future__ import annotations
-
-import re
 
 from bisect import bisect_left
 from collections import defaultdict, deque
@@ -35,12 +34,10 @@ from typing import Callable, Sequence
 
 from .provenance import Op, Slice, normalize_code
 
-__all__ = ["MAX_EDITS", "OpChange", "SliceDiff", "diff_operations", "diff_slices", "format_slice_diff"]
+__all__ = ["MAX_EDITS", "OpChange", "SliceDiff", "diff_operations", "diff_slices"]
 
 MAX_EDITS = 1_000
 CHANGE_KINDS = ("changed", "added", "removed", "moved")
-_VALUE_WIDTH = 80
-_CODE_WIDTH = 60
 
 
 @dataclass(frozen=True)
@@ -56,6 +53,10 @@ class OpChange:
 class SliceDiff:
     tag: str
     changes: tuple[OpChange, ...]
+    # the two slices, whose edges tell a root cause from its symptoms; None for a diff of
+    # operation sequences, which have no edges
+    old: Slice | None = None
+    new: Slice | None = None
 
     @property
     def first_divergence(self) -> OpChange | None:
@@ -67,7 +68,7 @@ class SliceDiff:
 
 
 def diff_slices(old: Slice, new: Slice) -> SliceDiff:
-    return SliceDiff(new.tag, diff_operations(old.ops, new.ops))
+    return SliceDiff(new.tag, diff_operations(old.ops, new.ops), old, new)
 
 
 def diff_operations(old: Sequence[Op], new: Sequence[Op]) -> tuple[OpChange, ...]:
@@ -142,36 +143,6 @@ def _pair_moves(removed: list[tuple[int, int]], added: list[int], old_key: Calla
                     taken.add(entry[0])
                     moves[j] = entry
     return moves
-
-
-def format_slice_diff(diff: SliceDiff, *, limit: int = 15) -> list[str]:
-    """Lines for a failure report: the first divergence, then the changes in order, capped.
-
-    A run of operations moved together (a swapped step and everything it ran) is one line.
-    """
-    first = diff.first_divergence
-    if first is None:
-        return []
-    following = diff.changes[1] if len(diff.changes) > 1 else None
-    lines = [f"  first divergence: {_where(first)}  {_describe_first(first, following)}"]
-    changes = diff.changes
-    shown = 0
-    while shown < len(changes) and len(lines) <= limit:
-        change = changes[shown]
-        run = 1
-        if change.kind == "moved":
-            while (shown + run < len(changes) and changes[shown + run].kind == "moved"
-                   and changes[shown + run].index_old == change.index_old + run
-                   and changes[shown + run].index_new == change.index_new + run):
-                run += 1
-        text = f"  {_describe(change)}"
-        if run > 1:
-            text += f", with the {run - 1} operations after it"
-        lines.append(text)
-        shown += run
-    if shown < len(changes):
-        lines.append(f"  ... and {len(changes) - shown} more")
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,74 +283,3 @@ def _backtrack(trace: list[list[int]], x: int, y: int, alo: int, blo: int) -> li
         x, y = previous_x, previous_y
     pairs.reverse()
     return pairs
-
-
-# ---------------------------------------------------------------------------------------------
-# text
-
-
-_CELL = re.compile(r"^(?P<notebook>.+)#cell(?P<cell>\d+)(?::%time)?$")
-
-
-def _where(change: OpChange) -> str:
-    """``train.py:12``, or for a notebook's operation ``train.ipynb, cell 4, line 3``."""
-    op = change.new or change.old
-    assert op is not None
-    cell = _CELL.match(op.file)
-    if cell:
-        return f"{cell['notebook']}, cell {cell['cell']}, line {op.line}"
-    return f"{op.file or '?'}:{op.line}"
-
-
-def _short(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _what(old: Op | None, new: Op | None) -> str:
-    op = new or old
-    assert op is not None
-    if op.kind == "literal":
-        return "literal"
-    if old and new and old.code != new.code:
-        return f"{op.kind} {_short(old.code, _CODE_WIDTH)} -> {_short(new.code, _CODE_WIDTH)}"
-    return f"{op.kind} {_short(op.code, _CODE_WIDTH)}"
-
-
-def _values(change: OpChange) -> str:
-    old = _short(change.old.value, _VALUE_WIDTH) if change.old else ""
-    new = _short(change.new.value, _VALUE_WIDTH) if change.new else ""
-    if change.kind == "removed":
-        return old
-    if change.kind == "added" or old == new:
-        return new
-    return f"{old} -> {new}"
-
-
-def _describe_first(change: OpChange, following: OpChange | None) -> str:
-    op = change.new or change.old
-    assert op is not None
-    code = _short(op.code, _CODE_WIDTH)
-    if change.kind == "changed" and op.kind == "literal":
-        # `NAME = <literal>`: the assignment just after it on the same line names the setting
-        target = following.new if following and following.kind == "changed" else None
-        if target and target.kind == "name" and (target.file, target.line) == (op.file, op.line):
-            return f"{_short(target.code, _CODE_WIDTH)} = {_values(change)}"
-        return f"literal {_values(change)}"
-    if change.kind == "changed":
-        return f"{code} ({op.kind}): {_values(change)}"
-    if change.kind == "moved":
-        return f"{code} ({op.kind}) moved from op {change.index_old} to op {change.index_new}: {_values(change)}"
-    return f"{code} ({op.kind}) {change.kind}: {_values(change)}"
-
-
-def _describe(change: OpChange) -> str:
-    what = _what(change.old, change.new)
-    if change.kind == "changed":
-        return f"~ {_where(change)} {what}: {_values(change)}"
-    if change.kind == "added":
-        return f"+ {_where(change)} {what} = {_values(change)}"
-    if change.kind == "removed":
-        return f"- {_where(change)} {what} = {_values(change)}"
-    old_line = change.old.line if change.old else "?"
-    return f"<> moved {_where(change)} {what} (was line {old_line}, op {change.index_old} -> {change.index_new}) = {_values(change)}"

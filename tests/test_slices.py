@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from pytest_nwtrials import slices
 from pytest_nwtrials.provenance import Op, Slice, normalize_code, read_operations, read_slices
-from pytest_nwtrials.slices import CHANGE_KINDS, SliceDiff, diff_operations, diff_slices, format_slice_diff
+from pytest_nwtrials.slices import CHANGE_KINDS, SliceDiff, diff_operations, diff_slices
+from pytest_nwtrials.slices_text import format_slice_diff
 
 # ---------------------------------------------------------------------------------------------
 # properties
@@ -162,12 +163,16 @@ def test_report_lines_are_capped_and_shortened():
 
 def test_moves_and_removals_read_in_order():
     a, b, c = ("call", "clip(X)", "1"), ("call", "center(X)", "2"), ("name", "X", "3")
-    lines = format_slice_diff(SliceDiff("t", diff_operations(seq(a, b, c), seq(b, a))))
-    assert lines == [
-        "  first divergence: train.py:2  clip(X) (call) moved from op 0 to op 1: 1",
-        "  <> moved train.py:2 call clip(X) (was line 1, op 0 -> 1) = 1",
+    old, new = Slice("t", tuple(seq(a, b, c)), 1), Slice("t", tuple(seq(b, a)), 1)
+    assert format_slice_diff(diff_slices(old, new)) == [
+        "  reordered: `clip(X)` now runs after `center(X)`, train.py, line 1 -> line 2",
+        "  <> moved train.py:2 call clip(X) (was train.py:1) = 1",
         "  - train.py:3 name X = 3",
     ]
+    # a diff of bare sequences knows no partner for the step, and no op indexes are shown
+    lines = format_slice_diff(SliceDiff("t", diff_operations(old.ops, new.ops)))
+    assert lines[0] == "  reordered: `clip(X)` moved, train.py, line 1 -> line 2"
+    assert not any(" op " in line for line in lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +253,10 @@ def test_a_changed_hyperparameter_is_the_first_divergence_at_its_line(baseline, 
     assert (first.kind, first.new.file, first.new.line, first.old.value, first.new.value) == (
         "changed", "train.py", 5, "0.5", "0.1")
     lines = format_slice_diff(diff)
-    assert lines[0] == "  first divergence: train.py:5  LEARNING_RATE = 0.5 -> 0.1"
-    assert lines[1] == "  ~ train.py:5 literal: 0.5 -> 0.1"
+    # a root cause when the slices have edges, else (named as such) the first divergence
+    assert lines[0] in ("  first divergence: train.py:5  LEARNING_RATE = 0.5 -> 0.1",
+                        "  root cause: train.py:5  LEARNING_RATE = 0.5 -> 0.1")
+    assert "  ~ train.py:5 literal: 0.5 -> 0.1" in lines
     assert lines[-1].startswith("  ... and ")
     assert {c.kind for c in diff.changes} == {"changed"}  # same operations, other values
     assert diff_slices(old["seed"], new["seed"]).is_empty()
@@ -265,7 +272,11 @@ def test_swapped_preprocessing_steps_are_reported_as_moved(baseline, tmp_path):
     assert {c.new.code for c in moved} & {"clip(data, 10.0)", "center(data)"}
     step = next(c for c in moved if c.new.code in ("clip(data, 10.0)", "center(data)"))
     assert step.old.line != step.new.line
-    assert any(line.startswith("  <> moved train.py:") for line in format_slice_diff(diff, limit=100))
+    lines = format_slice_diff(diff, limit=100)
+    assert any(line.startswith("  <> moved train.py:") for line in lines)
+    # the statements that swapped, not the ops of the functions they call, which ran elsewhere too
+    assert lines[0] == "  reordered: `clip(data, 10.0)` now runs after `center(data)`, train.py, line 24 -> line 25"
+    assert not any(line.startswith("  reordered:") for line in lines[1:])
 
 
 REFACTORED = EXPERIMENT.replace(

@@ -1,9 +1,12 @@
-"""Why a value changed: first divergences, changed inputs, reordered steps, --nw-ops=strict."""
+"""Why a value changed: the headline (root cause or first divergence), changed inputs, reordered steps and
+missing tags in scripts and notebooks, --nw-ops=strict."""
 from __future__ import annotations
 
 import hashlib
 import subprocess
 import sys
+
+import pytest
 
 PIPELINE = """
 from pytest_nwtrials import tag
@@ -41,7 +44,7 @@ def test_changed_literal_names_its_line_as_first_divergence(project):
         "*total: changed: 26.0 -> 39.0*",
         "Why it changed:",
         "*in the provenance of total:",
-        "*first divergence: pipe.py:5  SCALE = 2.0 -> 3.0",
+        "*: pipe.py:5  SCALE = 2.0 -> 3.0",  # a root cause with edges, else the first divergence
     ])
     assert "count" not in result.stdout.str().split("Why it changed")[1]
 
@@ -57,15 +60,18 @@ def test_changed_data_file_is_named_with_both_hashes(project):
                                  f"*input file experiments/data.csv changed (sha1 {old} -> {new})*"])
 
 
-def test_swapped_preprocessing_steps_are_reported_as_moved(project):
+def test_swapped_preprocessing_steps_headline_the_reorder_by_their_lines(project):
     saved(project)
     pipeline(project, steps=(SHIFT, CLIP))
     result = project.run("--nw-baseline=base")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "total: changed: 26.0 -> 28.0" in out
-    assert "moved" in out.split("Why it changed")[1]
-    assert "rows = [r - 1.0 for r in rows]" in out or "r - 1.0" in out
+    why = out.split("Why it changed:")[1].splitlines()
+    assert why[2] == ("    reordered: `[min(r, 10.0) for r in rows]` now runs after `[r - 1.0 for r in rows]`, "
+                      "pipe.py, line 8 -> line 9")
+    assert any(line.startswith("    <> moved pipe.py:9 ") and "(was pipe.py:8)" in line for line in why)
+    assert not any(" op " in line or "literal) moved" in line for line in why)
 
 
 def test_a_refactor_that_keeps_values_and_operations_passes_even_strict(project):
@@ -88,7 +94,8 @@ def test_strict_fails_on_a_new_order_that_reaches_the_same_values(project):
         "*every tagged value matches baseline 'base' (recorded in trial1), but the operations that produced them changed*",
         "*in the provenance of the experiment's operation sequence:*",
     ])
-    assert "moved" in strict.stdout.str()
+    strict.stdout.fnmatch_lines(["    reordered: `a = 2` now runs after `b = 3`, calc.py, line 2 -> line 3",
+                                 "    <> moved calc.py:3 literal (was calc.py:2) = 2, with the operation after it"])
     bad = project.run("--nw-ops=sometimes")
     assert bad.ret == 4 and "--nw-ops" in bad.stderr.str()
 
@@ -146,5 +153,56 @@ def test_slices_through_the_trial_api_and_trial_diff(project):
     assert lines[2] == "step last ['10']" and lines[3] == "step union ['0', '10']"
     text = out.stdout
     assert "trial2 differs from trial1" in text and "w[0]: changed: 2.0000000000000013 -> 4.000000000000003" in text
-    assert "first divergence: loop.py:7" in text and "0.01 -> 0.02" in text
+    assert ("first divergence: loop.py:7" in text or "root cause: loop.py:7" in text) and "0.01 -> 0.02" in text
     assert lines[-1] == "HTML True True"
+
+
+
+SKIPPED_TAG = """
+from pytest_nwtrials import tag
+VERBOSE = {verbose}
+rows = [1.0, 2.0, 4.0]
+total = tag("total", sum(rows))
+if VERBOSE:
+    tag("summary", {{"n": len(rows), "max": max(rows)}})
+"""
+
+
+def test_a_missing_tag_names_where_the_baseline_tagged_it(project):
+    project.experiment("report.py", SKIPPED_TAG.format(verbose=True))
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    project.experiment("report.py", SKIPPED_TAG.format(verbose=False))
+    result = project.run("--nw-baseline=base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*summary: missing in the new trial (baseline: {'n': 3, 'max': 4.0})",
+        "Why it changed:",
+        "  summary: missing in the new trial (tagged at report.py:7 in the baseline)",
+    ])
+
+
+def notebook(project, *cells: str) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, project.root / "experiments" / "prep.ipynb")
+
+
+def test_swapped_notebook_cells_headline_the_reorder_by_their_cells(project):
+    project.ini(experiments="experiments/*.ipynb")
+    (project.root / "experiments").mkdir()
+    cells = ["from pytest_nwtrials import tag\nrows = [1.0, 5.0, 20.0]", "rows = [r - 1.0 for r in rows]",
+             "rows = [min(r, 10.0) for r in rows]", "tag('total', sum(rows))\nif len(rows) > 2:\n    tag('top', max(rows))"]
+    notebook(project, *cells)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    notebook(project, cells[0], cells[2], cells[1], cells[3].replace("> 2", "> 5"))
+    result = project.run("--nw-baseline=base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*total: changed: 14.0 -> 13.0*",
+        "Why it changed:",
+        "  in the provenance of total:",
+        "    reordered: `[min(r, 10.0) for r in rows]` now runs before `[r - 1.0 for r in rows]`, "
+        "prep.ipynb, cell 3 -> cell 2",
+    ])
+    result.stdout.fnmatch_lines(["  top: missing in the new trial (tagged at prep.ipynb, cell 4, line 3 in the baseline)"])
