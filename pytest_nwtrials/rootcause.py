@@ -176,17 +176,14 @@ def _roots(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
            touched: tuple[set[int], set[int]]) -> Iterator[int]:
     """Indexes into `changes` (before `before`), in order, of those whose recorded inputs did
     not change; `touched` are the old and new indexes of the changed ops."""
-    touched_old, touched_new = touched
-    old_edges, new_edges = old.edges or (), new.edges or ()
+    downstream = _downstream(old, touched[0]), _downstream(new, touched[1])
     partner: list[int] | None = None
     for n, change in enumerate(changes[:before]):
         if change.kind == "moved":
             continue
         i, j = change.index_old, change.index_new
-        # an index out of range is in neither set: a quick look first, checked below if needed
-        if i is not None and 0 <= i < len(old_edges) and any(d in touched_old for d, _k in old_edges[i]):
-            continue
-        if j is not None and 0 <= j < len(new_edges) and any(d in touched_new for d, _k in new_edges[j]):
+        if (i is not None and 0 <= i < len(downstream[0]) and downstream[0][i]) or \
+                (j is not None and 0 <= j < len(downstream[1]) and downstream[1][j]):
             continue
         if change.old is not None and change.new is not None:
             if partner is None:
@@ -194,6 +191,17 @@ def _roots(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
             if {(partner[d], k) for d, k in dependencies(old, i)} != set(dependencies(new, j)):
                 continue  # it depends on another op than it did: that op's place is the story
         yield n
+
+
+def _downstream(s: Slice, changed: set[int]) -> list[bool]:
+    """Per op, whether a changed op is among the ops it depends on, directly or through ops
+    whose recorded value stayed the same: `model.fit(X, y, lr)` returns the same `<Est object>`
+    whatever `lr` is, yet the later `model.predict(X)` depends on `lr` through it."""
+    edges = s.edges or ()
+    reached = [False] * len(s.ops)
+    for k in range(min(len(edges), len(s.ops))):
+        reached[k] = any(type(d) is int and 0 <= d < k and (d in changed or reached[d]) for d, _kind in edges[k])
+    return reached
 
 
 def _verdict(change: OpChange, old: Slice, new: Slice, inputs: Sequence[InputLike]) -> tuple[Verdict, tuple]:
