@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .provenance_control import ControlFlow
 from .provenance_effects import mutation_effects
 
 __all__ = ["CONTROL", "DATA", "MUTATION", "NOT_OPERATIONS", "STATE", "ProvenanceError", "TrialGraph", "connect"]
@@ -94,10 +95,12 @@ class TrialGraph:
         # filled by _load(): evaluation -> (checkpoint, code component, object it holds)
         self.evaluations: dict[int, tuple[float, int, int]] = {}
         self.deps: dict[int, list[tuple[int, str]]] = {}  # dependent -> [(dependency, type)]
+        self.conditions: dict[int, list[int]] = {}  # dependent -> noWorkflow's `condition` dependencies
         # object -> its parts and the calls that may have changed it: (checkpoint, evaluation, edge kind)
         self.effects: dict[int, list[tuple[float, int, str]]] = {}
         self.effect_times: dict[int, list[float]] = {}
         self.transparent: dict[int, int] = {}  # tag call -> its value argument
+        self._control: ControlFlow | None = None
 
     # -- loading the graph, only when a slice is asked for ----------------------------------
 
@@ -112,12 +115,17 @@ class TrialGraph:
                 " WHERE trial_id = ?", (self.trial_id,))
         }
         deps: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        conditions: dict[int, list[int]] = defaultdict(list)
         for dependent, dependency, kind in self.conn.execute(
                 "SELECT dependent_id, dependency_id, type FROM dependency WHERE trial_id = ?"
                 " ORDER BY id", (self.trial_id,)):
             if dependency in self.evaluations:
-                deps[dependent].append((dependency, kind))
+                if kind == "condition":  # control edges: `control_of` scopes them
+                    conditions[dependent].append(dependency)
+                else:
+                    deps[dependent].append((dependency, kind))
         self.deps = dict(deps)
+        self.conditions = dict(conditions)
         effects: dict[int, list[tuple[float, int, str]]] = defaultdict(list)
         for collection, member, checkpoint in self.conn.execute(
                 "SELECT collection_id, member_id, checkpoint FROM member"
@@ -206,6 +214,7 @@ class TrialGraph:
         # (evaluation, moment it is looked at, the evaluation that led here, edge kind)
         stack: list[tuple[int, float, int | None, str]] = [
             (eid, evaluations[eid][0], None, DATA) for eid in starts if eid in evaluations]
+        control_of = self._control_flow().of
         while stack:
             eid, moment, via, kind = stack.pop()
             if eid in transparent:  # a tag call stands for its value argument
@@ -218,9 +227,8 @@ class TrialGraph:
                 continue
             if first:
                 edges[eid] = set()
-                stack.extend((dep, evaluations[dep][0], eid, CONTROL if kind == "condition" else DATA)
-                             for dep, kind in deps.get(eid, ()))
-                stack.extend((test, evaluations[test][0], eid, CONTROL) for test in self.control_of(eid))
+                stack.extend((dep, evaluations[dep][0], eid, DATA) for dep, _kind in deps.get(eid, ()))
+                stack.extend((test, evaluations[test][0], eid, CONTROL) for test in control_of(eid))
             observed[eid] = moment
             obj = evaluations[eid][2]
             if obj in effects:
@@ -235,8 +243,14 @@ class TrialGraph:
 
     def control_of(self, eid: int) -> list[int]:
         """The evaluations of conditions that decided whether `eid` ran, or whether a name it
-        reads was reassigned before it (none recorded yet)."""
-        return []
+        reads was reassigned before it (`provenance_control`)."""
+        return self._control_flow().of(eid)
+
+    def _control_flow(self) -> ControlFlow:
+        self._load()
+        if self._control is None:
+            self._control = ControlFlow(self)
+        return self._control
 
     def in_order(self, ids: Iterable[int]) -> list[int]:
         """Evaluations in execution order (checkpoint, then id), without non-operations."""
