@@ -12,6 +12,7 @@ from typing import Any
 
 from .compare import Change, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
+from .explain_missing import missing_lines
 from .render import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 
@@ -29,6 +30,7 @@ class TrialDiff:
     operations: tuple[OpChange, ...]  # of the whole sequence; empty unless it was compared
     argv_changed: bool
     has_provenance: bool = True
+    missing: tuple[str, ...] = ()  # lines about tags the new trial no longer has (explain_missing)
 
     @property
     def empty(self) -> bool:
@@ -36,7 +38,7 @@ class TrialDiff:
         return not self.values and not self.argv_changed and not self.operations
 
     def why(self) -> list[str]:
-        lines = why_lines(self.inputs, self.slices)
+        lines = why_lines(self.inputs, self.slices) + list(self.missing)
         if self.operations:
             lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations)])
         return lines
@@ -88,9 +90,11 @@ def diff_trials(old_label: str, new_label: str,
                         if any(c.path == name or c.path.startswith(name + "[") for c in changes)))
     slices: list[SliceDiff] = []
     ops: tuple[OpChange, ...] = ()
+    missing: list[str] = []
     if old_record is not None and new_record is not None:
         slices = [diff_slices(old_record.slices[t], new_record.slices[t])
                   for t in tags if t in old_record.slices and t in new_record.slices]
+        missing = missing_lines(old_record, new_record, [t for t in tags if t not in new_values])
         if operations:
             ops = diff_operations(old_record.operations, new_record.operations)
     return TrialDiff(
@@ -98,5 +102,5 @@ def diff_trials(old_label: str, new_label: str,
         inputs=tuple(input_changes(old_inputs, old_argv, new_inputs, new_argv)),
         slices=tuple(slices), operations=ops,
         argv_changed=tuple(old_argv) != tuple(new_argv),
-        has_provenance=old_record is not None and new_record is not None,
+        has_provenance=old_record is not None and new_record is not None, missing=tuple(missing),
     )

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 
 from .provenance import Op, Slice, normalize_code
 
-__all__ = ["MAX_EDITS", "OpChange", "SliceDiff", "diff_operations", "diff_slices", "format_slice_diff"]
+__all__ = ["MAX_EDITS", "OpChange", "SliceDiff", "diff_operations", "diff_slices", "format_slice_diff", "place"]
 
 MAX_EDITS = 1_000
 CHANGE_KINDS = ("changed", "added", "removed", "moved")
@@ -322,13 +322,17 @@ _CELL = re.compile(r"^(?P<notebook>.+)#cell(?P<cell>\d+)(?::%time)?$")
 
 
 def _where(change: OpChange) -> str:
-    """``train.py:12``, or for a notebook's operation ``train.ipynb, cell 4, line 3``."""
     op = change.new or change.old
     assert op is not None
-    cell = _CELL.match(op.file)
+    return place(op.file, op.line)
+
+
+def place(file: str, line: int) -> str:
+    """``train.py:12``, or in a notebook ``train.ipynb, cell 4, line 3``."""
+    cell = _CELL.match(file)
     if cell:
-        return f"{cell['notebook']}, cell {cell['cell']}, line {op.line}"
-    return f"{op.file or '?'}:{op.line}"
+        return f"{cell['notebook']}, cell {cell['cell']}, line {line}"
+    return f"{file or '?'}:{line}"
 
 
 def _short(text: str, width: int) -> str:
