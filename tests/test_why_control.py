@@ -7,10 +7,13 @@ the changed condition's statement is in the report's "Why it changed" section.
 """
 from __future__ import annotations
 
+import gzip
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 
 import pytest
 
@@ -115,6 +118,37 @@ def test_elif_branch_taken_instead_depends_on_both_tests(project):
         assert [op[2] for op in found[f"{trial}:seed"]["ops"]] == ["7", "seed", "seed"]
     text = why(result)
     assert "optimizer" in text and "'sgd' -> 'adam'" in text
+
+
+ELIF_LOOP = """
+from pytest_nwtrials import tag
+mode = "b"
+total = 0
+for i in range(200):
+    if mode == "a":
+        total = total + 1
+    elif mode == "b":
+        total = total + 2
+tag("total", total)
+"""
+
+
+def test_elif_in_a_loop_keeps_the_database_linear(project):
+    project.experiment("loop.py", ELIF_LOOP)
+    project.run().assert_outcomes(passed=1)
+    [archive] = (project.root / ".nwtrials" / "provenance").glob("*.sqlite.gz")
+    db = project.root / "db.sqlite"
+    db.write_bytes(gzip.decompress(archive.read_bytes()))
+    with closing(sqlite3.connect(db)) as conn:
+        conditions = conn.execute("SELECT COUNT(*) FROM dependency WHERE type = 'condition'").fetchone()[0]
+    # each pass: the two tests and the body's four evaluations (noWorkflow alone: 1 + 2 + ... + 200
+    # leftover conditions on top of that, for every evaluation)
+    assert conditions <= 200 * 6
+    ops = slices(project, "trial1", "total")["trial1:total"]["ops"]
+    last_add = max(i for i, op in enumerate(ops) if op[1:3] == ["add", "total + 2"])
+    [elif_test] = controls(ops, last_add)
+    assert elif_test[1:4] == ["eq", 'mode == "b"', "True"]
+    assert [op[1:4] for op in controls(ops, ops.index(elif_test))] == [["eq", 'mode == "a"', "False"]]
 
 
 WHILE = """

@@ -171,6 +171,7 @@ class NotebookCapture:
         # comparable values (array digests, no memory addresses), and no secrets, as for scripts
         environment.hide_secrets(metascript, serialize, self.secrets)
         environment.skip_compositions(metascript)
+        environment.balance_elif_conditions()
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
         metascript.bypass_modules = True  # as for scripts: see runner._collect_provenance
         metascript.create_arguments(args)

@@ -253,6 +253,7 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
     environment.hide_secrets(metascript, serialize, recorder.secrets)
     environment.skip_compositions(metascript)
+    environment.balance_elif_conditions()
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
