@@ -11,9 +11,13 @@ activation (a function's body sees only its own conditions). It misses, and this
 - the skipped branch: `if normalize: X = scale(X)` with `normalize` False leaves the later read
   of `X` depending on the `X = ...` before the `if` alone, although the test decided that `X`
   was not reassigned; the same for a loop that ran zero times or stopped earlier.
-It also records too much: a test of an `if` followed by `elif` is never taken off the
-activation's conditions, so every evaluation after an `if ... elif ...` in the same function or
-cell depends on its first test. Those edges are dropped here.
+It also records too much: a failed test of an `if ... elif` chain is never taken off the
+activation's conditions, so every later evaluation of the function or cell depends on it. The
+capture now rewrites `elif` tests so that this does not happen
+(`capture.environment.balance_elif_conditions`); in trials recorded before, those edges are
+dropped here: noWorkflow's conditions on the tests of the statements below are replaced by this
+module's, and kept as recorded only for tests it does not scope (a comprehension's `if`, `a if
+test else b`).
 
 The structure comes from the statements themselves: noWorkflow stores a code component per
 `if` (one per `elif` too), `while` and `for`, whose name is the statement's source text exactly

@@ -7,6 +7,7 @@ the changed condition's statement is in the report's "Why it changed" section.
 """
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import sqlite3
@@ -16,6 +17,9 @@ import textwrap
 from contextlib import closing
 
 import pytest
+from hypothesis import given, strategies as st
+
+from pytest_nwtrials.provenance_control import may_assign, statement_parts
 
 # prints, per trial and tag: the slice's site and, per operation, (line, kind, code, value,
 # [(earlier op, edge kind), ...]) as JSON
@@ -264,10 +268,8 @@ def test_tag_inside_an_if_now_skipped_points_at_its_baseline_site_and_condition(
 
 # -- notebooks --------------------------------------------------------------------------------
 
-nbformat = pytest.importorskip("nbformat")
-
-
 def notebook(project, name: str, *cells: str) -> None:
+    nbformat = pytest.importorskip("nbformat", reason="notebook capture needs nbformat")
     from nbformat.v4 import new_code_cell, new_notebook
 
     nb = new_notebook(cells=[new_code_cell(textwrap.dedent(source).strip()) for source in cells])
@@ -314,3 +316,63 @@ def test_notebook_tag_inside_an_if_points_at_its_cell(project):
     assert [op[:4] for op in controls(ops, len(ops) - 1)] == [[2, "name", "report", "True"]]
     out = result.stdout.str()
     assert "summary: missing in the new trial" in out and "nb.ipynb, cell 4, line 3" in out
+
+
+# -- the statements' structure, from their source text (pure) ---------------------------------
+
+
+def text_at(source: str, line: int, span) -> str:
+    """The text of `span` ((line, column), (line, column), 1-based lines from `line`) in `source`."""
+    lines = source.splitlines()
+    (first_line, first_col), (last_line, last_col) = span
+    if first_line == last_line:
+        return lines[first_line - line][first_col:last_col]
+    return "\n".join([lines[first_line - line][first_col:], *lines[first_line - line + 1:last_line - line],
+                      lines[last_line - line][:last_col]])
+
+
+def test_statement_parts_of_if_elif_while_for_as_noworkflow_stores_them():
+    # noWorkflow's text: the first line without its indentation, the others as in the file
+    text = 'if mode == "a":\n        lr = 0.1\n    elif (mode ==\n            "b"):\n        model.fit(X)\n    else:\n        del cache'
+    span, names = statement_parts(text, "if", 12, 4)
+    assert span == ((12, 7), (12, 18)) and names == {"lr", "model", "cache"}
+    elif_text = 'elif (mode ==\n            "b"):\n        model.fit(X)\n    else:\n        del cache'
+    span, names = statement_parts(elif_text, "if", 14, 4)
+    assert span == ((14, 10), (15, 15)) and names == {"model", "cache"}
+    span, names = statement_parts("while err > tol:\n    err = err / 2\n    hist[k] = err", "while", 3, 0)
+    assert span == ((3, 6), (3, 15)) and names == {"err", "hist"}
+    span, names = statement_parts("for a, b in zip(x, y):\n    def f(): q = 1\n    total += a", "for", 1, 0)
+    assert span == ((1, 12), (1, 21)) and names == {"a", "b", "f", "total"}
+    assert statement_parts("if broken(:\n    x = 1", "if", 1, 0) is None
+
+
+def test_may_assign_leaves_nested_scopes_and_reads_out():
+    tree = ast.parse("y = f(x)\nobj.attr.deep = 1\nclass C:\n    inner = 2\nlambda: (z := 3)\nprint([w for w in v])\n"
+                     "import numpy.linalg as la, os.path")
+    assert may_assign(tree.body) == {"y", "obj", "C", "la", "os", "w"}
+
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
+    lambda name: name not in {"if", "in", "is", "or", "as", "and", "not", "for", "def", "del", "try", "elif", "else",
+                              "with", "from", "pass", "while", "break", "class", "raise", "yield", "async",
+                              "await", "global", "lambda", "return", "import", "assert", "finally", "continue",
+                              "except", "nonlocal"})
+
+
+@given(kind=st.sampled_from(["if", "while", "for"]), test=NAMES, other=NAMES, target=NAMES,
+       indent=st.integers(0, 12), first_line=st.integers(1, 500), elifs=st.integers(0, 2))
+def test_the_test_span_points_at_the_test_in_the_file(kind, test, other, target, indent, first_line, elifs):
+    pad = " " * indent
+    header = {"if": f"if {test} > {other}:", "while": f"while {test} > {other}:",
+              "for": f"for {other} in {test}:"}[kind]
+    body = [f"{pad}    {target} = {other}"]
+    if kind == "if":
+        for n in range(elifs):
+            body += [f"{pad}elif {test} == {n}:", f"{pad}    {target}.append({n})"]
+    file_lines = ["# before"] * (first_line - 1) + [pad + header, *body]
+    source = "\n".join(file_lines)
+    stored = "\n".join([header, *body])  # as noWorkflow stores it
+    span, names = statement_parts(stored, kind, first_line, indent)
+    expected = f"{test} > {other}" if kind != "for" else test
+    assert text_at(source, 1, span) == expected
+    assert target in names and (other in names) == (kind == "for" or other == target)
