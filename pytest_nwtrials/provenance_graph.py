@@ -20,8 +20,11 @@ over every edge of table `dependency`, plus two edges noWorkflow stores elsewher
   (`rng.shuffle(x)`) stays invisible.
 Parts and in-place calls are collected once per object, up to the latest read: a slice
 includes every write into a container before it was read, also a write later overwritten.
-A tag call met on the way is transparent: only its value argument is followed. noWorkflow
-records data dependencies only: a loop counter that a value does not use is not in its slice.
+A tag call met on the way is transparent: only its value argument is followed. Control edges
+(the test of the `if`/`while`, or the iterable of the `for`, an evaluation ran under, and the
+tests that decided whether a name it reads was reassigned) come from `provenance_control`,
+which replaces noWorkflow's `condition` dependencies; a loop counter that a value does not use
+is not in its slice, the loop's iterable is.
 """
 from __future__ import annotations
 
