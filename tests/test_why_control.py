@@ -245,6 +245,25 @@ def test_method_call_under_a_flag_makes_the_flag_a_control_of_the_object(project
     assert "refit" in why(result)
 
 
+FUNCTION = """
+from pytest_nwtrials import tag
+def prepare(value, clip):
+    if clip:
+        value = min(value, 1.0)
+    return value
+CLIP = True
+tag("prepared", prepare(3.5, CLIP))
+"""
+
+
+def test_if_inside_a_function_controls_the_read_of_its_parameter(project):
+    result = gate(project, "fn.py", FUNCTION, FUNCTION.replace("CLIP = True", "CLIP = False"))
+    ops = slices(project, "trial2", "prepared")["trial2:prepared"]["ops"]
+    returned = next(i for i, op in enumerate(ops) if op[:3] == [6, "name", "value"])
+    assert [op[:4] for op in controls(ops, returned)] == [[4, "name", "clip", "False"]]
+    assert "CLIP = True -> False" in why(result)
+
+
 TAG_IN_IF = """
 from pytest_nwtrials import tag
 report = True
