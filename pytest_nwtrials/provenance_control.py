@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import ast
 from bisect import bisect_left
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 if TYPE_CHECKING:
     from .provenance_graph import TrialGraph
 
-__all__ = ["ControlFlow", "may_assign", "statement_parts"]
+__all__ = ["ControlFlow", "Parts", "leaves", "may_assign", "statement_parts"]
 
 _STATEMENTS = ("if", "while", "for")
 _TOP = 0  # the scope of the script and of every cell of a notebook: one module namespace
 _CHUNK = 500
+_END = (1 << 62, 0)  # after any position
 
 Position = tuple[int, int]  # (line, column) as noWorkflow stores a component's first or last character
 
@@ -50,6 +51,7 @@ class Statement:
     """An `if`/`elif`/`while`/`for` of the experiment, as a code component."""
 
     component: int
+    kind: str  # if (an elif too), while, for
     container: int  # the code block (script, cell, function) it belongs to
     scope: int | None  # the namespace whose names it assigns (`ControlFlow._scope`)
     start: Position
@@ -58,10 +60,17 @@ class Statement:
     assigns: frozenset[str]  # names its body may rebind or change through a method call
 
 
-def statement_parts(text: str, kind: str, line: int, column: int) -> tuple[tuple[Position, Position], frozenset[str]] | None:
-    """The span (first, last character) of a statement's test or iterable, and the names it
-    may assign, from its source text as noWorkflow stores it (first line without its
-    indentation; `column` is where it starts). None when the text does not parse."""
+class Parts(NamedTuple):
+    """What the source text of a statement tells."""
+
+    test: tuple[Position, Position]  # first and last character of its test (a `for`'s iterable)
+    assigns: frozenset[str]  # `may_assign` of its body and `else`
+    leaves: frozenset[str]  # "loop" when a branch may `break`/`continue`, "function" when it may `return`
+
+
+def statement_parts(text: str, kind: str, line: int, column: int) -> Parts | None:
+    """The parts of a statement, from its source text as noWorkflow stores it (first line without
+    its indentation; `column` is where it starts). None when the text does not parse."""
     if kind == "if" and text.startswith("elif"):
         text = "if  " + text[4:]  # same length: the columns of the test stay where they are
     offset = 0
@@ -80,7 +89,26 @@ def statement_parts(text: str, kind: str, line: int, column: int) -> tuple[tuple
     names = may_assign(node.body + node.orelse)
     if isinstance(node, ast.For):
         names |= may_assign([node.target])
-    return (first, last), names
+    return Parts((first, last), names, leaves(node.body + node.orelse) if isinstance(node, ast.If) else frozenset())
+
+
+def leaves(nodes: list[ast.AST]) -> frozenset[str]:
+    """How these statements may end the code around them early: "loop" for a `break` or
+    `continue` of the enclosing loop, "function" for a `return`. A `raise` is left out: the
+    operations after it run only when it did not, but an exception is usually an error."""
+    found: set[str] = set()
+    stack = [(node, False) for node in nodes]  # (node, inside a loop of its own)
+    while stack:
+        node, looped = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Break, ast.Continue)) and not looped:
+            found.add("loop")
+        elif isinstance(node, ast.Return):
+            found.add("function")
+        inner = looped or isinstance(node, (ast.For, ast.AsyncFor, ast.While))
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return frozenset(found)
 
 
 def may_assign(nodes: list[ast.AST]) -> frozenset[str]:
@@ -139,7 +167,10 @@ class ControlFlow:
             self.spans[cid] = ((line or 0, column or 0), (last_line or 0, last_column or 0), container,
                                kind or "", mode or "", name or "")
         self.statements: list[Statement] = []
-        self.test_of: dict[int, Statement] = {}  # component of a test (or iterable) -> its statement
+        self.test_of: dict[int, int] = {}  # component of a test (or iterable) -> its statement's
+        # code block -> its `if`s that may end their loop or function early: the code after
+        # them that they decide about (after, up to), and their component
+        self.exits: dict[int, list[tuple[Position, Position, int]]] = {}
         self._find_statements()
         self.by_container: dict[int, list[Statement]] = {}
         for statement in self.statements:
@@ -154,26 +185,46 @@ class ControlFlow:
         # `a if test else b`): their edges are kept as recorded
         self.conditions = graph.conditions
         self.loose = {self.evaluations[test][1] for test in set().union(*self.conditions.values())} - set(self.test_of)
-        # component -> (the test evaluations of the innermost statement whose body holds it,
-        # the statements that may assign the name it reads, outside of which it is)
-        self._placed: dict[int, tuple[list[tuple[float, int]], tuple[Statement, ...]]] = {}
+        # component -> (the test evaluations of the innermost statement whose body holds it and
+        # of the `if`s before it that could have left its loop or function, the statements that
+        # may assign the name it reads, outside of which it is)
+        self._placed: dict[int, tuple[tuple[list[tuple[float, int]], ...], tuple[Statement, ...]]] = {}
 
     def _find_statements(self) -> None:
         by_span: dict[tuple[int | None, Position, Position], list[int]] = {}
         for cid, (first, last, container, kind, _mode, _name) in self.spans.items():
             if kind not in _STATEMENTS and kind != "syntax":
                 by_span.setdefault((container, first, last), []).append(cid)
+        leaving = []
         for cid, (first, last, container, kind, _mode, text) in self.spans.items():
             if kind not in _STATEMENTS or container is None:
                 continue
             parts = statement_parts(text, kind, *first)
             if parts is None:
                 continue
-            (test_first, test_last), names = parts
-            statement = Statement(cid, container, self._scope(container), first, last, test_last, names)
+            statement = Statement(cid, kind, container, self._scope(container), first, last, parts.test[1],
+                                  parts.assigns)
             self.statements.append(statement)
-            for test in by_span.get((container, test_first, test_last), ()):
-                self.test_of[test] = statement
+            for test in by_span.get((container, *parts.test), ()):
+                self.test_of[test] = cid
+            if parts.leaves:
+                leaving.append((len(self.statements) - 1, parts.leaves))
+        for index, how in leaving:
+            self._leaves(index, how)
+
+    def _leaves(self, index: int, how: frozenset[str]) -> None:
+        """Record an `if` that may `break`, `continue` or `return`: what runs after it in its loop
+        (or function) ran because its test let it; and it decides, as much as the loop does,
+        whether the loop's names are assigned again."""
+        statement = self.statements[index]
+        if "function" in how:
+            self.exits.setdefault(statement.container, []).append((statement.end, _END, statement.component))
+        loops = [s for s in self.statements if s.kind != "if" and s.container == statement.container
+                 and s.header_end < statement.start and statement.end <= s.end]
+        loop = max(loops, key=lambda s: s.start, default=None)
+        if "loop" in how and loop is not None:
+            self.exits.setdefault(statement.container, []).append((statement.end, loop.end, statement.component))
+            self.statements[index] = replace(statement, assigns=statement.assigns | loop.assigns)
 
     def _load_tests(self) -> None:
         """Every evaluation of a test, per statement, in execution order."""
@@ -184,7 +235,7 @@ class ControlFlow:
             for eid, checkpoint, component in self.graph.conn.execute(
                     "SELECT id, checkpoint, code_component_id FROM evaluation"  # noqa: S608
                     f" WHERE trial_id = ? AND code_component_id IN ({marks})", (self.graph.trial_id, *chunk)):
-                self.tests[self.test_of[component].component].append((checkpoint or 0.0, eid))
+                self.tests[self.test_of[component]].append((checkpoint or 0.0, eid))
         for evaluations in self.tests.values():
             evaluations.sort()
 
@@ -199,15 +250,17 @@ class ControlFlow:
         first, _last, container, _kind, _mode, _name = self.spans[component]
         return container == statement.container and statement.start <= first <= statement.end
 
-    def _place(self, component: int) -> tuple[list[tuple[float, int]], tuple[Statement, ...]]:
+    def _place(self, component: int) -> tuple[tuple[list[tuple[float, int]], ...], tuple[Statement, ...]]:
         first, _last, container, kind, mode, name = self.spans.get(component, ((0, 0), (0, 0), None, "", "", ""))
         body = [s for s in self.by_container.get(container, ()) if s.component != component
                 and s.start <= first <= s.end and first > s.header_end]
         innermost = max(body, key=lambda s: s.start, default=None)
+        controls = [self.tests[innermost.component]] if innermost else []
+        controls += [self.tests[exit] for after, upto, exit in self.exits.get(container, ()) if after < first <= upto]
         writers: tuple[Statement, ...] = ()
         if kind == "name" and "r" in mode:
             writers = tuple(s for s in self.by_name.get(name, ()) if not self._inside(s, component))
-        placed = self._placed[component] = (self.tests[innermost.component] if innermost else [], writers)
+        placed = self._placed[component] = (tuple(controls), writers)
         return placed
 
     # -- the edges ----------------------------------------------------------------------------
@@ -225,9 +278,9 @@ class ControlFlow:
         moment, component, _obj = self.evaluations[eid]
         found = [test for test in self.conditions.get(eid, ()) if self.evaluations[test][1] in self.loose] \
             if self.loose else []
-        tests, writers = self._placed.get(component) or self._place(component)
+        controls, writers = self._placed.get(component) or self._place(component)
         here = (moment, eid)
-        if tests:
+        for tests in controls:
             index = bisect_left(tests, here) - 1
             if index >= 0:
                 found.append(tests[index][1])

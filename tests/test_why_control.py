@@ -177,6 +177,41 @@ def test_while_that_runs_a_different_number_of_times_depends_on_its_last_test(pr
     assert "tol = 0.1 -> 0.01" in why(result)
 
 
+EARLY_STOP = """
+from pytest_nwtrials import tag
+def clipped(v, limit):
+    if v > limit:
+        return limit
+    return v * 1.0
+tol = 0.1
+w = 8.0
+for epoch in range(100):
+    w = w / 2
+    if w < tol:
+        break
+    last = clipped(epoch, 30)
+tag("w", w)
+tag("last", last)
+"""
+
+
+def test_break_and_return_under_an_if_control_what_runs_after_them(project):
+    result = gate(project, "stop.py", EARLY_STOP, EARLY_STOP.replace("tol = 0.1", "tol = 0.01"))
+    found = slices(project, "trial2", "w", "trial2", "last")
+    ops = found["trial2:w"]["ops"]
+    # the loop ended at the test that broke out of it, after the last `w = w / 2`
+    assert [op[:4] for op in controls(ops, len(ops) - 1)] == [[11, "lt", "w < tol", "True"]]
+    ops = found["trial2:last"]["ops"]
+    # `last = clipped(...)` ran because the test before it in the loop did not break
+    call = max(i for i, op in enumerate(ops) if op[1:3] == ["call", "clipped(epoch, 30)"])
+    assert [op[1:4] for op in controls(ops, call)] == [["call", "range(100)", "range(0, 100)"],
+                                                       ["lt", "w < tol", "False"]]
+    # `return v * 1.0` ran because the test before it did not return
+    product = max(i for i, op in enumerate(ops) if op[1:3] == ["mult", "v * 1.0"])
+    assert [op[1:3] for op in controls(ops, product)] == [["gt", "v > limit"]]
+    assert "tol = 0.1 -> 0.01" in why(result)
+
+
 FOR = """
 from pytest_nwtrials import tag
 folds = [1, 2, 3]
@@ -353,14 +388,14 @@ def text_at(source: str, line: int, span) -> str:
 def test_statement_parts_of_if_elif_while_for_as_noworkflow_stores_them():
     # noWorkflow's text: the first line without its indentation, the others as in the file
     text = 'if mode == "a":\n        lr = 0.1\n    elif (mode ==\n            "b"):\n        model.fit(X)\n    else:\n        del cache'
-    span, names = statement_parts(text, "if", 12, 4)
+    (span, names, _leaves) = statement_parts(text, "if", 12, 4)
     assert span == ((12, 7), (12, 18)) and names == {"lr", "model", "cache"}
     elif_text = 'elif (mode ==\n            "b"):\n        model.fit(X)\n    else:\n        del cache'
-    span, names = statement_parts(elif_text, "if", 14, 4)
+    (span, names, _leaves) = statement_parts(elif_text, "if", 14, 4)
     assert span == ((14, 10), (15, 15)) and names == {"model", "cache"}
-    span, names = statement_parts("while err > tol:\n    err = err / 2\n    hist[k] = err", "while", 3, 0)
+    (span, names, _leaves) = statement_parts("while err > tol:\n    err = err / 2\n    hist[k] = err", "while", 3, 0)
     assert span == ((3, 6), (3, 15)) and names == {"err", "hist"}
-    span, names = statement_parts("for a, b in zip(x, y):\n    def f(): q = 1\n    total += a", "for", 1, 0)
+    (span, names, _leaves) = statement_parts("for a, b in zip(x, y):\n    def f(): q = 1\n    total += a", "for", 1, 0)
     assert span == ((1, 12), (1, 21)) and names == {"a", "b", "f", "total"}
     assert statement_parts("if broken(:\n    x = 1", "if", 1, 0) is None
 
@@ -391,7 +426,7 @@ def test_the_test_span_points_at_the_test_in_the_file(kind, test, other, target,
     file_lines = ["# before"] * (first_line - 1) + [pad + header, *body]
     source = "\n".join(file_lines)
     stored = "\n".join([header, *body])  # as noWorkflow stores it
-    span, names = statement_parts(stored, kind, first_line, indent)
+    (span, names, _leaves) = statement_parts(stored, kind, first_line, indent)
     expected = f"{test} > {other}" if kind != "for" else test
     assert text_at(source, 1, span) == expected
     assert target in names and (other in names) == (kind == "for" or other == target)
