@@ -10,7 +10,10 @@ activation (a function's body sees only its own conditions). It misses, and this
   so `for _ in range(epochs): w = step(w)` does not depend on `epochs`;
 - the skipped branch: `if normalize: X = scale(X)` with `normalize` False leaves the later read
   of `X` depending on the `X = ...` before the `if` alone, although the test decided that `X`
-  was not reassigned; the same for a loop that ran zero times or stopped earlier.
+  was not reassigned; the same for a loop that ran zero times or stopped earlier;
+- early exits: after `if loss < tol: break` (or `continue`, or `return` in a function), what
+  runs later in the loop (function) ran because the test let it, and the test that broke out
+  decided the loop's last values.
 It also records too much: a failed test of an `if ... elif` chain is never taken off the
 activation's conditions, so every later evaluation of the function or cell depends on it. The
 capture now rewrites `elif` tests so that this does not happen
