@@ -24,8 +24,11 @@ includes every write into a container before it was read, also a write later ove
 A call that seeds or draws from a module's hidden random generator (`np.random.seed`,
 `np.random.normal`, `random.random`, `torch.manual_seed`) has a STATE edge to the previous
 seed or draw of that generator (`provenance_state`).
-A tag call met on the way is transparent: only its value argument is followed. noWorkflow
-records data dependencies only: a loop counter that a value does not use is not in its slice.
+A tag call met on the way is transparent: only its value argument is followed. Control edges
+(the test of the `if`/`while`, or the iterable of the `for`, an evaluation ran under, and the
+tests that decided whether a name it reads was reassigned) come from `provenance_control`,
+which replaces noWorkflow's `condition` dependencies; a loop counter that a value does not use
+is not in its slice, the loop's iterable is.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .provenance_control import ControlFlow
 from .provenance_effects import call_effects
 
 __all__ = ["CONTROL", "DATA", "MUTATION", "NOT_OPERATIONS", "STATE", "ProvenanceError", "TrialGraph", "connect"]
@@ -55,8 +59,9 @@ TOP_BLOCKS = frozenset({"script", "cell"})
 _TAG_FUNCTION = re.compile(r"<function (?:pytest_nwtrials\.)?tag(?: at 0x[0-9a-fA-F]+)?>")
 _TAGGERS = {"tag": ("name", "value"), "now_tag_variable": ("var_name", "value")}
 _CHUNK = 500
-# noWorkflow's dependency types that are not plain data; STATE edges are added by _load
-_EDGE_KIND = {"condition": CONTROL, STATE: STATE}
+# dependency types that are not plain data: STATE edges are added by _load_effects (noWorkflow's
+# `condition` dependencies are kept apart, for `provenance_control`)
+_EDGE_KIND = {STATE: STATE}
 
 
 class ProvenanceError(Exception):
@@ -101,11 +106,13 @@ class TrialGraph:
         # filled by _load(): evaluation -> (checkpoint, code component, object it holds)
         self.evaluations: dict[int, tuple[float, int, int]] = {}
         self.deps: dict[int, list[tuple[int, str]]] = {}  # dependent -> [(dependency, type)]
+        self.conditions: dict[int, list[int]] = {}  # dependent -> noWorkflow's `condition` dependencies
         # filled by _load_effects(): object -> its parts and the calls that may have changed it,
         # as (checkpoint, evaluation, edge kind)
         self.effects: dict[int, list[tuple[float, int, str]]] = {}
         self.effect_times: dict[int, list[float]] = {}
         self.transparent: dict[int, int] = {}  # tag call -> its value argument
+        self._control: ControlFlow | None = None
 
     # -- loading the graph, only when a slice is asked for ----------------------------------
 
@@ -120,12 +127,17 @@ class TrialGraph:
                 " WHERE trial_id = ?", (self.trial_id,))
         }
         deps: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        conditions: dict[int, list[int]] = defaultdict(list)
         for dependent, dependency, kind in self.conn.execute(
                 "SELECT dependent_id, dependency_id, type FROM dependency WHERE trial_id = ?"
                 " ORDER BY id", (self.trial_id,)):
             if dependency in self.evaluations:
-                deps[dependent].append((dependency, kind))
+                if kind == "condition":  # control edges: `control_of` scopes them
+                    conditions[dependent].append(dependency)
+                else:
+                    deps[dependent].append((dependency, kind))
         self.deps = dict(deps)
+        self.conditions = dict(conditions)
 
     def _load_effects(self) -> None:
         """What a slice follows besides noWorkflow's dependencies: parts of containers, calls
@@ -225,6 +237,7 @@ class TrialGraph:
         # (evaluation, moment it is looked at, the evaluation that led here, edge kind)
         stack: list[tuple[int, float, int | None, str]] = [
             (eid, evaluations[eid][0], None, DATA) for eid in starts if eid in evaluations]
+        control_of = self._control_flow().of
         while stack:
             eid, moment, via, kind = stack.pop()
             if eid in transparent:  # a tag call stands for its value argument
@@ -239,7 +252,7 @@ class TrialGraph:
                 edges[eid] = set()
                 stack.extend((dep, evaluations[dep][0], eid, _EDGE_KIND.get(kind, DATA))
                              for dep, kind in deps.get(eid, ()))
-                stack.extend((test, evaluations[test][0], eid, CONTROL) for test in self.control_of(eid))
+                stack.extend((test, evaluations[test][0], eid, CONTROL) for test in control_of(eid))
             observed[eid] = moment
             obj = evaluations[eid][2]
             if obj in effects:
@@ -254,8 +267,14 @@ class TrialGraph:
 
     def control_of(self, eid: int) -> list[int]:
         """The evaluations of conditions that decided whether `eid` ran, or whether a name it
-        reads was reassigned before it (none recorded yet)."""
-        return []
+        reads was reassigned before it (`provenance_control`)."""
+        return self._control_flow().of(eid)
+
+    def _control_flow(self) -> ControlFlow:
+        self._load()
+        if self._control is None:
+            self._control = ControlFlow(self)
+        return self._control
 
     def in_order(self, ids: Iterable[int]) -> list[int]:
         """Evaluations in execution order (checkpoint, then id), without non-operations."""

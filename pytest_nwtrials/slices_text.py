@@ -109,6 +109,8 @@ def format_missing_tag(missing: MissingTag) -> list[str]:
         now = (f"it is {_short(missing.now, _VALUE_WIDTH)} in the new trial" if missing.now is not None
                else "the new trial did not evaluate it")
         lines.append(f"    the tagging ran under `{code}` ({where(test)}), {old} in the baseline; {now}")
+    if missing.because is not None:
+        lines += ["  " + line for line in format_slice_diff(missing.because, limit=6)]
     return lines
 
 

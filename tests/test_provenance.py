@@ -227,8 +227,12 @@ def test_a_training_loop_is_in_the_slice_it_feeds_and_nowhere_else(tmp_path):
     loop_lines = {10, 11, 12}
     assert sum(1 for op in w.ops if op.code == "w - LEARNING_RATE * grad") == 200
     assert sum(1 for op in w.ops if op.code == "grad" and op.kind == "name") == 400  # write, read
-    # noWorkflow records data dependencies only: `epoch` and EPOCHS do not feed `w`
-    assert {op.line for op in w.ops} == {5, 9, 11, 12, 13}
+    # EPOCHS decided how often the body ran: `range(EPOCHS)` is the control of every operation
+    # of the body; the loop variable `epoch`, which the body does not read, is not in the slice
+    assert {op.line for op in w.ops} == {5, 6, 9, 10, 11, 12, 13}
+    assert "epoch" not in codes(w.ops)
+    loop = codes(w.ops).index("range(EPOCHS)")
+    assert all((loop, "control") in edges for op, edges in zip(w.ops, w.edges) if op.line in (11, 12))
     assert "N_FEATURES" not in codes(w.ops)
     n_features = slices["n_features"]
     assert not any(op.line in loop_lines for op in n_features.ops)

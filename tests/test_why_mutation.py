@@ -294,7 +294,7 @@ def assert_explained(gated: Gated, pattern: Pattern, file: str, where: str, op_f
     section = gated.sections.get(file, "")
     assert "Why it changed" in section, section or gated.sections
     # the report's wording for the root of a change, in this one place
-    assert re.search(rf"first divergence: {re.escape(where)}\s+{re.escape(pattern.old)} -> "
+    assert re.search(rf"root cause: {re.escape(where)}\s+{re.escape(pattern.old)} -> "
                      rf"{re.escape(pattern.new.partition(' = ')[2])}", section), section
     s = gated.trial(file).slice(pattern.tag)
     changed = [n for n, op in enumerate(s.ops) if op.file.endswith(op_file) and op.line == line]

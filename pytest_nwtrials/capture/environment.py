@@ -7,6 +7,7 @@ imported before the script started cannot be told apart and are not listed.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.metadata as metadata
@@ -81,6 +82,43 @@ def skip_compositions(metascript: Any) -> None:
         metascript.code_blocks_store.do_store(True)
 
     definition.store_provenance = store_provenance
+
+
+def balance_elif_conditions() -> None:
+    """Have each `elif` test replace the failed test before it as the condition of what follows.
+
+    noWorkflow (2.1.3) rewrites `if a: ... elif b: ...` so that each test it evaluates pushes a
+    condition on the activation and the whole statement pops one when it ends: the tests before
+    the one taken stay, and every later evaluation of the function or cell depends on them. In
+    a loop that runs an `elif` test on each pass, evaluation k carries k conditions: 300 passes
+    stored 500,000 dependencies. Here the `elif` test pops the failed test's condition before
+    pushing its own, as noWorkflow's `while` does on each pass; the `elif` body then depends on
+    its own test, which `provenance_control` connects to the test before it. Applied once per
+    process, before any code is rewritten.
+    """
+    from noworkflow.now.collection.prov_definition import transformer_stmt
+    from noworkflow.now.collection.prov_definition.ast_elements import activation, noworkflow
+    from noworkflow.now.collection.prov_definition.ast_helpers import ast_copy
+
+    rewrite = transformer_stmt.RewriteAST
+    original = rewrite.visit_If
+    if getattr(original, "balanced", False):
+        return
+
+    def visit_If(self: Any, node: Any) -> Any:  # noqa: N802 (noWorkflow's visitor name)
+        new = original(self, node)
+        try:
+            branch = new.body[0].exc.orelse  # try: raise (E0 if test0 else E1 if test1 else ...)
+        except (AttributeError, IndexError):
+            return new  # not the shape of 2.1.3's rewrite: left as it is
+        while isinstance(branch, ast.IfExp):
+            branch.test = ast_copy(ast.Call(noworkflow("remove_condition", [activation()]), [branch.test], []),
+                                   branch.test)
+            branch = branch.orelse
+        return new
+
+    visit_If.balanced = True  # type: ignore[attr-defined]
+    rewrite.visit_If = visit_If
 
 
 @contextlib.contextmanager

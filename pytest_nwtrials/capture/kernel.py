@@ -172,6 +172,7 @@ class NotebookCapture:
         environment.hide_secrets(metascript, serialize, self.secrets)
         environment.skip_compositions(metascript)
         file_access.record_files_as_opened(metascript)
+        environment.balance_elif_conditions()
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
         metascript.bypass_modules = True  # as for scripts: see runner._collect_provenance
         metascript.create_arguments(args)

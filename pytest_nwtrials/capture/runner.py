@@ -254,6 +254,7 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     environment.hide_secrets(metascript, serialize, recorder.secrets)
     environment.skip_compositions(metascript)
     file_access.record_files_as_opened(metascript)
+    environment.balance_elif_conditions()
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
