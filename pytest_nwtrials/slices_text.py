@@ -7,6 +7,7 @@ the root to the tagged value, then every change in order; all of it capped.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -86,8 +87,8 @@ def _root_lines(verdict: Verdict, change: OpChange, following: OpChange | None, 
     if verdict is Verdict.CAUSE:
         return [f"  {cause}: {at}{_statement(change, following, changes)}"]
     if verdict is Verdict.INPUT:
-        named = "; ".join(i.describe() for i in inputs)
-        return [f"  {cause}: {named}: {at}{_same_inputs(change)}"]
+        named = "; ".join(_untied(i) for i in inputs)
+        return [f"  {cause}: {named}, read at {at}`{_short(_op(change).code, _CODE_WIDTH)}`"]
     if verdict is Verdict.UNSEEN:
         lines = [f"  {divergence}: {at}{_same_inputs(change)}: {_unseen(change)}"]
         if inputs:
@@ -110,7 +111,7 @@ def format_missing_tag(missing: MissingTag) -> list[str]:
                else "the new trial did not evaluate it")
         lines.append(f"    the tagging ran under `{code}` ({where(test)}), {old} in the baseline; {now}")
     if missing.because is not None:
-        lines += ["  " + line for line in format_slice_diff(missing.because, limit=6)]
+        lines += ["  " + line for line in format_slice_diff(missing.because)[:1]]  # its headline
     return lines
 
 
@@ -184,6 +185,13 @@ def _unseen(change: OpChange) -> str:
     if _op(change).kind == "call":
         return "it reads state the capture does not see"
     return "something the capture does not see changed it"
+
+
+def _untied(change: InputLike) -> str:
+    """The input change as the inputs list says it, without the tags it is tied to there: the
+    headline is already in one tag's provenance."""
+    tags = getattr(change, "tags", ())
+    return dataclasses.replace(change, tags=()).describe() if tags else change.describe()  # type: ignore[type-var]
 
 
 def _input_name(change: InputLike) -> str:

@@ -64,7 +64,7 @@ def test_files_the_experiment_writes_are_outputs_shown_only_with_verbose(project
     result = project.run("--nw-baseline=base")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*score: changed: 2.0 -> 6.0*", "Why it changed:",
-                                 "*first divergence: writer.py:*SCORE = 1.0 -> 3.0*"])
+                                 "*root cause: writer.py:*SCORE = 1.0 -> 3.0*"])
     why = result.stdout.str().split("Why it changed:")[1]
     assert "input file" not in why and "wrote a different" not in why
 
@@ -87,7 +87,11 @@ def test_a_changed_data_file_next_to_written_files_is_still_the_input_named(proj
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*input file experiments/params.txt changed (sha1 {sha1(b'2.0')[:10]} -> "
                                  f"{sha1(b'4.0')[:10]})*"])
-    assert result.stdout.str().count("input file") == 1
+    out = result.stdout.str()
+    assert not [name for name in WRITTEN if f"input file experiments/{name}" in out]
+    # the inputs list names it, and the headline names it as what the read of it returned
+    assert out.count("input file experiments/params.txt changed") == 2
+    assert "root cause: input file experiments/params.txt changed" in out
 
 
 BYTES_READER = """

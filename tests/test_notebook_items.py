@@ -36,7 +36,7 @@ def test_notebook_passes_against_its_baseline_and_names_the_changed_cell(project
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*w_sum: changed: 0.375 -> 1.265625*",
-        "*first divergence: train.ipynb, cell 3, line 1  LR = 0.5 -> 0.25*",
+        "*root cause: train.ipynb, cell 3, line 1  LR = 0.5 -> 0.25*",
     ])
     assert "input file experiments/train.ipynb" not in result.stdout.str()
 

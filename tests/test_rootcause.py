@@ -176,8 +176,8 @@ def test_a_changed_data_file_named_in_the_slice_is_the_root_cause():
                      (4, "call", "len(df)", digest, "3d"))
     changed = InputChange("input file", "experiments/data.csv", "a" * 40, "b" * 40)
     lines = report(read("1"), read("2"), [changed])
-    assert lines[0] == ("  root cause: input file experiments/data.csv changed (sha1 aaaaaaaaaa -> bbbbbbbbbb): "
-                        "train.py:3  `pd.read_csv(path)` returned a different value with the same arguments")
+    assert lines[0] == ("  root cause: input file experiments/data.csv changed (sha1 aaaaaaaaaa -> bbbbbbbbbb), "
+                        "read at train.py:3  `pd.read_csv(path)`")
     other = InputChange("input file", "experiments/other.csv", "a" * 40, "b" * 40)
     assert report(read("1"), read("2"), [other])[0].startswith("  first divergence: ")
 
@@ -191,8 +191,8 @@ def test_independent_roots_are_each_named_and_a_file_only_explains_what_reads_it
     changed = InputChange("input file", "data.csv", "a" * 40, "b" * 40)
     lines = report(trial("1", "7"), trial("2", "8"), [changed])
     assert lines[:4] == [
-        "  root cause: input file data.csv changed (sha1 aaaaaaaaaa -> bbbbbbbbbb): train.py:2  "
-        "`pd.read_csv('data.csv')` returned a different value with the same arguments",
+        "  root cause: input file data.csv changed (sha1 aaaaaaaaaa -> bbbbbbbbbb), read at train.py:2  "
+        "`pd.read_csv('data.csv')`",
         "    -> train.py:4  df.x.sum() + noise.sum()",
         "  also: train.py:3  `np.random.normal(size=3)` returned a different value with the same arguments: "
         "it reads state the capture does not see",
@@ -231,6 +231,7 @@ def test_a_missing_tag_points_at_the_baseline_site_and_the_condition_that_skippe
         "  summary: missing in the new trial (tagged at train.ipynb, cell 8, line 4 in the baseline)",
         "    the tagging ran under `verbose` (train.ipynb, cell 8, line 3), True in the baseline; "
         "it is False in the new trial",
+        "    first divergence: train.ipynb, cell 8, line 2  verbose = True -> False",
     ]
     assert format_missing_tag(missing_tag("summary", old, now[:1]))[1].endswith("the new trial did not evaluate it")
     without_edges = Slice("summary", old.ops[:-1], 1)  # the tagged value's op stands for the site

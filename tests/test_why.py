@@ -44,7 +44,7 @@ def test_changed_literal_names_its_line_as_first_divergence(project):
         "*total: changed: 26.0 -> 39.0*",
         "Why it changed:",
         "*in the provenance of total:",
-        "*: pipe.py:5  SCALE = 2.0 -> 3.0",  # a root cause with edges, else the first divergence
+        "*root cause: pipe.py:5  SCALE = 2.0 -> 3.0",
     ])
     assert "count" not in result.stdout.str().split("Why it changed")[1]
 
@@ -153,7 +153,7 @@ def test_slices_through_the_trial_api_and_trial_diff(project):
     assert lines[2] == "step last ['10']" and lines[3] == "step union ['0', '10']"
     text = out.stdout
     assert "trial2 differs from trial1" in text and "w[0]: changed: 2.0000000000000013 -> 4.000000000000003" in text
-    assert ("first divergence: loop.py:7" in text or "root cause: loop.py:7" in text) and "0.01 -> 0.02" in text
+    assert "root cause: loop.py:7" in text and "0.01 -> 0.02" in text
     assert lines[-1] == "HTML True True"
 
 
