@@ -64,14 +64,12 @@ def test_files_the_notebook_wrote_are_not_reported_as_inputs(tutorial):
     assert "wrote a different experiments/ops.dat (sha1 " in why(tutorial["verbose"])
 
 
-# Depends on how a reorder of steps is worded: adjust with that wording, keeping what must not
-# appear. Today the headline is "3 (literal) moved from op 16 to op 29" and one line says an op
-# moved "op 24 -> 24".
-@pytest.mark.xfail(strict=True, reason="a reorder is not yet named as the steps that swapped")
 def test_swapped_pca_and_undersampling_are_named_as_a_reorder(tutorial):
     plain = why(tutorial["plain"])
     assert not re.search(r"moved from op (\d+) to op \1\b", plain)
     assert not re.search(r"\bop (\d+) -> \1\)", plain)
     section = plain.split("in the provenance of f1_metric")[1]
-    headline = section.strip().splitlines()[0]
-    assert "fit_transform" in headline and "fit_resample" in headline
+    headline = section.strip().splitlines()[1].strip()  # after "(and roc_metric):"
+    assert headline.startswith("reordered: `PCA(n_components=pca_components)` now runs after "
+                               "`rus.fit_resample(X, y)`"), headline
+    assert headline.endswith("cell 8 -> cell 10"), headline
