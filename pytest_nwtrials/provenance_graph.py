@@ -263,7 +263,40 @@ class TrialGraph:
                     # a part is looked at when its container was
                     stack.extend((effect, max(moment, evaluations[effect][0]), eid, effect_kind)
                                  for _t, effect, effect_kind in effects[obj][done:upto])
+        self._link_reads(edges, expanded)
         return edges
+
+    def _link_reads(self, edges: dict[int, set[tuple[int, str]]], expanded: dict[int, int]) -> None:
+        """Give every read of a changed object in the slice its edges to the effects since the
+        read before it, and to that read (the object as it was then seen).
+
+        The walk queues an object's effects once, from the first read that reaches them; the
+        other reads need edges too, or a later read looks unchanged by a call that changed the
+        object (`rng.shuffle(indices)` then two reads of `indices`). Linear: each effect is
+        linked to one read, each read to one earlier read.
+        """
+        evaluations, effects = self.evaluations, self.effects
+        reads: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        for eid in edges:
+            obj = evaluations[eid][2]
+            if obj in expanded:
+                reads[obj].append((evaluations[eid][0], eid))
+        for obj, found in reads.items():
+            found.sort()
+            included = effects[obj][:expanded[obj]]
+            # a container built from parts is data; an object a call changed in place is mutated
+            carried = MUTATION if any(kind != DATA for _t, _e, kind in included) else DATA
+            at = 0
+            previous = None
+            for moment, eid in found:
+                while at < len(included) and included[at][0] <= moment:
+                    _t, effect, kind = included[at]
+                    if effect != eid and effect in edges:
+                        edges[eid].add((effect, kind))
+                    at += 1
+                if previous is not None:  # the object as last seen, changed since
+                    edges[eid].add((previous, carried))
+                previous = eid
 
     def control_of(self, eid: int) -> list[int]:
         """The evaluations of conditions that decided whether `eid` ran, or whether a name it

@@ -85,6 +85,17 @@ PATTERNS = [
         rng.shuffle(data)
         tag("data", data)
         """, "SEED = 0", "SEED = 1", "data", MUTATION),
+    Pattern("shuffle_read_twice", """
+        import numpy as np
+        from pytest_nwtrials import tag
+        SEED = 0
+        rng = np.random.RandomState(SEED)
+        idx = np.arange(10)
+        rng.shuffle(idx)
+        head = idx[:5]
+        tail = idx[5:]
+        tag("parts", [head.tolist(), tail.tolist()])
+        """, "SEED = 0", "SEED = 1", "parts", MUTATION),
     Pattern("numpy_global_seed", """
         import numpy as np
         from pytest_nwtrials import tag
@@ -158,7 +169,7 @@ PATTERNS = [
         B = 1.0
         a = np.arange(3.0)
         b = np.full(3, B)
-        c = np.empty(3)
+        c = np.zeros(3)
         np.add(a, b, out=c)
         tag("c", c)
         """, "B = 1.0", "B = 2.0", "c", MUTATION),
@@ -297,6 +308,7 @@ def assert_explained(gated: Gated, pattern: Pattern, file: str, where: str, op_f
     the statement (`op_file`, `line`) is in the tag's slice through an edge of the pattern's kind."""
     section = gated.sections.get(file, "")
     assert "Why it changed" in section, section or gated.sections
+    assert "the capture does not see" not in section, section  # every read of the object is explained
     # the report's wording for the root of a change, in this one place
     assert re.search(rf"root cause: {re.escape(where)}\s+{re.escape(pattern.old)} -> "
                      rf"{re.escape(pattern.new.partition(' = ')[2])}", section), section
