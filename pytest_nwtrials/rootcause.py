@@ -27,8 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .provenance import Op, Slice
-from .slices import OpChange
+from .provenance import Op, Slice, normalize_code
+from .slices import VALUE_KINDS, OpChange
 
 __all__ = ["Explanation", "Reorder", "Root", "Verdict", "dependencies", "explain", "find_reorders"]
 
@@ -206,13 +206,20 @@ def _downstream(s: Slice, changed: set[int]) -> list[bool]:
 
 def _verdict(change: OpChange, old: Slice, new: Slice, inputs: Sequence[InputLike]) -> tuple[Verdict, tuple]:
     op = _op(change)
-    if change.kind != "changed" or op.kind == "literal":
-        return Verdict.CAUSE, ()
+    if change.kind != "changed" or op.kind in VALUE_KINDS or _rewritten(change):
+        return Verdict.CAUSE, ()  # a step that came or went, a value or code a person wrote
     files = [i for i in inputs if i.what == "input file" and _reads(new, change.index_new, i.name)]
     if files:
         return Verdict.INPUT, tuple(files)
     # a file the op does not read explains nothing; a library, a module, the arguments might
     return Verdict.UNSEEN, tuple(i for i in inputs if i.what not in ("input file", "output file"))
+
+
+def _rewritten(change: OpChange) -> bool:
+    """Whether the op's code itself differs (`f(x)` -> `g(x)` on its line): an edit, not a value
+    that changed on its own."""
+    return change.old is not None and change.new is not None and \
+        normalize_code(change.old.code) != normalize_code(change.new.code)
 
 
 def _reads(s: Slice, index: int | None, path: str) -> bool:

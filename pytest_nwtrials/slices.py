@@ -34,9 +34,11 @@ from typing import Callable, Sequence
 
 from .provenance import Op, Slice, normalize_code
 
-__all__ = ["MAX_EDITS", "OpChange", "SliceDiff", "diff_operations", "diff_slices"]
+__all__ = ["MAX_EDITS", "VALUE_KINDS", "OpChange", "SliceDiff", "diff_operations", "diff_slices"]
 
 MAX_EDITS = 1_000
+# kinds of operations whose code is a value written in the experiment: a literal, a display
+VALUE_KINDS = frozenset({"literal", "list", "tuple", "set", "dict"})
 CHANGE_KINDS = ("changed", "added", "removed", "moved")
 
 
@@ -97,16 +99,38 @@ def diff_operations(old: Sequence[Op], new: Sequence[Op]) -> tuple[OpChange, ...
 
     moves = _pair_moves(removed, added, _move_keys(old, keys_old, shape_old), _move_keys(new, keys_new, shape_new))
     moved_old = {i for i, _position in moves.values()}
+    rewritten = _pair_rewritten(old, new, [i for i, _p in removed if i not in moved_old],
+                                [j for j in added if j not in moves])
+    position = dict(removed)
+    for i, j in rewritten:  # like a move, at the earlier of its two places
+        placed.append(((min(j, position[i]), 0, i, j), OpChange("changed", old[i], new[j], i, j)))
+    taken_old, taken_new = {i for i, _j in rewritten} | moved_old, {j for _i, j in rewritten} | set(moves)
     for j, (i, position) in moves.items():
         placed.append(((min(j, position), 0, i, j), OpChange("moved", old[i], new[j], i, j)))
     for i, position in removed:
-        if i not in moved_old:
+        if i not in taken_old:
             placed.append(((position, 0, i, -1), OpChange("removed", old[i], None, i, None)))
     for j in added:
-        if j not in moves:
+        if j not in taken_new:
             placed.append(((j, 1, -1, j), OpChange("added", None, new[j], None, j)))
     placed.sort(key=lambda item: item[0])
     return tuple(change for _order, change in placed)
+
+
+def _pair_rewritten(old: Sequence[Op], new: Sequence[Op], removed: list[int], added: list[int]) -> list[tuple[int, int]]:
+    """Removed and added values written in the code (`True` -> `False`, `[1, 2]` -> `[1, 2, 3]`)
+    at the same line, of the same kind, paired in order: one value a person rewrote, not a step
+    that went and another that came."""
+    waiting: dict[tuple[str, int, str], deque[int]] = defaultdict(deque)
+    for i in removed:
+        if old[i].kind in VALUE_KINDS:
+            waiting[(old[i].file, old[i].line, old[i].kind)].append(i)
+    pairs = []
+    for j in added:
+        queue = waiting.get((new[j].file, new[j].line, new[j].kind)) if new[j].kind in VALUE_KINDS else None
+        if queue:
+            pairs.append((queue.popleft(), j))
+    return pairs
 
 
 def _move_keys(ops: Sequence[Op], keys: list[int], shape: list[int]) -> Callable[[int, int], object]:

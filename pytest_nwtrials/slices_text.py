@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from .missing_tags import MissingTag
 from .provenance import Op
 from .rootcause import Explanation, InputLike, Reorder, Verdict, explain
-from .slices import OpChange, SliceDiff
+from .slices import VALUE_KINDS, OpChange, SliceDiff
 
 __all__ = ["format_missing_tag", "format_slice_diff", "where"]
 
@@ -146,6 +146,15 @@ def _statement(change: OpChange, following: OpChange | None, changes: Sequence[O
     clip(data, 5.0)` for an argument, else the outermost expression of its line that changed
     the same way (the call, not its first argument)."""
     op = _op(change)
+    if change.kind in ("added", "removed") and op.kind in VALUE_KINDS:
+        display = _nearby(change, changes, lambda c, o: c.kind == "changed" and o.kind in VALUE_KINDS
+                          and len(o.code) > len(op.code))
+        if display is not None:  # an item added to a list written in the code: the list changed
+            change, op = display, _op(display)
+    if change.kind == "changed" and op.kind in VALUE_KINDS:
+        target = _nearby(change, changes, lambda c, o: c.kind == "changed" and o.kind == "name" and o.value == op.value)
+        if target is not None:  # `NAME = <value>`: the name given that value on its line names the setting
+            return f"{_short(_op(target).code, _CODE_WIDTH)} = {_values(change)}"
     if change.kind == "changed":
         text = _describe_first(change, following)
         outer = _outer(change, changes, same_kind=False)
@@ -157,6 +166,21 @@ def _statement(change: OpChange, following: OpChange | None, changes: Sequence[O
     if change.kind == "added":
         return f"{_short(outer.code, _CODE_WIDTH)} ({outer.kind}) now runs: {value}"
     return f"{_short(outer.code, _CODE_WIDTH)} ({outer.kind}) no longer runs (it gave {value})"
+
+
+def _nearby(change: OpChange, changes: Sequence[OpChange], wanted) -> OpChange | None:
+    """The nearest change on the same line as `change` (on the side it ran on) that `wanted`
+    (change, op) accepts, within the statement's reach."""
+    op = _op(change)
+    at = next((n for n, c in enumerate(changes) if c is change), 0)
+    near = sorted(range(max(0, at - _STATEMENT_SCAN), min(len(changes), at + _STATEMENT_SCAN)), key=lambda n: abs(n - at))
+    for n in near:
+        other = changes[n]
+        candidate = other.new if change.new is not None else other.old
+        if other is not change and candidate is not None and (candidate.file, candidate.line) == (op.file, op.line) \
+                and wanted(other, candidate):
+            return other
+    return None
 
 
 def _outer(change: OpChange, changes: Sequence[OpChange], *, same_kind: bool) -> Op:
@@ -276,12 +300,12 @@ def _values(change: OpChange) -> str:
 def _describe_first(change: OpChange, following: OpChange | None) -> str:
     op = _op(change)
     code = _short(op.code, _CODE_WIDTH)
-    if change.kind == "changed" and op.kind == "literal":
+    if change.kind == "changed" and op.kind in VALUE_KINDS:
         # `NAME = <literal>`: the assignment just after it on the same line names the setting
         target = following.new if following and following.kind == "changed" else None
         if target and target.kind == "name" and (target.file, target.line) == (op.file, op.line):
             return f"{_short(target.code, _CODE_WIDTH)} = {_values(change)}"
-        return f"literal {_values(change)}"
+        return f"{'literal' if op.kind == 'literal' else op.kind} {_values(change)}"
     if change.kind == "changed":
         return f"{code} ({op.kind}): {_values(change)}"
     if change.kind == "moved":
