@@ -8,6 +8,7 @@ patterns run in one project (one pytest run to save, one to gate), notebooks in 
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -346,17 +347,9 @@ def test_pure_functions_leave_a_long_slice_as_it_was(scripts):
 
 # -- notebooks: the same patterns, one statement per cell, in a capture kernel ----------------
 
+# the script patterns, run one statement per cell (the global seed without its extra factor)
 NOTEBOOKS = [
-    Pattern("nb_fit_other_module", """
-        from pytest_nwtrials import tag
-        from estlib import Est
-        X = [1.0, 2.0, 3.0]
-        y = [0.0, 1.0, 0.0]
-        LR = 0.1
-        model = Est(alpha=0.5)
-        model.fit(X, y, LR)
-        tag("pred", model.predict(X))
-        """, "LR = 0.1", "LR = 0.2", "pred", MUTATION),
+    *(dataclasses.replace(p, name=f"nb_{p.name}") for p in PATTERNS if p.name in ("fit_other_module", "rng_shuffle")),
     Pattern("nb_numpy_global_seed", """
         import numpy as np
         from pytest_nwtrials import tag
@@ -365,23 +358,7 @@ NOTEBOOKS = [
         noise = np.random.normal(size=5)
         tag("noise", noise)
         """, "SEED = 0", "SEED = 1", "noise", STATE),
-    Pattern("nb_rng_shuffle", """
-        import numpy as np
-        from pytest_nwtrials import tag
-        SEED = 0
-        rng = np.random.default_rng(SEED)
-        data = np.arange(10.0)
-        rng.shuffle(data)
-        tag("data", data)
-        """, "SEED = 0", "SEED = 1", "data", MUTATION),
-    Pattern("nb_fillna_inplace", """
-        import pandas as pd
-        from pytest_nwtrials import tag
-        FILL = 0.0
-        df = pd.DataFrame({"a": [1.0, None, 3.0]})
-        df.fillna(FILL, inplace=True)
-        tag("total", float(df["a"].sum()))
-        """, "FILL = 0.0", "FILL = 5.0", "total", MUTATION),
+    *(dataclasses.replace(p, name=f"nb_{p.name}") for p in PATTERNS if p.name == "fillna_inplace"),
 ]
 
 
