@@ -21,6 +21,8 @@ over every edge of table `dependency`, plus two edges noWorkflow stores elsewher
   `provenance_effects` and `provenance_observed`.
 Parts and mutating calls are collected once per object, up to the latest read: a slice
 includes every write into a container before it was read, also a write later overwritten.
+Each read of such an object has edges to the effects since the read of it before, and to that
+read, so that every read is tied to what changed the object (`_link_reads`).
 A call that seeds or draws from a module's hidden random generator (`np.random.seed`,
 `np.random.normal`, `random.random`, `torch.manual_seed`) has a STATE edge to the previous
 seed or draw of that generator (`provenance_state`).
