@@ -42,6 +42,16 @@ class Project:
     def run(self, *args: str, timeout: float = 240) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=timeout)
 
+    def gate(self, name: str, before: str, after: str) -> pytest.RunResult:
+        """Save experiment `name` as `before` in baseline 'base', change it to `after` and run
+        the gate: the failing result."""
+        self.experiment(name, before)
+        self.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+        self.experiment(name, after)
+        result = self.run("--nw-baseline=base")
+        result.assert_outcomes(failed=1)
+        return result
+
     def trials(self) -> list[dict]:
         folder = self.root / ".nwtrials" / "trials"
         paths = sorted(folder.glob("trial*.json"), key=lambda p: int(p.stem[5:]))

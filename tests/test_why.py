@@ -169,11 +169,7 @@ if VERBOSE:
 
 
 def test_a_missing_tag_names_where_the_baseline_tagged_it(project):
-    project.experiment("report.py", SKIPPED_TAG.format(verbose=True))
-    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
-    project.experiment("report.py", SKIPPED_TAG.format(verbose=False))
-    result = project.run("--nw-baseline=base")
-    result.assert_outcomes(failed=1)
+    result = project.gate("report.py", SKIPPED_TAG.format(verbose=True), SKIPPED_TAG.format(verbose=False))
     result.stdout.fnmatch_lines([
         "*summary: missing in the new trial (baseline: {'n': 3, 'max': 4.0})",
         "Why it changed:",

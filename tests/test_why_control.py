@@ -63,16 +63,6 @@ def controls(ops: list, index: int) -> list:
     return [ops[dep] for dep, kind in ops[index][4] if kind == "control"]
 
 
-def gate(project, name: str, before: str, after: str):
-    """Record `before` as baseline 'base', then run the gate on `after`; the failing result."""
-    project.experiment(name, before)
-    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
-    project.experiment(name, after)
-    result = project.run("--nw-baseline=base")
-    result.assert_outcomes(failed=1)
-    return result
-
-
 # -- scripts ----------------------------------------------------------------------------------
 
 SKIPPED_STEP = """
@@ -88,7 +78,7 @@ tag("total", sum(X))
 
 
 def test_flag_that_no_longer_runs_a_step_is_in_the_slice_of_the_next_read(project):
-    result = gate(project, "prep.py", SKIPPED_STEP, SKIPPED_STEP.replace("normalize = True", "normalize = False"))
+    result = project.gate("prep.py", SKIPPED_STEP, SKIPPED_STEP.replace("normalize = True", "normalize = False"))
     found = slices(project, "trial2", "total")["trial2:total"]
     ops = found["ops"]
     # sum(X): X read after the `if` that did not reassign it depends on the test that decided so
@@ -115,7 +105,7 @@ tag("seed", seed)
 
 
 def test_elif_branch_taken_instead_depends_on_both_tests(project):
-    result = gate(project, "opt.py", ELIF, ELIF.replace('optimizer = "sgd"', 'optimizer = "adam"'))
+    result = project.gate("opt.py", ELIF, ELIF.replace('optimizer = "sgd"', 'optimizer = "adam"'))
     found = slices(project, "trial2", "lr", "trial2", "seed", "trial1", "seed")
     ops = found["trial2:lr"]["ops"]
     written = next(i for i, op in enumerate(ops) if op[:3] == [7, "name", "lr"])
@@ -174,7 +164,7 @@ tag("steps", steps)
 
 
 def test_while_that_runs_a_different_number_of_times_depends_on_its_last_test(project):
-    result = gate(project, "solve.py", WHILE, WHILE.replace("tol = 0.1", "tol = 0.01"))
+    result = project.gate("solve.py", WHILE, WHILE.replace("tol = 0.1", "tol = 0.01"))
     ops = slices(project, "trial2", "steps")["trial2:steps"]["ops"]
     assert ops[-1][:4] == [9, "name", "steps", "7"]
     # the test that ended the loop decided that `steps` was not incremented again
@@ -202,7 +192,7 @@ tag("last", last)
 
 
 def test_break_and_return_under_an_if_control_what_runs_after_them(project):
-    result = gate(project, "stop.py", EARLY_STOP, EARLY_STOP.replace("tol = 0.1", "tol = 0.01"))
+    result = project.gate("stop.py", EARLY_STOP, EARLY_STOP.replace("tol = 0.1", "tol = 0.01"))
     found = slices(project, "trial2", "w", "trial2", "last")
     ops = found["trial2:w"]["ops"]
     # the loop ended at the test that broke out of it, after the last `w = w / 2`
@@ -229,7 +219,7 @@ tag("trained", trained)
 
 
 def test_loop_over_a_changed_list_depends_on_the_list(project):
-    result = gate(project, "cv.py", FOR, FOR.replace("folds = [1, 2, 3]", "folds = [1, 2, 3, 4]"))
+    result = project.gate("cv.py", FOR, FOR.replace("folds = [1, 2, 3]", "folds = [1, 2, 3, 4]"))
     ops = slices(project, "trial2", "trained")["trial2:trained"]["ops"]
     # the body does not read `fold`: it ran once per item of `folds`
     increments = [i for i, op in enumerate(ops) if op[:3] == [6, "add", "trained + 1"]]
@@ -250,7 +240,7 @@ tag("w", w)
 
 
 def test_loop_that_ran_zero_times_is_in_the_slice(project):
-    result = gate(project, "fit.py", ZERO, ZERO.replace("epochs = 2", "epochs = 0"))
+    result = project.gate("fit.py", ZERO, ZERO.replace("epochs = 2", "epochs = 0"))
     ops = slices(project, "trial2", "w")["trial2:w"]["ops"]
     assert ops[-1][:4] == [7, "name", "w", "1.0"]
     assert [op[:4] for op in controls(ops, len(ops) - 1)] == [[5, "call", "range(epochs)", "range(0, 0)"]]
@@ -274,7 +264,7 @@ tag("w", model.w)
 
 
 def test_method_call_under_a_flag_makes_the_flag_a_control_of_the_object(project):
-    result = gate(project, "refit.py", METHOD, METHOD.replace("refit = True", "refit = False"))
+    result = project.gate("refit.py", METHOD, METHOD.replace("refit = True", "refit = False"))
     found = slices(project, "trial1", "w", "trial2", "w")
     old, new = found["trial1:w"]["ops"], found["trial2:w"]["ops"]
     # new trial: `model` read after the skipped call depends on the test that skipped it
@@ -298,7 +288,7 @@ tag("prepared", prepare(3.5, CLIP))
 
 
 def test_if_inside_a_function_controls_the_read_of_its_parameter(project):
-    result = gate(project, "fn.py", FUNCTION, FUNCTION.replace("CLIP = True", "CLIP = False"))
+    result = project.gate("fn.py", FUNCTION, FUNCTION.replace("CLIP = True", "CLIP = False"))
     ops = slices(project, "trial2", "prepared")["trial2:prepared"]["ops"]
     returned = next(i for i, op in enumerate(ops) if op[:3] == [6, "name", "value"])
     assert [op[:4] for op in controls(ops, returned)] == [[4, "name", "clip", "False"]]
@@ -316,7 +306,7 @@ if report:
 
 
 def test_tag_inside_an_if_now_skipped_points_at_its_baseline_site_and_condition(project):
-    result = gate(project, "report.py", TAG_IN_IF, TAG_IN_IF.replace("report = True", "report = False"))
+    result = project.gate("report.py", TAG_IN_IF, TAG_IN_IF.replace("report = True", "report = False"))
     found = slices(project, "trial1", "summary")["trial1:summary"]
     assert found["site"] == ["report.py", 7]  # as its operations name the file: from the trial's folder
     ops = found["ops"]

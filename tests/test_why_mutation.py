@@ -266,13 +266,19 @@ def gate(root: Path, write) -> Gated:
     return Gated(root, sections(run_pytest(root, "--nw-baseline=base")))
 
 
-@pytest.fixture(scope="module")
-def scripts(tmp_path_factory: pytest.TempPathFactory) -> Gated:
-    root = tmp_path_factory.mktemp("mutation") / "project"
+def new_project(tmp_path_factory: pytest.TempPathFactory, name: str, experiments: str) -> tuple[Path, Path]:
+    """A project folder and its experiments folder, which holds the library stand-in `estlib`."""
+    root = tmp_path_factory.mktemp(name) / "project"
     folder = root / "experiments"
     folder.mkdir(parents=True)
-    (root / "pytest.ini").write_text("[pytest]\nnw_experiments = experiments/p_*.py\n")
+    (root / "pytest.ini").write_text(f"[pytest]\nnw_experiments = {experiments}\n")
     (folder / "estlib.py").write_text(ESTLIB)
+    return root, folder
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory: pytest.TempPathFactory) -> Gated:
+    root, folder = new_project(tmp_path_factory, "mutation", "experiments/p_*.py")
     (folder / "p_pure.py").write_text(PURE)  # the same in both runs
     patterns = PATTERNS + ([SKLEARN] if HAS_SKLEARN else [])
 
@@ -370,11 +376,7 @@ def cells(pattern: Pattern, changed: bool) -> list[str]:
 
 @pytest.fixture(scope="module")
 def notebooks(tmp_path_factory: pytest.TempPathFactory) -> Gated:
-    root = tmp_path_factory.mktemp("mutation-nb") / "project"
-    folder = root / "experiments"
-    folder.mkdir(parents=True)
-    (root / "pytest.ini").write_text("[pytest]\nnw_experiments = experiments/*.ipynb\n")
-    (folder / "estlib.py").write_text(ESTLIB)
+    root, folder = new_project(tmp_path_factory, "mutation-nb", "experiments/*.ipynb")
 
     def write(changed: bool) -> None:
         for pattern in NOTEBOOKS:
