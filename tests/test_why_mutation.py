@@ -364,7 +364,7 @@ NOTEBOOKS = [
         noise = np.random.normal(size=5)
         tag("noise", noise)
         """, "SEED = 0", "SEED = 1", "noise", STATE),
-    *(dataclasses.replace(p, name=f"nb_{p.name}") for p in PATTERNS if p.name == "fillna_inplace"),
+    *(dataclasses.replace(p, name=f"nb_{p.name}") for p in PATTERNS if p.name in ("fillna_inplace", "copyto", "ufunc_out")),
 ]
 
 
