@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .provenance import Op, Slice
-from .rootcause import dependencies
+from .rootcause import ancestors, dependencies
 from .slices import SliceDiff, diff_operations
 
 __all__ = ["MissingTag", "missing_tag"]
@@ -57,19 +57,8 @@ def missing_tag(name: str, old: Slice, new_operations: Sequence[Op]) -> MissingT
 
 def _test_diff(name: str, old: Slice, test: int, new_operations: Sequence[Op]) -> SliceDiff | None:
     """The test's provenance in the baseline against the new trial's operations on its lines."""
-    before = [old.ops[i] for i in sorted(_ancestors(old, test))]
+    before = [old.ops[i] for i in sorted(ancestors(old, test))]
     lines = {(op.file, op.line) for op in before}
     after = [op for op in new_operations if (op.file, op.line) in lines]
     changes = diff_operations(before, after)
     return SliceDiff(name, changes) if changes else None
-
-
-def _ancestors(s: Slice, index: int) -> set[int]:
-    """Op `index` of the slice and every op it depends on in it."""
-    seen, stack = {index}, [index]
-    while stack:
-        for dep, _kind in dependencies(s, stack.pop()):
-            if dep not in seen:
-                seen.add(dep)
-                stack.append(dep)
-    return seen

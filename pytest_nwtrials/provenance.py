@@ -153,7 +153,7 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
             " FROM file_access WHERE trial_id = ? ORDER BY checkpoint, id",
             (trial_id,),
         ).fetchall()
-        openers = _openers(conn, graph, {row[4] for row in rows})
+        openers = _openers(graph, {row[4] for row in rows})
         accesses = []
         for name, mode, before, after, activation in rows:
             if activation in taggers or not name:
@@ -177,21 +177,15 @@ def read_file_accesses(db_path: Path, trial_id: str, root: Path) -> list[FileAcc
         return accesses
 
 
-def _openers(conn: sqlite3.Connection, graph: TrialGraph, activations: set[int]) -> dict[int, tuple[str, str, int]]:
+def _openers(graph: TrialGraph, activations: set[int]) -> dict[int, tuple[str, str, int]]:
     """The operation (code, file, line) of each activation that opened a file; an activation is
-    the evaluation of the call it runs."""
-    ids = sorted(a for a in activations if isinstance(a, int))
-    components = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        components.update(conn.execute(
-            f"SELECT id, code_component_id FROM evaluation WHERE trial_id = ? AND id IN ({marks})",  # noqa: S608
-            (graph.trial_id, *chunk)))
+    the evaluation of the call it runs, already in the loaded graph."""
     openers = {}
-    for activation, component in components.items():
-        code, _kind, line, _container = graph.components.get(component, ("", "", -1, None))
-        openers[activation] = (code, graph.file_of(component), line)
+    for activation in activations:
+        if activation in graph.evaluations:
+            component = graph.component_of(activation)
+            code, _kind, line, _container = graph.components.get(component, ("", "", -1, None))
+            openers[activation] = (code, graph.file_of(component), line)
     return openers
 
 

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from .provenance import Op, Slice, normalize_code
 from .slices import VALUE_KINDS, OpChange
 
-__all__ = ["Explanation", "Reorder", "Root", "Verdict", "dependencies", "explain", "find_reorders"]
+__all__ = ["Explanation", "Reorder", "Root", "Verdict", "ancestors", "dependencies", "explain", "find_reorders"]
 
 REORDERS_SHOWN = 3
 OTHER_ROOTS = 2  # independent roots named after the headline's
@@ -230,16 +230,20 @@ def _reads(s: Slice, index: int | None, path: str) -> bool:
         return False
     parts = path.split("/")
     tails = ["/".join(parts[k:]) for k in range(len(parts))]
+    return any(tail in s.ops[at].value for at in ancestors(s, index) for tail in tails)
+
+
+def ancestors(s: Slice, index: int) -> Iterator[int]:
+    """Op `index` of the slice, then every op it depends on in it, each once (depth first: a
+    caller looking for one stops early)."""
     seen, stack = {index}, [index]
     while stack:
         at = stack.pop()
-        if any(tail in s.ops[at].value for tail in tails):
-            return True
+        yield at
         for d, _kind in dependencies(s, at):
             if d not in seen:
                 seen.add(d)
                 stack.append(d)
-    return False
 
 
 def _following(changes: Sequence[OpChange], n: int) -> OpChange | None:
