@@ -88,6 +88,8 @@ class Trial:
     python: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
     provenance: str = ""  # the compressed noWorkflow database, relative to the store (archive_name)
+    # of the first run of a group run with --nw-repeat: `spread.Stability.to_json()`, else None
+    stability: dict[str, Any] | None = None
     values_dir: Path | None = field(default=None, compare=False, repr=False)
     allow_pickle: bool = field(default=False, compare=False, repr=False)
 
@@ -163,6 +165,7 @@ class Trial:
             "inputs": self.inputs,
             "provenance": self.provenance,
             "tags": self.tags,
+            **({"stability": self.stability} if self.stability is not None else {}),
         }
 
     @classmethod
@@ -191,6 +194,7 @@ class Trial:
                 python=field_of(doc, "python", str, ""),
                 inputs=check_inputs(doc),
                 provenance=_check_provenance(field_of(doc, "provenance", str, ""), trial_id),
+                stability=field_of(doc, "stability", (dict, type(None)), None),
                 values_dir=values_dir,
             )
         except ValueError as exc:
