@@ -233,7 +233,7 @@ def test_the_seeded_version_matches(gated, name):
 
 def test_an_estimator_fitted_in_place_names_fit_and_the_first_value_that_differs(gated):
     text = report(gated, "v_estimator.py")
-    assert "the first value that differs is `model.predict(X)` (v_estimator.py:8)" in text, text
+    assert "the first value that differs is `model.predict(X)` (v_estimator.py:8), with the same arguments" in text, text
 
 
 def test_in_a_notebook_the_cell_of_the_draw_is_named(gated):
