@@ -154,6 +154,26 @@ from pytest_nwtrials import tag
 rng = np.random.default_rng()
 tag("noise", (rng.normal(size=3) + OFFSET).round(6).tolist())
 '''
+# objects whose look-ups raise: the capture's facts must neither break the run nor name them
+HOSTILE = '''
+from pytest_nwtrials import tag
+
+
+class Hostile:
+    def __getattr__(self, name):
+        raise RuntimeError(name)
+
+    def get_params(self, deep=True):
+        raise RuntimeError("no params")
+
+
+class Slotted:
+    __slots__ = ("random_state",)
+
+
+trap, empty = Hostile(), Slotted()
+tag("ok", 1)
+'''
 INI = """[pytest]
 nw_experiments =
     experiments/v_*.py
@@ -189,6 +209,7 @@ def write_project(root: Path, changed: bool) -> None:
         (folder / f"s_{name}.py").write_text(source.format(seed=seeded_code).lstrip())
     (folder / "c_literal.py").write_text(LITERAL.format(scale="2.0" if changed else "1.0").lstrip())
     (folder / "c_module.py").write_text(MODULE.lstrip())
+    (folder / "s_hostile.py").write_text(HOSTILE.lstrip())
     (folder / "helper.py").write_text(HELPER.format(offset=1 if changed else 0))
     nb = new_notebook(cells=[new_code_cell(source) for source in NOTEBOOK_CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -262,6 +283,8 @@ def test_the_capture_records_the_code_digest_and_the_unseeded_objects(gated):
     source = (gated[0] / "experiments" / "v_estimator.py").read_bytes()
     assert unseeded_trial.inputs["source"] == __import__("hashlib").sha1(source).hexdigest()
     assert isinstance(trials["experiments/nb_generator.ipynb"].inputs["source"], str)
+    assert trials["experiments/s_hostile.py"].inputs["unseeded"] == []
+    assert re.search(r"^trial\d+\s+experiments/s_hostile\.py\s+matched", gated[1], re.M), gated[1]
 
 
 def test_two_repeats_get_the_same_headline_from_trial_diff(gated):
