@@ -93,7 +93,7 @@ def judge(session: TrialSession, runs: list[Trial], options: Comparison) -> verd
     constructs = (verdicts.seed_constructs(diff, other.inputs, new_record.operations)
                   if new_record is not None else ())
     own = [tag for tag in judgement.unstable if tag in rules.tag_tolerances]
-    stability = replace(judgement.stability, diverged=tuple(diff.why()),
+    stability = replace(judgement.stability, diverged=tuple(diff.why(identical=True)),
                         proposal=tuple(verdicts.proposal_lines(needed, spreads, own, constructs)))
     return replace(judgement, stability=stability)
 

@@ -136,12 +136,9 @@ def proposal_lines(needed: Mapping[str, tuple[float | None, float | None] | None
         lines.append(f"  marker:  @pytest.mark.nw({', '.join(_settings(widest))})  (every tag of the experiment)")
         lines += [f"  {tag} sets its own tolerance in tag(...), which wins: give it "
                   f"{', '.join(_settings(covered[tag]))} there" for tag in own if tag in covered]
-    for tag, tolerance in needed.items():
-        if tolerance is None:
-            details = [f"{s.path}: {s.detail}" for path, s in sorted(spreads.items())
-                       if (path == tag or path.startswith(tag + "[")) and not s.numeric]
-            why = f" ({details[0]})" if details else ""
-            lines.append(f"No tolerance covers {tag}{why}: the runs must give the same value.")
+    uncovered = [tag for tag, tolerance in needed.items() if tolerance is None]
+    if uncovered:
+        lines.append(f"No tolerance covers {', '.join(uncovered)}: the runs must give the same value.")
     if constructs:
         lines.append("Seed to set:")
         lines += [f"  {construct.seed}" for construct in constructs]
