@@ -63,9 +63,10 @@ def round_up(value: float) -> float:
     """`value` rounded up to one significant digit: 0.0123 -> 0.02 (a tolerance that covers it)."""
     if not value > 0 or not math.isfinite(value):
         return 0.0
-    value *= 1 + 1e-9  # so that the tolerance covers the deviation it came from despite rounding
     exponent = math.floor(math.log10(value))
-    digit = math.ceil(value / 10.0 ** exponent)
+    digit = max(1, math.ceil(value / 10.0 ** exponent - 1e-9))  # 0.02 is 2e-2, not 3e-2
+    if float(f"{digit}e{exponent}") < value:  # the quotient's rounding fell short
+        digit += 1
     if digit >= 10:
         digit, exponent = 1, exponent + 1
     return float(f"{digit}e{exponent}")
@@ -97,13 +98,11 @@ def needed_tolerances(tags: Sequence[str], spreads: Mapping[str, PathSpread],
         rtol = round_up(max(relative)) if relative else None
         unscaled = [s.deviation for s in group if s.relative is None]
         atol = round_up(max(unscaled)) if unscaled else None
-        candidate = (rtol or None, atol or None)
-        if not _covers(tag, candidate, values, ignore):
-            candidate = (rtol or None, round_up(max(s.deviation for s in group)) or None)
-            if not _covers(tag, candidate, values, ignore):
-                found[tag] = None
-                continue
-        found[tag] = candidate
+        # the rtol proposed applies to each element's own first value, the measured one to the
+        # largest: an element near 0 may need an atol too
+        candidates = [(rtol or None, atol or None), (round_up(rtol * 1.01) if rtol else None, atol or None),
+                      (rtol or None, round_up(max(s.deviation for s in group)) or None)]
+        found[tag] = next((c for c in candidates if _covers(tag, c, values, ignore)), None)
     return found
 
 

@@ -112,7 +112,8 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     numbers = counts(session, missing)
     line = ", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing"))
     if repeated(session):  # said only when --nw-repeat ran something: the line stays as it was otherwise
-        line += f", {numbers['unstable']} unstable ({numbers['repeats']} of the runs were repeats)"
+        repeats = numbers["repeats"]
+        line += f", {numbers['unstable']} unstable ({repeats} {'run was a repeat' if repeats == 1 else 'runs were repeats'})"
     write(line)
     if session.reference is not None:
         write(f"compared with {session.reference.label}")
