@@ -60,7 +60,7 @@ STARTUP_PREFIXES = ("PYTHON", "LD_")  # variables read once, by the interpreter 
 START_TIMEOUT = 60.0  # preloading takes about a second; a loaded machine may need far longer
 CHILD_FAILED = 70  # the child could not be set up: the status of a failed capture
 # warm processes besides the first, each with its own str hash seed, for repeated runs: each one
-# holds noWorkflow preloaded (about 100 MB), so runs after the fifth of a group start afresh
+# holds noWorkflow preloaded (about 80 MB resident), so runs after the fifth of a group start afresh
 SEEDED_SLOTS = 4
 SEEDED_ENV = {"PYTHONHASHSEED": "random"}
 
