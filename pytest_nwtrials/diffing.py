@@ -14,7 +14,7 @@ from .bands import PHRASE, apply_bands, listed
 from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
 from .missing_tags import MissingTag, missing_tag
-from .provenance import Slice
+from .provenance import Op, Slice
 from .render import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 from .slices_text import format_missing_tag
@@ -36,6 +36,9 @@ class TrialDiff:
     has_provenance: bool = True
     missing: tuple[MissingTag, ...] = ()  # the baseline's tags the new trial did not make
     sequences: tuple[Slice, Slice] | None = None  # both operation sequences, when they were compared
+    code_same: bool | None = None  # the experiment's code digests are equal; None: a side has none
+    facts: Mapping[str, Any] | None = None  # the new trial's inputs: the objects it found unseeded
+    new_operations: tuple[Op, ...] = ()  # the new trial's sequence: whether it seeded a global generator
     within: tuple[str, ...] = ()  # paths whose change lay inside the baseline's run-to-run spread (bands.py)
 
     @property
@@ -43,9 +46,15 @@ class TrialDiff:
         """True when values, arguments and (if compared) operations all match."""
         return not self.values and not self.argv_changed and not self.operations
 
-    def why(self, *, outputs: bool = False) -> list[str]:
-        """The "why it changed" lines; files the trials wrote differently only with `outputs`."""
-        lines = why_lines(self.inputs, self.slices, outputs=outputs)
+    def why(self, *, outputs: bool = False, identical: bool | None = None) -> list[str]:
+        """The "why it changed" lines; files the trials wrote differently only with `outputs`.
+
+        A value that changed with the same recorded inputs, while the code, input files and
+        libraries did not, "varies between identical runs"; `identical=True` says the trials
+        are runs of the same experiment with the same inputs (repeats), False never says so.
+        """
+        lines = why_lines(self.inputs, self.slices, outputs=outputs, identical=identical,
+                          code_same=self.code_same, facts=self.facts, operations=self.new_operations)
         for missing in self.missing:
             lines += format_missing_tag(missing)
         if self.operations:
@@ -134,5 +143,13 @@ def diff_trials(old_label: str, new_label: str,
         slices=tuple(slices), operations=ops,
         argv_changed=tuple(old_argv) != tuple(new_argv),
         has_provenance=old_record is not None and new_record is not None,
-        missing=tuple(missing), sequences=sequences, within=banded.within,
+        missing=tuple(missing), sequences=sequences, code_same=_same_source(old_inputs, new_inputs),
+        facts=new_inputs, new_operations=new_record.operations if new_record is not None else (),
+        within=banded.within,
     )
+
+
+def _same_source(old_inputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> bool | None:
+    """Whether both trials recorded the digest of the experiment's code and it is the same."""
+    old, new = old_inputs.get("source"), new_inputs.get("source")
+    return old == new if isinstance(old, str) and isinstance(new, str) else None

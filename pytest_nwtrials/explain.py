@@ -20,6 +20,7 @@ from .provenance_graph import CONTROL, DATA, MUTATION, STATE
 from .slices import SliceDiff
 from .slices_text import format_slice_diff
 from .store import StoreError
+from .variation import between_identical_runs
 from .files import read_json
 
 SCHEMA = 2  # 2 added each slice's "edges" and "site"; records of schema 1 are still read
@@ -300,11 +301,20 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
 
 
 def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12,
-              outputs: bool = False) -> list[str]:
+              outputs: bool = False, identical: bool | None = None, code_same: bool | None = None,
+              facts: Mapping[str, Any] | None = None, operations: Sequence[Op] = ()) -> list[str]:
     """The "why it changed" section: input changes first, then the slice diffs.
 
     Output files the experiment wrote differently are a consequence, not a cause: they are
     listed (after the inputs) only with `outputs`.
+
+    A value that changed with the same recorded inputs, in runs whose code, input files,
+    libraries, modules, Python and arguments are the same, *varies between identical runs*: it
+    is named so, with the unseeded constructs behind it (`variation`). `identical` says whether
+    the runs were identical (True for repeats of one run); None tells it from `inputs` and
+    `code_same` (the experiment's code digests are equal; None when a side did not record one:
+    then no slice may have a root that is a change of the code). `facts` are the new trial's
+    inputs (the objects the capture found unseeded), `operations` its whole sequence.
 
     Tags whose slices have the same headline (root cause, first divergence, reordered steps)
     tell one story: it is shown once, with the longest of their diffs, and the other tags are
@@ -313,10 +323,15 @@ def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *
     lines = [f"  {change.describe()}" for change in inputs if change.what != "output file"]
     if outputs:
         lines += [f"  {change.describe()}" for change in inputs if change.what == "output file"]
+    explained = [(diff, rootcause.explain(diff.old, diff.new, diff.changes, inputs)) for diff in slice_diffs]
+    if identical is None:
+        identical = not any(change.what != "output file" for change in inputs) and (
+            code_same if code_same is not None else not any(_changed_code(e) for _diff, e in explained))
     groups: dict[tuple, list[tuple[SliceDiff, Any]]] = {}
-    for diff in slice_diffs:
-        explanation = rootcause.explain(diff.old, diff.new, diff.changes, inputs)
+    for diff, explanation in explained:
         if explanation is not None:
+            if identical:
+                explanation = between_identical_runs(explanation, diff.new, facts, operations)
             change = explanation.change
             key = (explanation.verdict, change and (change.kind, change.old, change.new),
                    tuple((r.step.old, r.step.new) for r in explanation.reorders))
@@ -328,3 +343,12 @@ def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *
         longest, explanation = max(members, key=lambda member: len(member[0].changes))
         lines += ["  " + line for line in format_slice_diff(longest, limit=limit, explanation=explanation)]
     return lines
+
+
+def _changed_code(explanation: rootcause.Explanation | None) -> bool:
+    """Whether an explanation has a root that is a change of the code (a literal, a step that
+    came or went), or no edges to tell one: then the runs may not have run the same code."""
+    if explanation is None:
+        return False
+    verdicts = {explanation.verdict, *(root.verdict for root in explanation.others)}
+    return bool(verdicts & {rootcause.Verdict.CAUSE, rootcause.Verdict.DIVERGENCE})

@@ -1,13 +1,14 @@
 """The `nw_trial` fixture: experiment runs and baseline checks from ordinary tests."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from .printable import printable
 from .session import Comparison, GateFailure, TrialSession, comparison_from_marker
-from .settings import CAPTURE_MODES
+from .settings import CAPTURE_MODES, SettingsError, parse_repeat
 from .store import Trial
 
 
@@ -27,22 +28,37 @@ class NwTrial:
         return path.resolve()
 
     def run(self, script: str | Path, *argv: str, timeout: float | None = None, check: bool = True,
-            capture: str | None = None) -> Trial:
+            capture: str | None = None, repeat: int | None = None) -> Trial:
         """Run `script` (relative to the rootdir) with `argv` under capture; return its trial.
 
         With `check` (the default) a script that raises, exits non-zero or times out fails the
         test with its traceback; with ``check=False`` the failed trial is returned. `capture`
         (fine, coarse, off) overrides the test's ``@pytest.mark.nw(capture=...)`` and ``--nw-capture``.
+        `repeat` runs it that many times (default: the marker's repeat, else ``--nw-repeat``) and
+        returns the first run's trial with its ``stability``; with `check`, runs that differ
+        beyond the test's tolerances fail the test as not reproducible.
         """
+        from .repeats import repeat_count, run_repeats
+
         if capture is not None and capture not in CAPTURE_MODES:
             pytest.fail(f"nw_trial.run: capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}",
                         pytrace=False)
-        if capture is None:
-            capture = _fail_on_gate_failure(comparison_from_marker, self._request.node).capture
-        trial, result = _fail_on_gate_failure(
-            self._session.run, self._script(script), tuple(str(a) for a in argv), timeout, capture)
+        if repeat is not None:
+            try:
+                repeat = parse_repeat(repeat, "nw_trial.run repeat")
+            except SettingsError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        marked = _fail_on_gate_failure(comparison_from_marker, self._request.node)
+        capture = marked.capture if capture is None else capture
+        options = replace(marked, repeat=repeat) if repeat is not None else marked
+        path, args = self._script(script), tuple(str(a) for a in argv)
+        trial, result = _fail_on_gate_failure(self._session.run, path, args, timeout, capture)
         if check:
             _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
+        count = repeat_count(self._session, options)
+        if count > 1 and trial.status == "finished":
+            trial = _fail_on_gate_failure(run_repeats, self._session, trial, path, args, timeout, capture, count,
+                                          options, check)
         return trial
 
     def assert_matches(self, trial: Trial, baseline: str | None = None, *, rtol: float | None = None,

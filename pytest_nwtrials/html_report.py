@@ -7,12 +7,14 @@ renders it)::
      "created": "2026-05-01T12:00:00+00:00",       # ISO 8601
      "rootdir": "/path/to/project",
      "baseline": "reference" | None,                # the named baseline compared with, if any
-     "summary": {"run": n, "matched": n, "changed": n, "new": n, "missing": n, "failed": n, "skipped": n},
+     "summary": {"run": n, "matched": n, "changed": n, "new": n, "missing": n, "failed": n, "skipped": n,
+                 "repeats": n, "unstable": n},                # repeats: runs after the first (--nw-repeat)
      "unused_baseline_entries": ["fraud/old.py", ...],
      "experiments": [{
          "experiment": "fraud/train.py", "argv": [], "trial": "trial3", "trial_id": "...",
          "verdict": "matched" | "changed" | "new" | "missing" | "failed" | "timeout" | "error"
-                    | "skipped" | "recorded",
+                    | "skipped" | "recorded" | "unstable" | "repeat",   # repeat: a later run of a group
+         "stability": spread.Stability.to_json() | None,   # of the first run of a group (--nw-repeat)
          "against": "baseline 'reference' (recorded in trial1)" | None,
          "message": "the full failure text" | None,
          "changes": [{"path": str, "kind": str, "old": str, "new": str, "detail": str}],  # summaries
@@ -40,7 +42,7 @@ __all__ = ["html_page", "report_html", "report_json"]
 
 SCHEMA = 1
 PLOTS_PER_EXPERIMENT = 12  # more numeric tags than this are listed, not plotted
-VERDICT_ORDER = ("changed", "failed", "timeout", "error", "missing", "new", "recorded", "skipped", "matched")
+VERDICT_ORDER = ("changed", "unstable", "failed", "timeout", "error", "missing", "new", "recorded", "skipped", "matched")
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 72rem;
@@ -68,6 +70,8 @@ section.experiment { border: 1px solid #d0d4d8; border-left-width: 6px; border-r
 .verdict-missing .verdict, .verdict.verdict-missing,
 .verdict-new .verdict, .verdict.verdict-new { background: #8250df; }
 .verdict-recorded .verdict, .verdict.verdict-recorded { background: #0969da; }
+.verdict-unstable .verdict, .verdict.verdict-unstable { background: #9a6700; }
+section.verdict-unstable { border-left-color: #9a6700; }
 section.verdict-matched { border-left-color: #1a7f37; }
 section.verdict-changed { border-left-color: #bc4c00; }
 section.verdict-failed, section.verdict-error, section.verdict-timeout { border-left-color: #cf222e; }
@@ -129,7 +133,8 @@ def report_html(report: dict[str, Any], store: TrialStore | None) -> str:
     """The report as one HTML file; plots of numeric tags from `store` unless it is None."""
     report = _check(report)
     trials = _stored_trials(store)
-    experiments = list(report.get("experiments") or [])
+    # a group of repeated runs is shown once, as its first run with the group's stability
+    experiments = [e for e in report.get("experiments") or [] if not (isinstance(e, dict) and e.get("verdict") == "repeat")]
     parts = [_header(report, experiments)]
     for number, experiment in enumerate(experiments, 1):
         parts.append(_section(number, experiment, trials))
@@ -197,6 +202,9 @@ def _section(number: int, experiment: dict[str, Any], trials: list[Trial] | None
     if experiment.get("against"):
         line += f", compared with {_e(experiment['against'])}"
     parts.append(f"<p class=\"meta\">{line}</p>")
+    stability = experiment.get("stability")
+    if isinstance(stability, dict):
+        parts.append(_stability(stability))
     changes = experiment.get("changes") or []
     if changes:
         parts.append("<h3>Value changes</h3>" + _changes_table(changes))
@@ -217,6 +225,36 @@ def _section(number: int, experiment: dict[str, Any], trials: list[Trial] | None
         parts.append(_plots(experiment, trials))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _stability(doc: dict[str, Any]) -> str:
+    """The verdict of a group of repeated runs and a table of the paths whose values differed."""
+    runs, trials = doc.get("runs"), ", ".join(str(t) for t in doc.get("trials") or [])
+    if doc.get("stable"):
+        verdict = f"stable across {_e(runs)} runs"
+    elif doc.get("covered"):
+        verdict = f"varied across {_e(runs)} runs, within tolerance"
+    else:
+        verdict = f"not reproducible: {_e(runs)} runs gave different values"
+    parts = [f"<h3>Run-to-run variation</h3><p class=\"meta\"><b>{verdict}</b> ({_e(trials)})</p>"]
+    spreads = doc.get("spread") or {}
+    if isinstance(spreads, dict) and spreads:
+        rows = []
+        for path, spread in spreads.items():
+            spread = spread if isinstance(spread, dict) else {}
+            cells = "".join(f"<td>{_e(_number(spread.get(key)))}</td>" for key in ("low", "high", "deviation", "relative"))
+            rows.append(f"<tr><td><code>{_e(path)}</code></td>{cells}<td>{_e(spread.get('detail') or '')}</td></tr>")
+        parts.append("<table class=\"spread\"><thead><tr><th>path</th><th>min</th><th>max</th>"
+                     "<th>largest deviation from the first run</th><th>relative spread</th><th>detail</th></tr></thead>"
+                     f"<tbody>{''.join(rows)}</tbody></table>")
+    lines = [*(doc.get("diverged") or []), *(doc.get("proposal") or [])]
+    if lines:
+        parts.append(f"<pre class=\"stability\">{_e(chr(10).join(str(line) for line in lines))}</pre>")
+    return "".join(parts)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if type(value) in (int, float) else ""
 
 
 def _changes_table(changes: list[dict[str, Any]]) -> str:

@@ -36,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Provenance capture: fine (default: every operation of the experiment); "
                          "coarse (calls, returns and file accesses only: for long loops); "
                          "off (no noWorkflow: values and versions only)")
+    group.addoption(S.option(S.REPEAT), dest=S.REPEAT, metavar="N", default=None,
+                    help="Run each experiment N times and fail it as not reproducible when the runs' "
+                         "values differ beyond tolerance (default 1)")
     group.addoption(S.option(S.KERNEL), dest=S.KERNEL, metavar="NAME", default=None,
                     help="Jupyter kernel whose Python runs notebook experiments (default: this Python)")
     group.addoption(S.option(S.REPORT), dest=S.REPORT, metavar="FILE.html", default=None,
@@ -60,6 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.CAPTURE, "Default for --nw-capture: fine, coarse or off", default="")
     parser.addini(S.KEEP, f"Trials per experiment kept in the local store, older ones removed at the "
                   f"end of a session; 0 keeps every trial (default {S.DEFAULT_KEEP})", default="")
+    parser.addini(S.REPEAT, "Default for --nw-repeat: runs of each experiment, compared with each other",
+                  default="")
     parser.addini(S.ENV_REDACT, "Glob patterns of environment variables whose values are never stored, "
                   "besides names with TOKEN, SECRET, KEY, PASSWORD, PASS, CREDENTIAL or AUTH",
                   type="args", default=[])
@@ -67,13 +72,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "nw(rtol=None, atol=None, ignore=(), capture=None): tolerances and ignored tags "
-                   "for the comparison; capture mode (fine, coarse, off) of the experiment")
+        "markers", "nw(rtol=None, atol=None, ignore=(), capture=None, repeat=None): tolerances and ignored "
+                   "tags for the comparison; capture mode (fine, coarse, off) of the experiment; "
+                   "runs of the experiment, compared with each other")
     cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL,
-                                                      S.OPS, S.REPORT, S.JSON, S.KERNEL, S.CAPTURE)}
+                                                      S.OPS, S.REPORT, S.JSON, S.KERNEL, S.CAPTURE,
+                                                      S.REPEAT)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP)}
+            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP, S.REPEAT)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:

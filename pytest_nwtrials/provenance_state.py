@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 from .provenance_effects import MODULE, CallSite
 
-__all__ = ["hidden_state", "state_edges"]
+__all__ = ["generator_of", "hidden_state", "state_edges"]
 
 _NUMPY_METHOD = re.compile(r"<bound method RandomState\.(\w+) of RandomState\(\w+\)>")
 _NUMPY_SEEDS = frozenset({"seed", "set_state"})
@@ -63,6 +63,12 @@ def hidden_state(site: CallSite, values: dict[int, str]) -> tuple[str, bool] | N
                 return "torch", True
             return ("torch", False) if site.name in _TORCH_DRAWS else None
         return None
+    return generator_of(func)
+
+
+def generator_of(func: str) -> tuple[str, bool] | None:
+    """(generator, is a seed) when a function's stored value is a seed or a draw of numpy's or
+    `random`'s hidden generator (`np.random.seed`, `np.random.rand`, `random.shuffle`)."""
     if _NUMPY_SEED_VALUE.fullmatch(func):  # imported by name: `from numpy.random import seed`
         return "numpy.random", True
     method = _NUMPY_METHOD.fullmatch(func)

@@ -43,6 +43,7 @@ class Verdict(enum.Enum):
     INPUT = "input"  # a changed input file, named in the slice, behind an op given the same inputs
     UNSEEN = "unseen"  # an op whose recorded inputs did not change, yet its value did
     DIVERGENCE = "divergence"  # no edges: the first divergence, cause or symptom
+    VARIES = "varies"  # UNSEEN, and code, inputs and libraries are the same: it varies between runs
 
 
 class InputLike(Protocol):
@@ -79,6 +80,7 @@ class Explanation:
     stale: str  # "baseline" or "trial": the side whose slice has no edges while the other has; else ""
     dropped: int = 0  # earliest ops the new slice left out (where an unseen cause may be)
     others: tuple[Root, ...] = ()  # later roots on other lines, at most OTHER_ROOTS
+    variation: Any = None  # for VARIES, the `variation.Variation`: where it varies, and why
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Root:
     inputs: tuple[Any, ...]  # as `Explanation.inputs`
     change: OpChange
     following: OpChange | None
+    variation: Any = None  # as `Explanation.variation`
 
 
 def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],

@@ -23,7 +23,8 @@ from .capture.launch import RunRequest, RunResult, masked, run_experiment
 from .printable import printable
 from .redaction import Secrets
 from .references import Reference, ReferenceError_, resolve
-from .settings import CAPTURE_MODES, Settings
+from .settings import CAPTURE_MODES, Settings, SettingsError, parse_repeat
+from .spread import Stability
 from .store import StoreError, Trial, TrialStore
 from .files import write_bytes_atomic, write_json_atomic
 
@@ -46,6 +47,7 @@ class Outcome:
     why: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)  # worth saying even when it passes
     change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
+    stability: Stability | None = None  # of the first run of a group run with --nw-repeat
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Comparison:
     atol: float | None = None
     ignore: tuple[str, ...] = ()
     capture: str | None = None
+    repeat: int | None = None  # runs of the experiment; None: --nw-repeat or ini nw_repeat decides
 
 
 def comparison_from_marker(item: pytest.Item) -> Comparison:
@@ -65,10 +68,10 @@ def comparison_from_marker(item: pytest.Item) -> Comparison:
     if marker is None:
         return Comparison()
     kwargs: dict[str, Any] = dict(marker.kwargs)
-    unknown = set(kwargs) - {"rtol", "atol", "ignore", "capture"}
+    unknown = set(kwargs) - {"rtol", "atol", "ignore", "capture", "repeat"}
     if unknown or marker.args:
         raise GateFailure(
-            f"{item.nodeid}: @pytest.mark.nw takes the keyword arguments rtol, atol, ignore and capture; got "
+            f"{item.nodeid}: @pytest.mark.nw takes the keyword arguments rtol, atol, ignore, capture and repeat; got "
             f"{', '.join(sorted(unknown)) or 'positional arguments'}")
     for name in ("rtol", "atol"):
         value = kwargs.get(name)
@@ -78,9 +81,15 @@ def comparison_from_marker(item: pytest.Item) -> Comparison:
     if capture is not None and capture not in CAPTURE_MODES:
         raise GateFailure(f"{item.nodeid}: @pytest.mark.nw capture must be one of {', '.join(CAPTURE_MODES)}, "
                           f"got {capture!r}")
+    repeat = kwargs.get("repeat")
+    if repeat is not None:
+        try:
+            repeat = parse_repeat(repeat, f"{item.nodeid}: @pytest.mark.nw repeat")
+        except SettingsError as exc:
+            raise GateFailure(str(exc)) from None
     ignore = kwargs.get("ignore", ())
     return Comparison(kwargs.get("rtol"), kwargs.get("atol"), (ignore,) if isinstance(ignore, str) else tuple(ignore),
-                      capture)
+                      capture, repeat)
 
 
 class TrialSession:
@@ -127,11 +136,12 @@ class TrialSession:
 
     # -- running ----------------------------------------------------------------------------
     def run(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,
-            capture: str | None = None) -> tuple[Trial, RunResult]:
+            capture: str | None = None, env: tuple[tuple[str, str], ...] = ()) -> tuple[Trial, RunResult]:
         """Run `script` under capture and record the trial in the local store.
 
         The script gets `argv` as given; the trial records it with secrets masked, and every
-        text of the result (output, error, values, noWorkflow's database) is masked too.
+        text of the result (output, error, values, noWorkflow's database) is masked too. `env`
+        is set in the capture process's environment on top of pytest's.
         """
         experiment = self.experiment_name(script)
         self.secrets = secrets = self.secrets.with_argv(argv)
@@ -153,6 +163,7 @@ class TrialSession:
                 ini_tags=self.settings.tags,
                 root=self.settings.rootdir,
                 env_redact=self.settings.env_redact,
+                env=env,
             )
             result = masked(self._launch(request), secrets)
             trial_id = result.trial_id or str(uuid.uuid4())
@@ -298,7 +309,6 @@ class TrialSession:
         """Fail with a report when `trial` differs from its baseline: values beyond tolerance,
         other arguments, or (with ``--nw-ops=strict``) another operation sequence."""
         from .bands import matched_note
-        from .compare import Rules, Tolerance
         from .diffing import diff_trials
 
         entry = self.entry_for(trial, reference)
@@ -307,15 +317,7 @@ class TrialSession:
         except StoreError as exc:  # names the damaged file and what to do
             self.fail(trial, "error", f"{trial.experiment} cannot be compared with {entry.label}: {exc}")
         settings = self.settings
-        # narrowest wins: tag(rtol=) > nw_tolerances pattern > marker or fixture > --nw-rtol > built-in
-        rules = Rules(
-            default=Tolerance(settings.rtol if options.rtol is None else options.rtol,
-                              settings.atol if options.atol is None else options.atol),
-            patterns=settings.tolerances,
-            ignore=settings.ignore + options.ignore,
-            tag_tolerances={name: Tolerance(doc.get("rtol"), doc.get("atol"))
-                            for name, doc in trial.tags.items() if "rtol" in doc or "atol" in doc},
-        )
+        rules = self.rules(trial, options)
         old_record, new_record = self._records(entry, trial)
         label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
         diff = diff_trials(label, trial.name, old, new, rules, entry.inputs, entry.argv,
@@ -337,6 +339,22 @@ class TrialSession:
                   report.values_changed(trial.experiment, trial, label, diff.value_lines(),
                                         len(diff.tags), name, why, bool(diff.operations)),
                   changes=diff.values, why=tuple(why))
+
+    def rules(self, trial: Trial, options: Comparison = Comparison()) -> Any:
+        """The tolerances and ignored paths `trial` is compared under (`compare.Rules`): against
+        its baseline, and against the other runs of its group under --nw-repeat."""
+        from .compare import Rules, Tolerance
+
+        settings = self.settings
+        # narrowest wins: tag(rtol=) > nw_tolerances pattern > marker or fixture > --nw-rtol > built-in
+        return Rules(
+            default=Tolerance(settings.rtol if options.rtol is None else options.rtol,
+                              settings.atol if options.atol is None else options.atol),
+            patterns=settings.tolerances,
+            ignore=settings.ignore + options.ignore,
+            tag_tolerances={name: Tolerance(doc.get("rtol"), doc.get("atol"))
+                            for name, doc in trial.tags.items() if "rtol" in doc or "atol" in doc},
+        )
 
     def _records(self, entry: Entry, trial: Trial):
         """The provenance records of both sides, or None for a side that has none (or with --nw-ops=off)."""
@@ -366,8 +384,8 @@ class TrialSession:
             return
         name = self.settings.save_baseline
         if name:
-            for trial in self.recorded:
-                if trial.status == "finished":
+            for trial in self.recorded:  # a group of repeated runs is saved as its first run
+                if trial.status == "finished" and self.outcomes[trial.name].verdict != "repeat":
                     try:
                         self.saved.append(self.baselines.save(name, trial, self.store))
                     except StoreError as exc:

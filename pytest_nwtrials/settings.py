@@ -30,6 +30,7 @@ REPORT = "nw_report"
 JSON = "nw_json"
 CAPTURE = "nw_capture"
 KEEP = "nw_keep"
+REPEAT = "nw_repeat"
 OPS_MODES = ("off", "report", "strict")
 # fine: every operation of the script; coarse: calls, arguments, returns and file accesses only;
 # off: no noWorkflow at all (tags, exit status and library versions are still recorded)
@@ -85,6 +86,7 @@ class Settings:
     json_report: Path | None = None
     capture: str = "fine"
     keep: int = DEFAULT_KEEP  # trials per experiment kept in the local store; 0 keeps all
+    repeat: int = 1  # runs of each experiment in the session, compared with each other
 
     @property
     def active(self) -> bool:
@@ -129,6 +131,25 @@ def parse_keep(raw: Any, source: str) -> int:
         raise SettingsError(f"{source}={raw!r} is not a whole number of trials") from None
     if value < 0:
         raise SettingsError(f"{source}={raw!r} must be 0 (keep every trial) or more")
+    return value
+
+
+def parse_repeat(raw: Any, source: str) -> int:
+    """The number of runs of each experiment: a whole number >= 1 (1, the default, runs it once).
+
+    One parser for the option, the ini key, the marker and the fixture argument, so each says
+    the same about a bad value; `source` names where it came from.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return 1
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise SettingsError(f"{source}={raw!r} is not a whole number of runs")
+    try:
+        value = int(raw.strip()) if isinstance(raw, str) else raw
+    except ValueError:
+        raise SettingsError(f"{source}={raw!r} is not a whole number of runs") from None
+    if value < 1:
+        raise SettingsError(f"{source}={raw!r} must be 1 (run each experiment once) or more")
     return value
 
 
@@ -195,6 +216,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         json_report=_report_path(cli.get(JSON), JSON, invocation_dir or rootdir),
         capture=capture,
         keep=parse_keep(*pick(KEEP)),
+        repeat=parse_repeat(*pick(REPEAT)),
     )
 
 

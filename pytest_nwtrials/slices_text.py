@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from .missing_tags import MissingTag
 from .provenance import Op
@@ -63,13 +64,15 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
     lines = []
     change = explanation.change
     if change is not None:
-        lines += _root_lines(explanation.verdict, change, explanation.following, explanation.inputs, changes)
-        if explanation.verdict is Verdict.UNSEEN and explanation.dropped:
+        lines += _root_lines(explanation.verdict, change, explanation.following, explanation.inputs, changes,
+                             variation=explanation.variation)
+        if explanation.verdict in (Verdict.UNSEEN, Verdict.VARIES) and explanation.dropped:
             lines.append(f"    (the slice leaves out its {explanation.dropped} earliest operations, "
                          "where the cause may be)")
         lines += _chain(explanation)
     for other in explanation.others:
-        lines += _root_lines(other.verdict, other.change, other.following, other.inputs, changes, also=True)
+        lines += _root_lines(other.verdict, other.change, other.following, other.inputs, changes, also=True,
+                             variation=other.variation)
     lines += [f"  reordered: {_reorder(r)}" for r in explanation.reorders]
     if explanation.stale == "baseline":
         lines.append("  (the baseline's record predates dependency edges, so this is the first divergence, "
@@ -80,8 +83,10 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
 
 
 def _root_lines(verdict: Verdict, change: OpChange, following: OpChange | None, inputs: Sequence[InputLike],
-                changes: Sequence[OpChange], *, also: bool = False) -> list[str]:
+                changes: Sequence[OpChange], *, also: bool = False, variation: Any = None) -> list[str]:
     """The line of a root (the headline's, or `also` another one) and what may explain it."""
+    if verdict is Verdict.VARIES:
+        return _varies_lines(change, variation, also=also)
     at = f"{where(_op(change))}  "
     cause, divergence = ("another root cause", "also") if also else ("root cause", "first divergence")
     if verdict is Verdict.CAUSE:
@@ -95,6 +100,27 @@ def _root_lines(verdict: Verdict, change: OpChange, following: OpChange | None, 
             lines.append(f"    changed inputs that may explain it: {', '.join(_input_name(i) for i in inputs)}")
         return lines
     return [f"  {divergence}: {at}{_statement(change, following, changes)}"]
+
+
+def _varies_lines(change: OpChange, variation: Any, *, also: bool) -> list[str]:
+    """A value that varies between identical runs: where (the call that drew, for an object
+    changed in place), the first value that differs when that is another op, and the unseeded
+    constructs behind it, or that none was seen."""
+    root = _op(change)
+    head = "also varies" if also else "varies"
+    op = variation.op if variation is not None else root
+    if op == root:
+        lines = [f"  {head} between identical runs: {where(root)}  {_same_inputs(change)}"]
+    else:
+        lines = [f"  {head} between identical runs: {where(op)}  {_short(op.code, _CODE_WIDTH)}",
+                 f"    the first value that differs is `{_short(root.code, _CODE_WIDTH)}` ({where(root)}), "
+                 "computed from the same values"]
+    constructs = variation.constructs if variation is not None else ()
+    lines += [f"    behind it: {c.what}: {c.seed}" for c in constructs]
+    if not constructs:
+        lines.append("    behind it: nothing the capture reads shows what varies (a library's own unseeded "
+                     "generator, thread scheduling or a GPU kernel can)")
+    return lines
 
 
 def format_missing_tag(missing: MissingTag) -> list[str]:

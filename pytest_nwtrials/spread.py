@@ -116,5 +116,247 @@ class Stability:
 
 def measure(runs: Sequence[Mapping[str, Any]]) -> dict[str, PathSpread]:
     """The spread of every path whose value differs between `runs` (each a trial's decoded
-    values by tag name, the first run first); {} when they all agree exactly."""
-    raise NotImplementedError
+    values by tag name, the first run first); {} when they all agree exactly.
+
+    Paths are spelled as the diff engine spells them (`compare_rules.child_path`): a tag, an
+    element ``tag[2]``, a key ``tag['auc']``, a frame's column ``frame['price']``. Arrays and
+    numeric columns are measured in one vectorised pass per run; nothing here raises on a value
+    it cannot measure: such a path gets a spread without numbers and a `detail`.
+    """
+    found: dict[str, PathSpread] = {}
+    if len(runs) < 2:
+        return found
+    for name in sorted({name for run in runs for name in run}, key=str):
+        present = [run[name] for run in runs if name in run]
+        if len(present) < len(runs):
+            found[name] = PathSpread(name, detail=f"made by {len(present)} of {len(runs)} runs")
+            continue
+        try:
+            _walk(name, present, found)
+        except RecursionError:  # nested thousands of levels deep: judged whole, by digest
+            found.pop(name, None)
+            if len({_digest(value) for value in present}) > 1:
+                found[name] = PathSpread(name, detail="nested too deeply to measure; the values differ")
+    return found
+
+
+_SHOWN = 60  # characters of a non-numeric value shown in a detail
+
+
+def _walk(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
+    """Add the spreads of `path` (and the paths inside it) over `values`, one per run."""
+    from .compare import category
+
+    kinds = [category(value) for value in values]
+    if len(set(kinds)) > 1:
+        found[path] = PathSpread(path, detail="type " + _sequence(_type_label(v) for v in values))
+        return
+    kind = kinds[0]
+    if kind in ("int", "float", "complex"):
+        _numbers(path, values, found)
+    elif kind == "ndarray":
+        _arrays(path, values, found)
+    elif kind in ("list", "tuple"):
+        _sequences(path, values, found)
+    elif kind == "dict":
+        _mappings(path, values, found)
+    elif kind in ("DataFrame", "Series"):
+        _frames(path, values, found)
+    elif kind == "object":
+        if len({_digest(value) for value in values}) > 1:
+            found[path] = PathSpread(path, detail=_describe(values, _digest_text))
+    elif _differ_exactly(values):  # None, bool, str, bytes, sets, datetimes: no tolerance applies
+        found[path] = PathSpread(path, detail=_describe(values, _short))
+
+
+def _numbers(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
+    import numpy as np
+
+    try:
+        arrays = [np.asarray(value) for value in values]
+        if any(a.dtype.kind == "O" for a in arrays):  # a Python int beyond 64 bits
+            raise OverflowError
+    except (OverflowError, TypeError, ValueError):
+        if _differ_exactly(values):
+            found[path] = PathSpread(path, detail=_describe(values, _short))
+        return
+    _arrays(path, arrays, found, scalar=True)
+
+
+def _arrays(path: str, arrays: list[Any], found: dict[str, PathSpread], scalar: bool = False) -> None:
+    """Numeric arrays of one shape: low/high over every element, elementwise deviation."""
+    import numpy as np
+
+    shapes = {a.shape for a in arrays}
+    dtypes = {str(a.dtype) for a in arrays}
+    if len(shapes) > 1:
+        found[path] = PathSpread(path, detail="shape " + _sequence(str(a.shape) for a in arrays))
+        return
+    if len(dtypes) > 1 and not scalar:
+        found[path] = PathSpread(path, detail="dtype " + _sequence(str(a.dtype) for a in arrays))
+        return
+    if arrays[0].dtype.kind not in "iufc":  # strings, objects, datetimes, bools: exact
+        if any(not _same_array(arrays[0], a) for a in arrays[1:]):
+            shown = (lambda a: _short(a.item())) if scalar else (lambda a: _short(a))
+            found[path] = PathSpread(path, detail=_describe(arrays, shown))
+        return
+    spread = _numeric_spread(path, arrays)
+    if spread is not None:
+        found[path] = spread
+
+
+def _numeric_spread(path: str, arrays: list[Any]) -> PathSpread | None:
+    import numpy as np
+
+    complex_ = any(a.dtype.kind == "c" for a in arrays)
+    kind = np.complex128 if complex_ else np.float64
+    with np.errstate(all="ignore"):
+        first = np.asarray(arrays[0], dtype=kind).ravel()
+        finite = np.isfinite(first)
+        deviation, differ = 0.0, False
+        low = high = None
+        for a in arrays:
+            other = np.asarray(a, dtype=kind).ravel()
+            both = finite & np.isfinite(other)
+            if not complex_ and both.any():
+                values = other[both] if not both.all() else other
+                low = float(values.min()) if low is None else min(low, float(values.min()))
+                high = float(values.max()) if high is None else max(high, float(values.max()))
+            specials = ~both
+            if specials.any() and not _same_specials(first[specials], other[specials]):
+                return PathSpread(path, detail="nan or inf where other runs have another value")
+            if a is arrays[0]:
+                continue
+            gap = np.abs(other[both] - first[both]) if not both.all() else np.abs(other - first)
+            if gap.size:
+                largest = float(gap.max())
+                # integers beyond 2**53 may differ by less than a float64 tells apart
+                differ = differ or largest > 0 or (a.dtype.kind in "iu" and not np.array_equal(a, arrays[0]))
+                deviation = max(deviation, largest)
+        if not differ:
+            return None
+        scale = float(np.abs(first[finite]).max()) if finite.any() else 0.0
+    if not np.isfinite(deviation):
+        return PathSpread(path, detail="the values differ by more than a float can hold")
+    relative = deviation / scale if scale > 0 else None
+    if relative is not None and not np.isfinite(relative):
+        relative = None
+    return PathSpread(path, low, high, deviation, relative)
+
+
+def _same_specials(x: Any, y: Any) -> bool:
+    """Elementwise: nan where the other is nan, the same infinity where the other has it."""
+    import numpy as np
+
+    return bool(np.all((x == y) | (np.isnan(x) & np.isnan(y))))
+
+
+def _same_array(x: Any, y: Any) -> bool:
+    import numpy as np
+
+    try:
+        return bool(np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"))
+    except (TypeError, ValueError):
+        return _digest(x) == _digest(y)
+
+
+def _sequences(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
+    from .compare_rules import child_path
+
+    lengths = [len(value) for value in values]
+    if len(set(lengths)) > 1:
+        found[path] = PathSpread(path, detail="length " + _sequence(str(n) for n in lengths))
+    for i in range(min(lengths)):
+        _walk(child_path(path, i), [value[i] for value in values], found)
+
+
+def _mappings(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
+    from .compare_rules import child_path
+
+    keys = [list(value) for value in values]
+    common = [key for key in keys[0] if all(key in value for value in values[1:])]
+    if any(len(k) != len(common) for k in keys):
+        found[path] = PathSpread(path, detail="keys " + _sequence(_short(k) for k in keys))
+    for key in common:
+        _walk(child_path(path, key), [value[key] for value in values], found)
+
+
+def _frames(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
+    """Frames by column (``frame['price']``), a Series as one column; labels and index exactly."""
+    import numpy as np
+    from .compare_rules import child_path
+
+    first = values[0]
+    if hasattr(first, "columns"):
+        if any(not first.columns.equals(v.columns) for v in values[1:]):
+            found[path] = PathSpread(path, detail="columns " + _sequence(_short(list(v.columns)) for v in values))
+            return
+        columns = [(child_path(path, label), [v.iloc[:, i] for v in values]) for i, label in enumerate(first.columns)]
+    else:
+        columns = [(path, list(values))]
+    if any(not first.index.equals(v.index) for v in values[1:]):
+        found[path] = PathSpread(path, detail="index " + _sequence(_short(list(v.index)) for v in values))
+        if len({len(v.index) for v in values}) > 1:
+            return
+    for inner, series in columns:
+        if inner in found:  # a repeated column label: its first column speaks for the path
+            continue
+        if all(s.dtype.kind in "iufc" for s in series) and len({str(s.dtype) for s in series}) == 1:
+            _arrays(inner, [np.asarray(s) for s in series], found)
+        elif any(not s.equals(series[0]) for s in series[1:]):
+            found[inner] = PathSpread(inner, detail=_describe(series, lambda s: _short(list(s))))
+
+
+def _differ_exactly(values: list[Any]) -> bool:
+    first = values[0]
+    for value in values[1:]:
+        try:
+            same = value == first
+            if not isinstance(same, bool):
+                same = bool(same)
+        except Exception:  # an odd __eq__: fall back to the digest
+            same = _digest(value) == _digest(first)
+        if not same and not (value != value and first != first):  # nan is nan
+            return True
+    return False
+
+
+def _digest(value: Any) -> str:
+    from .values import as_opaque, qualified_type_name
+
+    try:
+        opaque = as_opaque(value)
+        return f"{opaque.type}:{opaque.digest}"
+    except Exception:
+        return qualified_type_name(value)
+
+
+def _digest_text(value: Any) -> str:
+    text = _digest(value)
+    kind, _, digest = text.partition(":")
+    return f"{kind.rsplit('.', 1)[-1]} digest {digest[:12]}" if digest and digest != "None" else kind
+
+
+def _type_label(value: Any) -> str:
+    from .values import OpaqueValue, qualified_type_name
+
+    return value.type if isinstance(value, OpaqueValue) else qualified_type_name(value)
+
+
+def _short(value: Any) -> str:
+    from .values import summarize
+
+    return summarize(value, _SHOWN)
+
+
+def _describe(values: Sequence[Any], show: Any) -> str:
+    return _sequence(show(value) for value in values)
+
+
+def _sequence(texts: Any) -> str:
+    """``a -> b -> a``: what each run had, consecutive repeats folded (``a -> b`` for a, b, b)."""
+    shown: list[str] = []
+    for text in texts:
+        if not shown or shown[-1] != text:
+            shown.append(text)
+    return " -> ".join(shown)

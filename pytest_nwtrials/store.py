@@ -304,6 +304,21 @@ class TrialStore:
             shutil.rmtree(staged, ignore_errors=True)
         return named
 
+    def rewrite(self, trial: Trial) -> Trial:
+        """Write `trial`'s record anew over its own ``trialN.json`` (to add what is known only
+        after it was added: the stability of its group of repeated runs); atomically, under the
+        store lock. StoreError when the file is gone or holds another trial: nothing is written."""
+        path = self.trials_dir / f"{trial.name}.json"
+        with self.locked():
+            paths.check_within(self.trials_dir, path, "trial record")
+            if not path.is_file():
+                raise StoreError(f"{path}: the record of {trial.name} is gone; it was not updated")
+            current = Trial.from_json(read_json(path), str(path), self.values_dir)
+            if current.id != trial.id:
+                raise StoreError(f"{path}: holds trial {current.id}, not {trial.id}; it was not updated")
+            write_json_atomic(path, trial.to_json())
+        return replace(trial, values_dir=self.values_dir)
+
     def _move_in(self, trial_id: str, staged: Path) -> None:
         from .values_blobs import BlobStore, is_blob_name
 

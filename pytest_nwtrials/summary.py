@@ -14,14 +14,22 @@ REPORT_SCHEMA = 1
 
 
 def counts(session: TrialSession, unused: list[str]) -> dict[str, int]:
-    """How many trials ran, by verdict (timeouts and capture errors count as failed), and how
-    many baseline entries (`unused`) no experiment used."""
-    result = {"run": len(session.outcomes), **{verdict: 0 for verdict in COUNTED}, "missing": len(unused)}
+    """How many trials ran, by verdict (timeouts and capture errors count as failed), how many
+    baseline entries (`unused`) no experiment used, and of --nw-repeat: how many trials were
+    repeats of a first run and how many experiments were not reproducible."""
+    result = {"run": len(session.outcomes), **{verdict: 0 for verdict in COUNTED}, "missing": len(unused),
+              "repeats": 0, "unstable": 0}
     for outcome in session.outcomes.values():
         verdict = "failed" if outcome.verdict in ("timeout", "error") else outcome.verdict
+        verdict = "repeats" if verdict == "repeat" else verdict
         if verdict in result:
             result[verdict] += 1
     return result
+
+
+def repeated(session: TrialSession) -> bool:
+    """Whether an experiment of this session was run more than once (--nw-repeat)."""
+    return any(outcome.verdict == "repeat" or outcome.stability is not None for outcome in session.outcomes.values())
 
 
 def compared_baseline(session: TrialSession) -> str | None:
@@ -96,12 +104,17 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     for outcome in session.outcomes.values():
         trial = outcome.trial
         args = " " + " ".join(trial.argv) if trial.argv else ""
-        write(f"{trial.name}  {trial.experiment}{args}  {outcome.verdict}  ({trial.duration:.1f} s, {trial.id})")
+        verdict = f"repeat of {outcome.against}" if outcome.verdict == "repeat" else outcome.verdict
+        write(f"{trial.name}  {trial.experiment}{args}  {verdict}  ({trial.duration:.1f} s, {trial.id})")
         for note in outcome.notes:
             write(f"  note: {note}", yellow=True)
     missing = unused_entries(session)
     numbers = counts(session, missing)
-    write(", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing")))
+    line = ", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing"))
+    if repeated(session):  # said only when --nw-repeat ran something: the line stays as it was otherwise
+        repeats = numbers["repeats"]
+        line += f", {numbers['unstable']} unstable ({repeats} {'run was a repeat' if repeats == 1 else 'runs were repeats'})"
+    write(line)
     if session.reference is not None:
         write(f"compared with {session.reference.label}")
     if missing:
@@ -164,6 +177,7 @@ def build_report(session: TrialSession) -> dict[str, Any]:
             "changes": (outcome.change_docs if outcome.change_docs is not None
                         else [change_doc(c) for c in outcome.changes]),
             "why": list(outcome.why), "notes": list(outcome.notes), "tags": tags,
+            "stability": outcome.stability.to_json() if outcome.stability is not None else None,
         })
     return {
         "schema": REPORT_SCHEMA,

@@ -88,6 +88,10 @@ class StagingStore(TrialStore):
         self.ensure()
         return replace(trial, name=trial.id[:STAGED_NAME_LENGTH], values_dir=self.values_dir)
 
+    def rewrite(self, trial: Trial) -> Trial:
+        """Nothing to write: the trial is sent to the controller as the session holds it."""
+        return replace(trial, values_dir=self.values_dir)
+
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -133,13 +137,14 @@ def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
 
     return {"verdict": outcome.verdict, "against": outcome.against, "message": outcome.message,
             "changes": [change_doc(change) for change in outcome.changes],
-            "why": list(outcome.why), "notes": list(outcome.notes)}
+            "why": list(outcome.why), "notes": list(outcome.notes),
+            "stability": outcome.stability.to_json() if outcome.stability is not None else None}
 
 
 def _fingerprint(outcome: Outcome) -> tuple:
     """Cheap to compare: changes whenever what `_outcome_doc` sends changes."""
     return (outcome.verdict, outcome.against, outcome.message, tuple(outcome.why), tuple(outcome.notes),
-            id(outcome.changes), len(outcome.changes))
+            id(outcome.changes), len(outcome.changes), id(outcome.stability))
 
 
 class Worker:
@@ -339,7 +344,33 @@ class Controller:
                 outcome.verdict, outcome.against, outcome.message = sent["verdict"], sent["against"], sent["message"]
                 outcome.why, outcome.notes = tuple(sent["why"]), list(sent["notes"])
                 outcome.change_docs = list(sent["changes"])
+                if outcome.against in self.staged_names():  # a repeat names its first run
+                    outcome.against = self.staged_names()[outcome.against]
+                if sent.get("stability") is not None:
+                    self._stability(outcome, sent["stability"])
         return lost
+
+    def staged_names(self) -> dict[str, str]:
+        """The store's name of each trial received, by the name its worker staged it under."""
+        return {trial_id[:STAGED_NAME_LENGTH]: name for trial_id, name in self.names.items()}
+
+    def _stability(self, outcome: Outcome, doc: dict[str, Any]) -> None:
+        """Keep a group's stability, its runs named as the store names them, on its first run."""
+        from .spread import Stability
+
+        staged = self.staged_names()
+        stability = Stability.from_json(doc)
+        stability = replace(stability, trials=tuple(staged.get(name, name) for name in stability.trials))
+        outcome.stability = stability
+        trial = replace(outcome.trial, stability=stability.to_json())
+        try:
+            outcome.trial = self.session.store.rewrite(trial)
+        except (StoreError, OSError) as exc:  # the verdict still reaches the reports
+            self.session.store.warnings.append(f"{trial.experiment}: the stability of its runs was not stored "
+                                               f"in {trial.name} ({exc})")
+            return
+        session = self.session
+        session.recorded[:] = [outcome.trial if t.name == trial.name else t for t in session.recorded]
 
     def _staging_of(self, doc: dict[str, Any], worker: str) -> Path | None:
         """The folder whose files a worker sent by path: inside this controller's temporary folder."""

@@ -40,7 +40,7 @@ def test_summary_counts_and_entries_no_experiment_used(project):
     data = json.loads((project.root / "out" / "session.json").read_text())
     assert data["schema"] == 1 and data["baseline"] == "ref"
     assert data["summary"] == {"run": 3, "matched": 1, "changed": 1, "new": 1, "failed": 0,
-                               "skipped": 0, "missing": 1}
+                               "skipped": 0, "missing": 1, "repeats": 0, "unstable": 0}
     assert data["unused_baseline_entries"] == ["experiments/gone.py"]
     by_name = {e["experiment"]: e for e in data["experiments"]}
     changed = by_name["experiments/b.py"]

@@ -11,9 +11,12 @@ import ast
 import contextlib
 import hashlib
 import importlib.metadata as metadata
+import inspect
+import itertools
 import os
 import platform
 import sys
+import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -193,3 +196,75 @@ def collect(before: set[str], root: str) -> dict[str, Any]:
         "libraries": dict(sorted(_distribution_versions(libraries).items())),
         "modules": dict(sorted(local.items())),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# facts about the experiment itself, for telling variation between identical runs from a change
+
+FACT_NAMES = 500  # names of the namespace looked at, at most: the work stays bounded
+FACTS_KEPT = 50  # unseeded objects recorded, at most
+_SKIPPED_TYPES = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                  types.BuiltinMethodType, types.MethodWrapperType, types.WrapperDescriptorType)
+
+
+def source_digest(code: str | bytes) -> str:
+    """The SHA-1 of the experiment's own code (a script's bytes, a notebook's cells' code), so
+    that a later comparison knows whether the code changed."""
+    return hashlib.sha1(code.encode("utf-8") if isinstance(code, str) else code).hexdigest()
+
+
+def experiment_facts(namespace: Mapping[str, Any], code: str | bytes | None) -> dict[str, Any]:
+    """`source` (the digest of the code, when it could be read) and `unseeded` (`unseeded_objects`)
+    for the trial's inputs. Never raises: the capture and the experiment come first."""
+    facts: dict[str, Any] = {}
+    if code is not None:
+        facts["source"] = source_digest(code)
+    try:
+        facts["unseeded"] = unseeded_objects(namespace)
+    except Exception:  # noqa: BLE001 - a namespace that cannot even be listed has nothing to say
+        facts["unseeded"] = []
+    return facts
+
+
+def unseeded_objects(namespace: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The namespace's estimator-like objects whose ``random_state`` is None: scikit-learn's
+    ``get_params()`` saying so, or an attribute ``random_state`` that is None. Each as its name,
+    its class's qualified name and the parameter.
+
+    Modules, classes and functions are skipped, and so are names that start with ``_``
+    (IPython's history); an object whose look-ups raise is skipped too. The attribute is read
+    without running the object's ``__getattr__`` or properties.
+    """
+    found = []
+    for name, value in itertools.islice(list(namespace.items()), FACT_NAMES):
+        if not isinstance(name, str) or name.startswith("_") or issubclass(type(value), _SKIPPED_TYPES):
+            continue
+        try:
+            param = _unseeded_param(value)
+        except Exception:  # noqa: BLE001 - a hostile object tells nothing, and breaks nothing
+            continue
+        if param is not None:
+            cls = type(value)
+            found.append({"name": name, "class": f"{cls.__module__}.{cls.__qualname__}", "param": param})
+            if len(found) == FACTS_KEPT:
+                break
+    return found
+
+
+def _unseeded_param(value: Any) -> str | None:
+    """"random_state" when the object's random state is None, else None."""
+    state = inspect.getattr_static(value, "random_state", _ABSENT)
+    if state is None:
+        return "random_state"
+    if state is not _ABSENT and not isinstance(state, (property, types.MemberDescriptorType)):
+        return None  # set to a seed or a generator
+    get_params = inspect.getattr_static(value, "get_params", None)
+    if not isinstance(get_params, types.FunctionType):
+        return None
+    params = get_params(value, deep=False)
+    if type(params) is dict and "random_state" in params and params["random_state"] is None:
+        return "random_state"
+    return None
+
+
+_ABSENT = object()

@@ -426,6 +426,7 @@ class NotebookCapture:
         tops = {name.partition(".")[0] for name in self._modules_before}
         before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}
         self.environment = environment.collect(before, self.spec.get("root") or os.path.dirname(self.notebook))
+        self.environment.update(environment.experiment_facts(namespace, self._code_of_notebook() or None))
         collector = metascript.execution.collector
         collector.close_activation(self._main, None, None)
         metascript.deployment.store_provenance()

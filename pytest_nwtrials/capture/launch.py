@@ -44,6 +44,7 @@ class RunRequest:
     ini_tags: tuple[str, ...] = ()
     root: Path | None = None  # the rootdir: modules under it are the experiment's own
     env_redact: tuple[str, ...] = ()  # extra patterns of environment variables kept out of the store
+    env: tuple[tuple[str, str], ...] = ()  # set on top of pytest's environment (PYTHONHASHSEED for a repeat)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def run_experiment(request: RunRequest) -> RunResult:
         result_path = Path(tmp, "result.json")
         spec = capture_spec(request, result_path)
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        env = dict(os.environ, **forkserver.CAPTURE_ENV)
+        env = dict(os.environ, **forkserver.CAPTURE_ENV, **dict(request.env))
         with open(Path(tmp, "stdout"), "w+b") as out, open(Path(tmp, "stderr"), "w+b") as err:
             proc = _start(request, spec_path, env, out, err)
             timed_out = False

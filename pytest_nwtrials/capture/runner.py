@@ -315,9 +315,18 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
         sys.stderr.write(outcome.error["traceback"])
     outcome.stage = "recording"
     outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
+    outcome.environment.update(environment.experiment_facts(namespace, _read_bytes(spec["script"])))
     for name in spec.get("ini_tags", []):
         if name in namespace and name not in recorder.tags:
             recorder.record(name, namespace[name], source="nw_tags")
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
