@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,14 @@ def entry_from_trial(trial: Trial, store: TrialStore) -> Entry:
                  store.values_dir, trial.name, trial.inputs, store.record_path(trial.id))
 
 
+def saved_with_spread(trials: Iterable[Trial], saved: Iterable[Path], folder: Path) -> list[str]:
+    """The experiments of `trials` whose entry in the baseline `folder` is among the `saved`
+    files and was saved with a run-to-run spread: repeated runs that differed somewhere."""
+    saved = set(saved)
+    return sorted({trial.experiment for trial in trials if (trial.stability or {}).get("spread")
+                   and folder / entry_path(trial.experiment, trial.argv) in saved})
+
+
 def entry_fields(doc: Any, experiment: str) -> dict[str, Any]:
     """The checked fields of entry document `doc` of `experiment`, as `Entry` keywords (without
     the place-dependent ones); ValueError saying what is wrong (the caller names the file)."""
@@ -132,9 +142,31 @@ def check_spread(doc: dict[str, Any]) -> dict[str, PathSpread]:
     if "spread" not in doc:
         return {}
     try:
-        return spreads_from_json(doc["spread"])
+        return bands_from_json(doc["spread"])
     except ValueError as exc:
         raise ValueError(f"'spread': {exc}"[:300]) from None
+
+
+def bands_from_json(doc: Any) -> dict[str, PathSpread]:
+    """An entry's ``"spread"`` as spreads by path; ValueError when it is not one a run could record."""
+    spreads = spreads_from_json(doc)
+    for spread in spreads.values():
+        _check_band(spread)
+    return spreads
+
+
+def _check_band(spread: PathSpread) -> None:
+    """A band that could not come from measured runs (an infinite or negative deviation, a low
+    above the high) would match what it should not: it is damage, not a band."""
+    numbers = {"low": spread.low, "high": spread.high, "deviation": spread.deviation, "relative": spread.relative}
+    for key, number in numbers.items():
+        if number is not None and not math.isfinite(number):
+            raise ValueError(f"the spread of {spread.path!r} has a {key} that is not finite")
+    for key in ("deviation", "relative"):
+        if (numbers[key] or 0.0) < 0:
+            raise ValueError(f"the spread of {spread.path!r} has a negative {key}")
+    if spread.low is not None and spread.high is not None and spread.low > spread.high:
+        raise ValueError(f"the spread of {spread.path!r} has a low above its high")
 
 
 def entry_doc(trial: Trial) -> bytes:

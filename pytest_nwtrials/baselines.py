@@ -3,7 +3,8 @@
 
 A baseline is a folder meant to be committed: ``<baselines_dir>/<NAME>/`` holds one JSON entry per
 experiment, at the experiment's own relative path plus ``.json`` (``experiments/train.py.json``),
-and ``values/`` with the array and frame files those entries reference. Entries hold no absolute
+and ``values/`` with the array and frame files those entries reference. What an entry holds, with
+the run-to-run spread of repeated runs, is in baseline_entries.py. Entries hold no absolute
 paths and no pickles: opaque objects are kept as their summary.
 
 Baselines are committed and edited by hand, so every reader here turns a damaged or inconsistent
@@ -53,6 +54,9 @@ Each folder here is a named baseline: one JSON entry per experiment, recording t
 experiment tagged, and `values/` with the arrays and frames they reference. Compare new trials
 with one by running `pytest --nw-baseline=NAME`; accept new values with
 `pytest --nw-save-baseline=NAME`. These files are meant to be committed and reviewed.
+
+An entry saved with `--nw-repeat=N` also records, under "spread", how far the values of the N
+runs were apart; a later value inside that spread is matched.
 """
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .spread import PathSpread, Stability, spreads_from_json
+from .spread import PathSpread, Stability
 from .store import StoreError, Trial
 
 SUMMARY_WIDTH = 70
@@ -55,12 +55,12 @@ def stability_lines(trial: Trial) -> list[str]:
     except ValueError as exc:
         return [f"stability: <unreadable: {exc}>"]
     if stability.stable:
-        verdict = "stable: every tagged value was the same in each run"
+        verdict = "stable"
     elif stability.covered:
-        verdict = "varied within the tolerance"
+        verdict = "varied within tolerance"
     else:
-        verdict = "not reproducible: the values varied beyond the tolerance"
-    lines = [f"stability: {verdict} ({stability.runs} runs: {', '.join(stability.trials)})"]
+        verdict = "not reproducible"
+    lines = [f"stability: {verdict} across {stability.runs} runs ({', '.join(stability.trials)})"]
     if stability.spreads:
         lines += ["run-to-run spread:", *spread_lines(stability.spreads)]
     lines += ["  " + line for line in (*stability.diverged, *stability.proposal)]
@@ -144,8 +144,10 @@ def baseline_lines(name: str, folder: Path, entries: Mapping[Path, str]) -> list
 
 
 def _entry_spread_lines(doc: Any) -> list[str]:
+    from .baseline_entries import bands_from_json
+
     try:
-        spreads = spreads_from_json(doc)
+        spreads = bands_from_json(doc)
     except ValueError as exc:
         return [f"  run-to-run spread: <unreadable: {exc}>"]
     if not spreads:

@@ -104,7 +104,8 @@ def test_an_array_with_one_element_beyond_the_deviation_is_always_reported(saved
     result = banded({"w": saved}, {"w": new}, {"w": PathSpread("w", None, None, deviation, None)})
     assert [c.path for c in result.changes] == ["w"] and result.within == ()
     first = result.changes[0].detail.splitlines()[0]
-    assert first == f"outside the recorded run-to-run spread (±{deviation:.6g} of the baseline) at 1 of {saved.size} elements"
+    assert first == (f"outside the recorded run-to-run spread (±{deviation:.6g} of the baseline) "
+                     f"at 1 of {saved.size} elements")
     assert "Number of differences: 1" in result.changes[0].detail  # the array summary follows
 
 
@@ -169,3 +170,25 @@ def test_a_complex_number_is_banded_by_its_distance_from_the_saved_value():
     assert banded({"z": 1 + 0j}, {"z": 1 + 0.4j}, spreads).within == ("z",)
     assert banded({"z": 1 + 0j}, {"z": 1 + 0.6j}, spreads).changes[0].detail == \
         "outside the recorded run-to-run spread (±0.5 of the baseline)"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12)
+
+
+@SETTINGS
+@given(spread=json_values | st.dictionaries(
+    st.text(max_size=5), st.fixed_dictionaries({}, optional={
+        key: json_values for key in ("low", "high", "deviation", "relative", "detail")}), max_size=3))
+def test_a_committed_spread_reads_as_spreads_or_a_value_error_naming_the_field(spread):
+    from pytest_nwtrials.baseline_entries import check_spread
+
+    try:
+        found = check_spread({"spread": spread})
+    except ValueError as exc:
+        assert str(exc).startswith("'spread': ")
+    else:
+        assert set(found) == set(spread) and all(isinstance(s, PathSpread) for s in found.values())
+    assert check_spread({}) == {}

@@ -83,6 +83,16 @@ def test_values_inside_the_recorded_spread_match_and_the_summary_says_so(project
     assert experiment["notes"] == ["experiments/fit.py: matched within the recorded run-to-run spread (auc, weights)"]
 
 
+def test_under_xdist_the_worker_matches_within_the_spread_and_the_controller_says_so(project):
+    saved(project)
+    with_spread(project, spreads_to_json(SPREADS))
+    values(project, 0.823, 0.005)
+    result = project.run("--nw-baseline=base", "-n", "2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["  note: experiments/fit.py: matched within the recorded run-to-run spread "
+                                 "(auc, weights)"])
+
+
 def test_a_value_outside_the_recorded_spread_is_changed_and_the_report_names_the_band(project):
     saved(project)
     with_spread(project, spreads_to_json(SPREADS))
@@ -149,6 +159,9 @@ def test_a_non_numeric_spread_never_matches_and_says_the_runs_differed_there(pro
     ({"auc": {"low": "0.8"}}, "'spread': the spread of 'auc' has a low that is not a number"),
     ({"auc": {"deviation": True}}, "'spread': the spread of 'auc' has a deviation that is not a number"),
     ({"auc": {"detail": 3}}, "'spread': the spread of 'auc' has a detail that is not a string"),
+    ({"auc": {"deviation": float("inf")}}, "'spread': the spread of 'auc' has a deviation that is not finite"),
+    ({"auc": {"deviation": -0.1}}, "'spread': the spread of 'auc' has a negative deviation"),
+    ({"auc": {"low": 0.9, "high": 0.8, "deviation": 0.1}}, "'spread': the spread of 'auc' has a low above its high"),
 ])
 def test_a_damaged_spread_fails_the_experiment_naming_the_entry_and_the_remedy(project, spread, problem):
     saved(project)
@@ -200,8 +213,7 @@ def test_nwtrials_show_prints_the_stability_and_values_gets_spread_columns(proje
     done = nwtrials("show", "trial1", cwd=project.root)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    at = lines.index("stability: not reproducible: the values varied beyond the tolerance "
-                     "(3 runs: trial1, trial2, trial3)")
+    at = lines.index("stability: not reproducible across 3 runs (trial1, trial2, trial3)")
     assert lines[at + 1:at + 7] == [
         "run-to-run spread:",
         "  path     low    high   deviation  relative",
@@ -229,7 +241,7 @@ def test_nwtrials_show_of_a_stable_trial_and_of_one_run_once(project):
     doc["stability"] = Stability(3, ("trial1", "trial2", "trial3")).to_json()
     path.write_text(json.dumps(doc))
     shown = nwtrials("show", "trial1", cwd=project.root).stdout
-    assert "stability: stable: every tagged value was the same in each run (3 runs: trial1, trial2, trial3)" in shown
+    assert "stability: stable across 3 runs (trial1, trial2, trial3)" in shown
     assert "run-to-run spread" not in shown
 
 
@@ -251,3 +263,81 @@ def test_nwtrials_baseline_show_prints_recorded_spreads(project):
     with_spread(project, {"auc": 1})
     assert "  run-to-run spread: <unreadable: the spread of 'auc' is not an object>" in \
         nwtrials("baseline", "show", "base", cwd=project.root).stdout.splitlines()
+
+
+# -- with real repeated runs ----------------------------------------------------------------------
+
+NOISY = """
+import numpy as np
+from pytest_nwtrials import tag
+
+rng = np.random.default_rng()  # unseeded: every run draws other bits
+tag("draws", rng.integers(0, 2, size=64){shift})
+tag("rows", 100)
+"""
+
+
+def test_a_baseline_saved_from_repeated_runs_gates_within_their_spread(project):
+    project.experiment("noisy.py", NOISY.format(shift=""))
+    saving = project.run("--nw-save-baseline=base", "--nw-repeat=3")
+    saving.assert_outcomes(failed=1)  # the runs differ: not reproducible, and saved with their band
+    saving.stdout.fnmatch_lines([
+        "*not reproducible*",
+        "saved 1 entry to baseline 'base' in nw-baselines/base/",
+        "with the run-to-run spread of their repeated runs (a later value inside it matches): experiments/noisy.py",
+    ])
+    entry = project.baseline_entry("base", "experiments/noisy.py")
+    assert list(entry)[-2:] == ["tags", "spread"]
+    assert entry["spread"] == {"draws": {"low": 0.0, "high": 1.0, "deviation": 1.0, "relative": 1.0}}
+    [first] = [t for t in project.trials() if t.get("stability")]
+    assert entry["trial"] == first["name"] and entry["spread"] == first["stability"]["spread"]
+
+    # unchanged: other bits, every one within the recorded deviation of the saved one
+    gate = project.run("--nw-baseline=base")
+    gate.assert_outcomes(passed=1)
+    gate.stdout.fnmatch_lines(["*experiments/noisy.py  matched  (*",
+                               "  note: experiments/noisy.py: matched within the recorded run-to-run spread (draws)"])
+
+    # changed beyond the band: reported, naming it
+    project.experiment("noisy.py", NOISY.format(shift=" + 5"))
+    changed = project.run("--nw-baseline=base")
+    changed.assert_outcomes(failed=1)
+    lines = report(changed).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  draws: changed"))
+    assert lines[at + 1] == "    outside the recorded run-to-run spread (±1 of the baseline) at 64 of 64 elements"
+    assert "matched within" not in changed.stdout.str()
+
+
+SCALAR = """
+import numpy as np
+from pytest_nwtrials import tag
+
+tag("score", float(np.random.default_rng().random()))
+"""
+
+
+def test_a_number_is_matched_exactly_when_it_lies_between_the_lowest_and_highest_run(project):
+    project.experiment("score.py", SCALAR)
+    project.run("--nw-save-baseline=base", "--nw-repeat=3").assert_outcomes(failed=1)
+    band = project.baseline_entry("base", "experiments/score.py")["spread"]["score"]
+    assert band["low"] < band["high"]
+    gate = project.run("--nw-baseline=base")
+    score = project.trials()[-1]["tags"]["score"]["value"]
+    if band["low"] <= score <= band["high"]:  # a fresh draw: which side of the band it falls decides
+        gate.assert_outcomes(passed=1)
+        gate.stdout.fnmatch_lines(["*matched within the recorded run-to-run spread (score)"])
+    else:
+        gate.assert_outcomes(failed=1)
+        assert f"    outside the recorded run-to-run spread {band['low']:.6g}..{band['high']:.6g}" in \
+            report(gate).splitlines()
+
+
+def test_a_stable_experiment_saved_with_repeats_records_an_empty_spread(project):
+    project.experiment("steady.py", NOISY.replace("default_rng()", "default_rng(7)").format(shift=""))
+    saving = project.run("--nw-save-baseline=base", "--nw-repeat=2")
+    saving.assert_outcomes(passed=1)
+    assert "run-to-run spread" not in saving.stdout.str()
+    assert project.baseline_entry("base", "experiments/steady.py")["spread"] == {}
+    shown = subprocess.run([sys.executable, "-m", "pytest_nwtrials.cli", "show", "trial1"], cwd=project.root,
+                           capture_output=True, text=True, timeout=120).stdout
+    assert "stability: stable across 2 runs (trial1, trial2)" in shown
