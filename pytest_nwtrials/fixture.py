@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from .items import add_stability_properties
 from .printable import printable
 from .session import Comparison, GateFailure, TrialSession, comparison_from_marker
 from .settings import CAPTURE_MODES, SettingsError, parse_repeat
@@ -57,8 +58,12 @@ class NwTrial:
             _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
         count = repeat_count(self._session, options)
         if count > 1 and trial.status == "finished":
-            trial = _fail_on_gate_failure(run_repeats, self._session, trial, path, args, timeout, capture, count,
-                                          options, check)
+            first = trial.name
+            try:
+                trial = _fail_on_gate_failure(run_repeats, self._session, trial, path, args, timeout, capture,
+                                              count, options, check)
+            finally:
+                add_stability_properties(self._request.node, self._session.outcomes[first].stability, count)
         return trial
 
     def assert_matches(self, trial: Trial, baseline: str | None = None, *, rtol: float | None = None,

@@ -2,12 +2,13 @@
 
 Every run is a recorded trial. The first is the one gated against the baseline and saved by
 ``--nw-save-baseline``; its trial keeps the stability of the group (``Trial.stability``). Runs
-after the first get a random str hash seed (``PYTHONHASHSEED=random``) unless the user set
-PYTHONHASHSEED: the capture fork server forks every run from one process, so without it set
-iteration order could never vary between the runs of a session although it varies between plain
-``python`` runs. Such a run starts a fresh interpreter instead of a fork (the fork server refuses
-requests whose interpreter start-up variables differ from its own). Notebooks start a kernel of
-their own for every run and so get a fresh seed anyway.
+after the first get a str hash seed of their own unless the user set PYTHONHASHSEED: the
+capture fork server forks every run from one process, so otherwise set iteration order could
+never vary between the runs of a session although it varies between plain ``python`` runs. Run
+k of each group is forked by a warm process of its own started with ``PYTHONHASHSEED=random``
+(`capture.forkserver`, slot k-1), which costs a preload once per session rather than a fresh
+interpreter per run. Notebooks start a kernel of their own for every run and so get a fresh
+seed anyway.
 """
 from __future__ import annotations
 
@@ -26,11 +27,18 @@ from .store import Trial
 HASH_SEED = "PYTHONHASHSEED"
 
 
-def repeat_env(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
-    """What a run after the first sets in its environment: a random hash seed, unless the user
-    pinned one (then every run shares it, as the user asked)."""
+def repeat_launch(number: int, environ: Mapping[str, str] | None = None
+                  ) -> tuple[tuple[tuple[str, str], ...], int | None]:
+    """How run `number` (2 or more) of a group starts: what it sets in its environment and the
+    fork server slot that forks it. A random hash seed, from a warm process of its own (or a
+    fresh interpreter beyond `forkserver.SEEDED_SLOTS`), unless the user pinned the seed: then
+    every run shares it, as the user asked, and the usual warm process forks it."""
+    from .capture.forkserver import SEEDED_ENV, SEEDED_SLOTS
+
     environ = os.environ if environ is None else environ
-    return () if HASH_SEED in environ else ((HASH_SEED, "random"),)
+    if HASH_SEED in environ:
+        return (), 0
+    return tuple(SEEDED_ENV.items()), (number - 1 if number - 1 <= SEEDED_SLOTS else None)
 
 
 def repeat_count(session: TrialSession, options: Comparison) -> int:
@@ -49,7 +57,8 @@ def run_repeats(session: TrialSession, first: Trial, script: Path, argv: tuple[s
     """
     runs = [first]
     for number in range(2, repeat + 1):
-        trial, result = session.run(script, argv, timeout, capture, env=repeat_env())
+        env, slot = repeat_launch(number)
+        trial, result = session.run(script, argv, timeout, capture, env=env, fork_slot=slot)
         outcome = session.outcomes[trial.name]
         outcome.verdict, outcome.against = "repeat", first.name
         runs.append(trial)

@@ -136,12 +136,14 @@ class TrialSession:
 
     # -- running ----------------------------------------------------------------------------
     def run(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,
-            capture: str | None = None, env: tuple[tuple[str, str], ...] = ()) -> tuple[Trial, RunResult]:
+            capture: str | None = None, env: tuple[tuple[str, str], ...] = (),
+            fork_slot: int | None = 0) -> tuple[Trial, RunResult]:
         """Run `script` under capture and record the trial in the local store.
 
         The script gets `argv` as given; the trial records it with secrets masked, and every
         text of the result (output, error, values, noWorkflow's database) is masked too. `env`
-        is set in the capture process's environment on top of pytest's.
+        is set in the capture process's environment on top of pytest's; `fork_slot` says which
+        warm process forks it (see capture.forkserver).
         """
         experiment = self.experiment_name(script)
         self.secrets = secrets = self.secrets.with_argv(argv)
@@ -164,6 +166,7 @@ class TrialSession:
                 root=self.settings.rootdir,
                 env_redact=self.settings.env_redact,
                 env=env,
+                fork_slot=fork_slot,
             )
             result = masked(self._launch(request), secrets)
             trial_id = result.trial_id or str(uuid.uuid4())

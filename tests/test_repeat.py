@@ -270,6 +270,24 @@ def test_set_iteration_varies_between_repeats_unless_the_hash_seed_is_pinned(pro
     pinned.stdout.fnmatch_lines(["*note: experiments/names.py: stable across 3 runs"])
 
 
+def test_each_repeat_is_forked_by_a_warm_process_with_a_hash_seed_of_its_own(project, monkeypatch):
+    """A fresh interpreter per repeat would do as well but cost a second each: the parent of
+    every run is a fork server (one per run of the group), never pytest itself."""
+    project.experiment("seed.py", """
+        import os
+        from pytest_nwtrials import tag
+        tag("parent", os.getppid())
+        tag("hash", hash("a string"))
+    """)
+    project.ini("nw_ignore = parent hash\n")
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    project.run("--nw-repeat=3").assert_outcomes(passed=1)
+    runs = project.trials()
+    parents = {trial["tags"]["parent"]["value"] for trial in runs}
+    hashes = {trial["tags"]["hash"]["value"] for trial in runs}
+    assert len(parents) == 3 and len(hashes) == 3
+
+
 def test_under_xdist_the_stability_reaches_the_controllers_report(project):
     pytest.importorskip("xdist")
     project.experiment("train.py", DETERMINISTIC)

@@ -165,3 +165,29 @@ def test_no_tolerance_covers_a_string():
     values = [{"s": "a"}, {"s": "b"}]
     assert needed_tolerances(["s"], measure(values), values) == {"s": None}
     assert round_up(1e-300) == 1e-300 and round_up(1.1e-300) == 2e-300
+
+
+@SETTINGS
+@given(st.data())
+def test_frames_are_measured_by_column_and_never_raise(data):
+    import hypothesis.extra.pandas as hpd
+
+    frames = hpd.data_frames([hpd.column("price", dtype=float), hpd.column("n", dtype=int),
+                              hpd.column("name", elements=st.text(max_size=2))],
+                             index=hpd.range_indexes(min_size=0, max_size=4))
+    first = data.draw(frames)
+    other = data.draw(frames)
+    assert measure([{"f": first}, {"f": first.copy()}]) == {}
+    found = measure([{"f": first}, {"f": other}])
+    json_safe(found)
+    assert all(path == "f" or path.startswith("f[") for path in found)
+
+
+def test_the_spread_and_the_verdict_import_no_pytest_and_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest_nwtrials.spread, pytest_nwtrials.stability; "
+            "print(sorted(m for m in ('pytest', 'numpy', 'pandas', 'noworkflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -14,6 +14,10 @@ fresh processes, the children of one server share the hash seed of str and bytes
 order is the same in each; set PYTHONHASHSEED to pin it across pytest runs) and the variables
 read at interpreter start (PYTHON*, LD_*): a request that sets them differently is refused with
 `ForkServerError`. `random` is re-seeded in each child by Python itself (`os.register_at_fork`).
+So repeated runs of one experiment (``--nw-repeat``) can differ in hash seed as plain ``python``
+runs do, the k-th run of each group is forked by server slot k-1, started with
+PYTHONHASHSEED=random: every slot has a str hash seed of its own (up to `SEEDED_SLOTS` slots;
+later runs start a fresh interpreter).
 
 Protocol: JSON lines on the server's stdin (requests) and stdout (replies): ``{"ready": true}``
 once, then per request ``{"pid": N}`` and, when that child has ended, ``{"pid": N, "returncode":
@@ -55,6 +59,10 @@ CAPTURE_ENV = {"PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
 STARTUP_PREFIXES = ("PYTHON", "LD_")  # variables read once, by the interpreter or the loader
 START_TIMEOUT = 60.0  # preloading takes about a second; a loaded machine may need far longer
 CHILD_FAILED = 70  # the child could not be set up: the status of a failed capture
+# warm processes besides the first, each with its own str hash seed, for repeated runs: each one
+# holds noWorkflow preloaded (about 80 MB resident), so runs after the fifth of a group start afresh
+SEEDED_SLOTS = 4
+SEEDED_ENV = {"PYTHONHASHSEED": "random"}
 
 
 class ForkServerError(RuntimeError):
@@ -198,42 +206,46 @@ def _startup_vars(env: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if name.startswith(STARTUP_PREFIXES)}
 
 
-_shared: ForkServer | None = None
+_shared: dict[int, ForkServer] = {}  # by slot
 _shared_lock = threading.Lock()
-_given_up = False
+_given_up: set[int] = set()
 
 
-def shared() -> ForkServer | None:
-    """This process's fork server, started at the first call; None where none can run.
+def shared(slot: int = 0) -> ForkServer | None:
+    """This process's fork server of `slot`, started at the first call; None where none can run.
 
-    None without ``os.fork`` (Windows), when the server could not start, or once it died: the
-    caller then starts a plain process, as it would without a fork server.
+    Slot 0 forks every run with pytest's environment; slot k (1 to `SEEDED_SLOTS`) was started
+    with `SEEDED_ENV` and forks the (k+1)-th run of each group of repeated runs, whose request
+    sets the same. None without ``os.fork`` (Windows), for a slot beyond those, when the server
+    could not start, or once it died: the caller then starts a plain process, as it would
+    without a fork server.
     """
-    global _shared, _given_up
     with _shared_lock:
-        if _shared is not None and _shared._owner != os.getpid():  # in a forked copy of this process
-            _shared, _given_up = None, False
-        if _shared is not None and _shared.alive:
-            return _shared
-        if _shared is not None or _given_up or not hasattr(os, "fork"):
-            _given_up = True
+        if any(server._owner != os.getpid() for server in _shared.values()):  # in a forked copy of this process
+            _shared.clear()
+            _given_up.clear()
+        server = _shared.get(slot)
+        if server is not None and server.alive:
+            return server
+        if server is not None or slot in _given_up or not hasattr(os, "fork") or not 0 <= slot <= SEEDED_SLOTS:
+            _given_up.add(slot)
             return None
         try:
-            _shared = ForkServer(dict(os.environ, **CAPTURE_ENV))
+            server = _shared[slot] = ForkServer(dict(os.environ, **CAPTURE_ENV, **(SEEDED_ENV if slot else {})))
         except OSError:
-            _given_up = True
+            _given_up.add(slot)
             return None
         atexit.unregister(shutdown)
         atexit.register(shutdown)
-        return _shared
+        return server
 
 
 def shutdown() -> None:
-    """Stop the shared fork server, if one was started (at pytest_unconfigure and at exit)."""
-    global _shared
+    """Stop the shared fork servers, if any were started (at pytest_unconfigure and at exit)."""
     with _shared_lock:
-        server, _shared = _shared, None
-    if server is not None:
+        servers = list(_shared.values())
+        _shared.clear()
+    for server in servers:
         server.close()
 
 

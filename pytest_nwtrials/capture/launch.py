@@ -45,6 +45,7 @@ class RunRequest:
     root: Path | None = None  # the rootdir: modules under it are the experiment's own
     env_redact: tuple[str, ...] = ()  # extra patterns of environment variables kept out of the store
     env: tuple[tuple[str, str], ...] = ()  # set on top of pytest's environment (PYTHONHASHSEED for a repeat)
+    fork_slot: int | None = 0  # the warm process that forks it (forkserver.shared); None: a fresh one
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def _start(request: RunRequest, spec_path: Path, env: dict[str, str], out: Any, 
     Runs without capture (``--nw-capture=off``) always get a new interpreter: the fork server has
     noWorkflow imported already, which such a run would not.
     """
-    server = forkserver.shared() if request.capture != "off" else None
+    server = forkserver.shared(request.fork_slot) if request.capture != "off" and request.fork_slot is not None else None
     if server is not None:
         try:
             pid = server.spawn(str(spec_path), str(request.script.parent), env, str(out.name), str(err.name))
