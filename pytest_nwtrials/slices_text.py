@@ -113,8 +113,8 @@ def _varies_lines(change: OpChange, variation: Any, *, also: bool) -> list[str]:
         lines = [f"  {head} between identical runs: {where(root)}  {_same_inputs(change)}"]
     else:
         lines = [f"  {head} between identical runs: {where(op)}  {_short(op.code, _CODE_WIDTH)}",
-                 f"    the first value that differs is `{_short(root.code, _CODE_WIDTH)}` ({where(root)}), "
-                 "computed from the same values"]
+                 f"    the first value that differs is `{_short(root.code, _CODE_WIDTH)}` ({where(root)}), with the "
+                 f"same {'arguments' if root.kind == 'call' else 'recorded inputs'}"]
     constructs = variation.constructs if variation is not None else ()
     lines += [f"    behind it: {c.what}: {c.seed}" for c in constructs]
     if not constructs:

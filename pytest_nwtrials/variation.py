@@ -29,6 +29,7 @@ from .slices import OpChange
 __all__ = ["Construct", "Variation", "between_identical_runs", "unseeded", "varying_op"]
 
 _WIDTH = 60  # code quoted in a construct's text
+CONSTRUCTS_SHOWN = 5
 _FUNCS = frozenset({"name", "attribute"})
 
 # a generator whose constructor was given no seed (or None): `np.random.default_rng()`,
@@ -87,6 +88,7 @@ def unseeded(s: Slice, index: int, facts: Mapping[str, Any] | None = None,
                                    s.ops[call] if call is not None else s.ops[at]))
     globals_drawn: dict[str, int] = {}
     seeded: set[str] = set()
+    iterated = _iterated_sets(s, reached)
     for a in reached:
         op = s.ops[a]
         if op.kind == "call":
@@ -98,7 +100,7 @@ def unseeded(s: Slice, index: int, facts: Mapping[str, Any] | None = None,
                     seeded.add(generator[0])
                 else:
                     globals_drawn.setdefault(generator[0], a)
-        elif _is_set(op) and _iterated(s, reached, a):
+        elif a in iterated:
             found.append(Construct(f"iteration over the set `{_short(op.code)}` (its order follows PYTHONHASHSEED)",
                                    "iterate over sorted(...) or set PYTHONHASHSEED", op))
     for generator, a in globals_drawn.items():
@@ -109,7 +111,7 @@ def unseeded(s: Slice, index: int, facts: Mapping[str, Any] | None = None,
     unique: dict[str, Construct] = {}
     for construct in found:
         unique.setdefault(construct.what, construct)
-    return tuple(unique.values())
+    return tuple(unique.values())[:CONSTRUCTS_SHOWN]
 
 
 def varying_op(s: Slice, index: int, facts: Mapping[str, Any] | None = None) -> int:
@@ -217,17 +219,18 @@ def _is_set(op: Op) -> bool:
                                 and op.value not in ("{}",))
 
 
-def _iterated(s: Slice, reached: Sequence[int], index: int) -> bool:
-    """Whether an op depends on set op `index` in a way that keeps the set's order: a loop's
-    target (a name whose value is not the set), `list(...)`, `"".join(...)`, a comprehension."""
+def _iterated_sets(s: Slice, reached: Sequence[int]) -> set[int]:
+    """The set ops that a `reached` op depends on in a way that keeps the set's order: a loop's
+    target (a name whose value is not the set), `list(...)`, `"".join(...)`, a comprehension.
+    One pass over the edges."""
+    found = set()
     for a in reached:
-        if a <= index:
-            continue
         op = s.ops[a]
-        if any(d == index and kind == DATA for d, kind in dependencies(s, a)):
-            if (op.kind == "name" and op.value != s.ops[index].value) or _ORDERED.search(op.code):
-                return True
-    return False
+        for d, kind in dependencies(s, a):
+            if kind == DATA and d not in found and _is_set(s.ops[d]) and (
+                    (op.kind == "name" and op.value != s.ops[d].value) or _ORDERED.search(op.code)):
+                found.add(d)
+    return found
 
 
 def _seeded_anywhere(operations: Sequence[Op], generator: str) -> bool:

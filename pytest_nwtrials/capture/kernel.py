@@ -123,6 +123,7 @@ class NotebookCapture:
         self._files: dict[str, Cell] = {}
         self._modules_before: set[str] = set()
         self._main: Any = None
+        self._code = ""  # the code cells' sources, read when the trial starts
         # frames of noWorkflow and of this plugin: hidden from tracebacks and from IPython's
         # look-ups of "the caller's frame"
         self._own_dirs = tuple(d for d in map(_package_dir, ("noworkflow", "pytest_nwtrials")) if d)
@@ -183,8 +184,8 @@ class NotebookCapture:
         self.trial_id = str(metascript.trial_id)
         self._install_builtins()
         # the notebook itself is the trial's main code block (id 1, kept by noWorkflow's store)
-        _, main_id = metascript.definition.create_code_block(
-            self._code_of_notebook(), self.notebook, "notebook", False, False)
+        self._code = self._code_of_notebook()
+        _, main_id = metascript.definition.create_code_block(self._code, self.notebook, "notebook", False, False)
         metascript.main_id = main_id
         collector = metascript.execution.collector
         self._main = collector.start_script("__main__", main_id, False)
@@ -426,7 +427,7 @@ class NotebookCapture:
         tops = {name.partition(".")[0] for name in self._modules_before}
         before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}
         self.environment = environment.collect(before, self.spec.get("root") or os.path.dirname(self.notebook))
-        self.environment.update(environment.experiment_facts(namespace, self._code_of_notebook() or None))
+        self.environment.update(environment.experiment_facts(namespace, self._code or None))
         collector = metascript.execution.collector
         collector.close_activation(self._main, None, None)
         metascript.deployment.store_provenance()

@@ -46,6 +46,7 @@ class Outcome:
         self.exit_code = 0
         self.error: dict[str, Any] | None = None
         self.environment: dict[str, Any] = {}
+        self.source: bytes | None = None  # the script's bytes, for the digest of the code
         self.trial_id: str | None = None
         self.started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         self._progress_path = progress_path
@@ -315,7 +316,7 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
         sys.stderr.write(outcome.error["traceback"])
     outcome.stage = "recording"
     outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
-    outcome.environment.update(environment.experiment_facts(namespace, _read_bytes(spec["script"])))
+    outcome.environment.update(environment.experiment_facts(namespace, outcome.source))
     for name in spec.get("ini_tags", []):
         if name in namespace and name not in recorder.tags:
             recorder.record(name, namespace[name], source="nw_tags")
@@ -340,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     recorder = _recorder.Recorder(spec["blobs_dir"], secrets)
     _recorder.install(recorder)
     outcome = Outcome(spec.get("progress"))
+    outcome.source = _read_bytes(spec["script"])  # before the capture, which would record the read
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     trial_id = None
