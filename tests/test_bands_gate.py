@@ -73,7 +73,7 @@ def test_values_inside_the_recorded_spread_match_and_the_summary_says_so(project
     saved(project)
     with_spread(project, spreads_to_json(SPREADS))
     values(project, 0.823, 0.005)
-    result = project.run("--nw-baseline=base", "--nw-json=report.json")
+    result = project.run("--nw-baseline=base", "--nw-json=report.json", "--nw-report=report.html")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*  matched  (*",
                                  "  note: experiments/fit.py: matched within the recorded run-to-run spread "
@@ -81,6 +81,8 @@ def test_values_inside_the_recorded_spread_match_and_the_summary_says_so(project
     [experiment] = json.loads((project.root / "report.json").read_text())["experiments"]
     assert experiment["verdict"] == "matched"
     assert experiment["notes"] == ["experiments/fit.py: matched within the recorded run-to-run spread (auc, weights)"]
+    assert ("<p class=\"note\">experiments/fit.py: matched within the recorded run-to-run spread (auc, weights)</p>"
+            in (project.root / "report.html").read_text())
 
 
 def test_under_xdist_the_worker_matches_within_the_spread_and_the_controller_says_so(project):
