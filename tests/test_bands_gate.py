@@ -310,6 +310,16 @@ def test_a_baseline_saved_from_repeated_runs_gates_within_their_spread(project):
     assert "matched within" not in changed.stdout.str()
 
 
+def test_under_xdist_the_controller_saves_the_spread_the_worker_measured(project):
+    project.experiment("noisy.py", NOISY.format(shift=""))
+    project.run("--nw-save-baseline=base", "--nw-repeat=3", "-n", "2").assert_outcomes(failed=1)
+    entry = project.baseline_entry("base", "experiments/noisy.py")
+    assert entry["spread"] == {"draws": {"low": 0.0, "high": 1.0, "deviation": 1.0, "relative": 1.0}}
+    gate = project.run("--nw-baseline=base", "-n", "2")
+    gate.assert_outcomes(passed=1)
+    gate.stdout.fnmatch_lines(["  note: experiments/noisy.py: matched within the recorded run-to-run spread (draws)"])
+
+
 SCALAR = """
 import numpy as np
 from pytest_nwtrials import tag
