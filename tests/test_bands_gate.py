@@ -353,3 +353,17 @@ def test_a_stable_experiment_saved_with_repeats_records_an_empty_spread(project)
     shown = subprocess.run([sys.executable, "-m", "pytest_nwtrials.cli", "show", "trial1"], cwd=project.root,
                            capture_output=True, text=True, timeout=120).stdout
     assert "stability: stable across 2 runs (trial1, trial2)" in shown
+
+
+def test_comparing_with_a_trial_stays_exact_even_when_it_recorded_a_spread(project):
+    saved(project)
+    path = project.root / ".nwtrials" / "trials" / "trial1.json"
+    doc = json.loads(path.read_text())
+    doc["stability"] = Stability(3, ("trial1", "trial2", "trial3"), SPREADS, covered=False).to_json()
+    path.write_text(json.dumps(doc))
+    values(project, 0.823)
+    result = project.run("--nw-baseline=trial1")
+    result.assert_outcomes(failed=1)
+    assert "run-to-run" not in report(result)
+    done = nwtrials("diff", "trial1", "trial2", cwd=project.root)
+    assert done.returncode == 1 and "auc: changed: 0.811 -> 0.823" in done.stdout and "run-to-run" not in done.stdout
