@@ -38,6 +38,7 @@ __all__ = ["GcResult", "collect_garbage", "list_trials", "open_store", "plot", "
 StoreLike = Union[str, "os.PathLike[str]", TrialStore, None]
 TRIAL_COLUMNS = ["name", "id", "experiment", "argv", "status", "started", "duration", "tags"]
 VALUE_COLUMNS = ["name", "id", "experiment", "argv", "started", "status", "value"]
+SPREAD_COLUMNS = ["spread_low", "spread_high", "spread_relative"]
 SUMMARY_WIDTH = 80
 _ANNOTATE_MAX = 20  # trial names are written next to the points of plots with at most this many
 
@@ -128,10 +129,15 @@ def list_trials(experiment: str | None = None, *, store: StoreLike = None) -> pa
 
 
 def values(tag: str, experiment: str | None = None, *, store: StoreLike = None) -> pandas.DataFrame:
-    """One row per trial that tagged `tag`, oldest first: name, id, experiment, argv, started, status, value.
+    """One row per trial that tagged `tag`, oldest first: name, id, experiment, argv, started, status,
+    value, spread_low, spread_high, spread_relative.
 
     Scalars are numbers; other values (arrays, dicts, strings, frames) their one-line summary.
-    LookupError when no trial tagged it.
+    The spread columns hold the run-to-run spread of the tag recorded by the first run of a
+    group run with ``--nw-repeat`` (lowest and highest value seen, of any element for an array,
+    and the largest deviation relative to the first run's value); NaN for a trial run once, for
+    a tag that did not vary between the runs, and for one whose runs differed in something other
+    than a number. LookupError when no trial tagged it.
     """
     import pandas as pd
 
@@ -145,10 +151,27 @@ def values(tag: str, experiment: str | None = None, *, store: StoreLike = None) 
             cell = f"<unreadable: {exc}>"
         rows.append({"name": trial.name, "id": trial.id, "experiment": trial.experiment,
                      "argv": list(trial.argv), "started": trial.started, "status": trial.status,
-                     "value": cell})
-    frame = pd.DataFrame(rows, columns=VALUE_COLUMNS)
+                     "value": cell, **spread_cells(trial, tag)})
+    frame = pd.DataFrame(rows, columns=VALUE_COLUMNS + SPREAD_COLUMNS).astype({c: float for c in SPREAD_COLUMNS})
     frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
     return frame
+
+
+def spread_cells(trial: Trial, tag: str) -> dict[str, float]:
+    """The spread columns of `trial`'s row for `tag`: its recorded run-to-run spread, else NaN."""
+    from .spread import Stability
+
+    cells = dict.fromkeys(SPREAD_COLUMNS, math.nan)
+    if trial.stability is None:
+        return cells
+    try:
+        spread = Stability.from_json(trial.stability).spreads.get(tag)
+    except ValueError:  # a damaged record: `nwtrials show` says what is wrong with it
+        return cells
+    if spread is not None and spread.numeric:
+        for column, number in zip(SPREAD_COLUMNS, (spread.low, spread.high, spread.relative)):
+            cells[column] = math.nan if number is None else number
+    return cells
 
 
 def plottable(tag: str, value: Any, where: str) -> tuple[float, bool]:

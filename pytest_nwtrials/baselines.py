@@ -3,7 +3,8 @@
 
 A baseline is a folder meant to be committed: ``<baselines_dir>/<NAME>/`` holds one JSON entry per
 experiment, at the experiment's own relative path plus ``.json`` (``experiments/train.py.json``),
-and ``values/`` with the array and frame files those entries reference. Entries hold no absolute
+and ``values/`` with the array and frame files those entries reference. What an entry holds, with
+the run-to-run spread of repeated runs, is in baseline_entries.py. Entries hold no absolute
 paths and no pickles: opaque objects are kept as their summary.
 
 Baselines are committed and edited by hand, so every reader here turns a damaged or inconsistent
@@ -19,19 +20,30 @@ interrupted save leaves each entry old or new, whole, and no temporary file in t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .baseline_entries import (
+    ENTRY_SUFFIX,
+    Entry,
+    baseline_remedy,
+    entry_doc,
+    entry_fields,
+    entry_from_trial,
+    entry_path,
+    record_path,
+)
 from .baseline_files import Staging, finish_interrupted, hidden, lexically_in, links, walk
 from .errors import short
 from .files import read_json
 from .paths import check_within, inside
-from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
-from .store import LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, record_remedy
+from .record_fields import check_argv, field_of
+from .store import StoreError, Trial, TrialStore
+
+__all__ = ["BASELINE_NAME", "LATEST", "BaselineStore", "Entry", "baseline_remedy", "check_baseline_name",
+           "entry_from_trial", "entry_path", "record_path"]
 
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LATEST = "latest"
@@ -42,6 +54,9 @@ Each folder here is a named baseline: one JSON entry per experiment, recording t
 experiment tagged, and `values/` with the arrays and frames they reference. Compare new trials
 with one by running `pytest --nw-baseline=NAME`; accept new values with
 `pytest --nw-save-baseline=NAME`. These files are meant to be committed and reviewed.
+
+An entry saved with `--nw-repeat=N` also records, under "spread", how far the values of the N
+runs were apart; a later value inside that spread is matched.
 """
 
 
@@ -54,82 +69,6 @@ def check_baseline_name(name: str) -> str:
     if name == LATEST or re.match(r"^trial[0-9]+$", name):
         raise ValueError(f"baseline name {name!r} is reserved for trial references; choose another name")
     return name
-
-
-def baseline_remedy(name: str) -> str:
-    """What to do about a damaged file of baseline `name`."""
-    return f"restore it from version control, or save the baseline again with --nw-save-baseline={name}"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What one experiment is compared with: the tagged values of one earlier trial."""
-
-    experiment: str
-    argv: tuple[str, ...]
-    tags: dict[str, Any]
-    trial: str
-    trial_id: str
-    values_dir: Path
-    label: str  # how reports name it: "baseline 'reference'" or "trial3"
-    inputs: dict[str, Any] = field(default_factory=dict)
-    record: Path | None = None  # its provenance record, when one was kept
-    path: Path | None = None  # the entry file, for entries of a named baseline
-    baseline: str | None = None  # the baseline's name, for entries of a named baseline
-
-    @property
-    def where(self) -> str:
-        """The file the entry was read from: the baseline entry, or the trial's record."""
-        return str(self.path or self.values_dir.parent / "trials" / f"{self.trial}.json")
-
-    @property
-    def remedy(self) -> str:
-        return baseline_remedy(self.baseline) if self.baseline else TRIAL_REMEDY
-
-    def blobs(self) -> Any:
-        """The `values.BlobStore` of the entry's value files, whose errors say how to repair them."""
-        from .values import BlobStore
-
-        return BlobStore(self.values_dir, remedy=baseline_remedy(self.baseline) if self.baseline else LOCAL_REMEDY)
-
-    def values(self) -> dict[str, Any]:
-        """The tagged values, decoded; a StoreError naming the damaged file and what to do."""
-        blobs = self.blobs()
-        return {name: decode_tag(name, doc, blobs, self.where, self.remedy) for name, doc in self.tags.items()}
-
-    def provenance(self) -> Any:
-        """The provenance record (`explain.ProvenanceRecord`), None when none was kept."""
-        from .explain import load_record
-
-        if self.record is None or not self.record.is_file():
-            return None
-        if self.baseline:
-            remedy = f"{baseline_remedy(self.baseline)} (or delete it: the operations are then not compared)"
-        else:
-            remedy = record_remedy(self.trial)
-        return load_record(self.record, remedy, self.trial_id if self.baseline else None)
-
-
-# what entry_path appends to the experiment's path: "" or an argv digest, then ".json"
-_ENTRY_SUFFIX = r"(\.[0-9a-f]{10})?\.json"
-
-
-def entry_path(experiment: str, argv: tuple[str, ...]) -> str:
-    """The entry's path inside a baseline: the experiment's own path, plus an argv digest if any."""
-    if not argv:
-        return f"{experiment}.json"
-    digest = hashlib.sha1(json.dumps(list(argv)).encode()).hexdigest()[:10]
-    return f"{experiment}.{digest}.json"
-
-
-def record_path(entry_file: Path) -> Path:
-    """The provenance record saved next to a baseline entry: ``train.py.json`` -> ``train.py.provenance.json``."""
-    return entry_file.with_name(entry_file.name[: -len(".json")] + ".provenance.json")
-
-
-def entry_from_trial(trial: Trial, store: TrialStore) -> Entry:
-    return Entry(trial.experiment, trial.argv, trial.tags, trial.name, trial.id,
-                 store.values_dir, trial.name, trial.inputs, store.record_path(trial.id))
 
 
 class BaselineStore:
@@ -210,25 +149,17 @@ class BaselineStore:
         except StoreError as exc:
             raise StoreError(f"{exc}; {remedy}") from None
         try:
-            if not isinstance(doc, dict):
-                raise ValueError("it is not a JSON object")
-            if doc.get("schema") != SCHEMA:
-                raise ValueError(f"unknown schema {doc.get('schema')!r:.40}")
-            claimed = field_of(doc, "experiment", str)
-            if claimed != experiment:
-                raise ValueError(f"it holds the entry of {claimed!r:.200}, not of {experiment} as its place says")
-            argv = check_argv(doc)
+            fields = entry_fields(doc, experiment)
+            argv = fields["argv"]
             if folder / entry_path(experiment, argv) != path:
                 raise ValueError(f"its arguments {list(argv)!r:.200} belong in {entry_path(experiment, argv)}")
-            tags = check_tags(doc)
             record = record_path(path)
-            entry = Entry(experiment, argv, tags, field_of(doc, "trial", str), field_of(doc, "trial_id", str),
-                          folder / "values", f"baseline '{name}'", check_inputs(doc),
-                          record if record.is_file() else None, path, name)
+            entry = Entry(**fields, values_dir=folder / "values", label=f"baseline '{name}'",
+                          record=record if record.is_file() else None, path=path, baseline=name)
         except ValueError as exc:
             raise StoreError(f"{path}: not a valid baseline entry ({exc}); {remedy}") from None
         values = BlobStore(entry.values_dir)
-        missing = sorted({blob for tag in tags.values() for blob in blob_refs(tag["value"]) if blob not in values})
+        missing = sorted({blob for tag in entry.tags.values() for blob in blob_refs(tag["value"]) if blob not in values})
         if missing:
             listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise StoreError(f"{path}: its tags reference value files missing from {entry.values_dir}: {listed}; "
@@ -240,7 +171,7 @@ class BaselineStore:
         folder = inside(self.folder(name), experiment, f"the entries of {experiment}").parent
         if not folder.is_dir():
             return []
-        pattern = re.compile(re.escape(Path(experiment).name) + _ENTRY_SUFFIX)
+        pattern = re.compile(re.escape(Path(experiment).name) + ENTRY_SUFFIX)
         return sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name) and p.is_file())
 
     def entry_files(self, name: str) -> dict[Path, str]:
@@ -264,7 +195,7 @@ class BaselineStore:
             except StoreError:
                 doc = None
             if doc is None or isinstance(doc, dict) and "experiment" in doc:
-                found[path] = (re.sub(_ENTRY_SUFFIX + "$", "", relative.as_posix()), doc)
+                found[path] = (re.sub(ENTRY_SUFFIX + "$", "", relative.as_posix()), doc)
         return found
 
     def problems(self, name: str) -> list[str]:
@@ -367,7 +298,7 @@ class BaselineStore:
             else:
                 staging.stage_bytes(record, "record.json")
                 staging.replace("record.json", saved_record)
-            staging.stage_bytes(_entry_json(trial), "entry.json")
+            staging.stage_bytes(entry_doc(trial), "entry.json")
             staging.replace("entry.json", entry_file)
         except BaseException:
             staging.discard()
@@ -412,18 +343,3 @@ class BaselineStore:
             return None
         return (json.dumps({**doc, "trial_id": trial.id}, indent=1) + "\n").encode("utf-8")
 
-
-def _entry_json(trial: Trial) -> bytes:
-    """The baseline entry of `trial`: its tags without the source lines."""
-    tags = {tag: {k: v for k, v in doc.items() if k != "source"} for tag, doc in trial.tags.items()}
-    return (json.dumps({
-        "schema": SCHEMA,
-        "experiment": trial.experiment,
-        "argv": list(trial.argv),
-        "trial": trial.name,
-        "trial_id": trial.id,
-        "started": trial.started,
-        "python": trial.python,
-        "inputs": trial.inputs,
-        "tags": tags,
-    }, indent=1, allow_nan=False) + "\n").encode("utf-8")

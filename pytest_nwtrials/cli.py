@@ -19,11 +19,11 @@ from typing import Any, NoReturn, Sequence
 
 from . import api
 from .baselines import BaselineStore
+from .cli_show import baseline_lines, summary, table, trial_lines
 from .printable import PrintableStream
 from .store import StoreError, Trial, TrialStore, find_store
 
 PROG = "nwtrials"
-SUMMARY_WIDTH = 70
 
 
 class UsageError(Exception):
@@ -89,16 +89,6 @@ def _when(trial: Trial) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S") if when else "?"
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-
-
-def _summary(value: Any) -> str:
-    from .values import summarize
-
-    return summarize(value, SUMMARY_WIDTH)
-
 
 # -- commands ---------------------------------------------------------------------------------
 
@@ -110,53 +100,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     for t in trials:
         experiment = t.experiment + "".join(f" {a}" for a in t.argv)
         rows.append([t.name, t.status, _when(t), f"{t.duration:.1f} s", experiment, ", ".join(t.tags)])
-    print("\n".join(_table(rows)))
+    print("\n".join(table(rows)))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     store = _store(args)
     _trials(store)
-    trial = _find(store, args.ref)
-    code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""
-    lines = [f"{trial.name}  {trial.experiment}  {trial.status}{code}",
-             f"  id:         {trial.id}",
-             f"  arguments:  {' '.join(trial.argv) if trial.argv else '(none)'}",
-             f"  started:    {trial.started or '?'}",
-             f"  duration:   {trial.duration:.2f} s",
-             f"  python:     {trial.python or '?'}",
-             f"  provenance: {trial.provenance or '(none)'}"]
-    if trial.error:
-        lines.append(f"  error:      {trial.error.get('type', '?')}: {trial.error.get('message', '')}")
-    lines.append("tags:" if trial.tags else "tags: (none)")
-    if trial.tags:
-        rows = []
-        for name, doc in trial.tags.items():
-            try:
-                shown = _summary(api.tag_value(trial, name))
-            except ValueError as exc:
-                shown = f"<unreadable: {exc}>"
-            extra = [f"tagged {doc['count']} times"] if doc.get("count", 1) > 1 else []
-            extra += [f"{key}={doc[key]:g}" for key in ("rtol", "atol") if doc.get(key) is not None]
-            rows.append(["  " + name, shown + (f"  ({', '.join(extra)})" if extra else "")])
-        lines += _table(rows)
-    lines += ["inputs:", *_inputs(trial.inputs)]
-    print("\n".join(lines))
+    print("\n".join(trial_lines(_find(store, args.ref))))
     return 0
-
-
-def _inputs(inputs: dict[str, Any]) -> list[str]:
-    if not inputs:
-        return ["  (none recorded)"]
-    lines = [f"  python {inputs['python']}"] if inputs.get("python") else []
-    for path, seen in sorted((inputs.get("files") or {}).items()):
-        how = ", ".join(f"{kind} sha1 {str(seen[kind])[:10]}" for kind in ("read", "written") if seen.get(kind))
-        tags = f"; in the provenance of {', '.join(seen['tags'])}" if seen.get("tags") else ""
-        lines.append(f"  file {path}: {how or 'absent when opened'}{tags}")
-    for key, what in (("libraries", "library"), ("modules", "module")):
-        for name, version in sorted((inputs.get(key) or {}).items()):
-            lines.append(f"  {what} {name} {str(version)[:12]}")
-    return lines or ["  (none recorded)"]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -175,7 +127,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
         write_text_atomic(Path(args.html), html_page(f"{new.name} against {old.name}", diff._repr_html_()))
     if args.json:
-        changes = [{"path": c.path, "kind": str(c.kind), "old": _summary(c.old), "new": _summary(c.new),
+        changes = [{"path": c.path, "kind": str(c.kind), "old": summary(c.old), "new": summary(c.new),
                     "detail": c.detail} for c in diff.values]
         print(json.dumps({"old": old.name, "new": new.name, "match": diff.empty,
                           "argv_changed": diff.argv_changed, "tags": list(diff.tags),
@@ -197,6 +149,7 @@ def cmd_values(args: argparse.Namespace) -> int:
         return 0
     frame["started"] = frame["started"].dt.strftime("%Y-%m-%d %H:%M:%S")
     hidden = ["id"] + (["argv"] if not frame["argv"].any() else [])
+    hidden += [column for column in api.SPREAD_COLUMNS if frame[column].isna().all()]
     print(frame.drop(columns=hidden).to_string(index=False))
     return 0
 
@@ -227,7 +180,7 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
             rows.append([name, f"{len(baselines.entry_files(name))} entries"])
         except StoreError as exc:  # a link leading out of it, a journal that cannot be completed
             rows.append([name, f"unusable: {exc}"])
-    print("\n".join(_table(rows)))
+    print("\n".join(table(rows)))
     return 0
 
 
@@ -239,33 +192,9 @@ def _existing(baselines: BaselineStore, name: str) -> str:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
-    from .files import read_json
-    from .values import BlobStore, decode
-
     baselines = _baselines(args)
     name = _existing(baselines, args.name)
-    folder = baselines.folder(name)
-    blobs = BlobStore(folder / "values")
-    lines = [f"baseline '{name}' in {folder}"]
-    for path, experiment in baselines.entry_files(name).items():
-        try:
-            doc = read_json(path)
-        except StoreError as exc:
-            lines.append(f"{experiment}  <unreadable: {exc}>")
-            continue
-        doc = doc if isinstance(doc, dict) else {}
-        argv = " ".join(map(str, doc.get("argv") or []))
-        lines.append(f"{experiment}{' ' + argv if argv else ''}  (recorded in {doc.get('trial', '?')}, "
-                     f"started {doc.get('started') or '?'})")
-        rows = []
-        for tag, tag_doc in (doc.get("tags") or {}).items():
-            try:
-                shown = _summary(decode(tag_doc["value"], blobs))
-            except (KeyError, TypeError, ValueError) as exc:
-                shown = f"<unreadable: {exc}>"
-            rows.append(["  " + tag, shown])
-        lines += _table(rows) if rows else ["  (no tags)"]
-    print("\n".join(lines))
+    print("\n".join(baseline_lines(name, baselines.folder(name), baselines.entry_files(name))))
     return 0
 
 

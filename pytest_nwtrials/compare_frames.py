@@ -148,7 +148,7 @@ def _column(differ: Differ, old: pd.Series, new: pd.Series, path: str, index: pd
     if not same_length:
         return
     tolerance = differ.rules.tolerance_for(path)
-    a, b = _numeric(old), _numeric(new)
+    a, b = numeric_column(old), numeric_column(new)
     if a is not None and b is not None:
         use = compare_arrays.uses_tolerance(a.dtype, b.dtype, tolerance.explicit)
         found = compare_arrays.array_mismatch(a, b, tolerance.rtol, tolerance.atol, use)
@@ -187,7 +187,7 @@ def _kind(dtype: Any) -> str:
     return "other"
 
 
-def _numeric(series: pd.Series) -> np.ndarray | None:
+def numeric_column(series: pd.Series) -> np.ndarray | None:
     """The column as a numpy array for the array kernel, or None for exact comparison."""
     dtype = series.dtype
     if isinstance(dtype, np.dtype):

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .bands import PHRASE, apply_bands, listed
 from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
 from .missing_tags import MissingTag, missing_tag
@@ -17,6 +18,7 @@ from .provenance import Op, Slice
 from .render import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 from .slices_text import format_missing_tag
+from .spread import PathSpread
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class TrialDiff:
     code_same: bool | None = None  # the experiment's code digests are equal; None: a side has none
     facts: Mapping[str, Any] | None = None  # the new trial's inputs: the objects it found unseeded
     new_operations: tuple[Op, ...] = ()  # the new trial's sequence: whether it seeded a global generator
+    within: tuple[str, ...] = ()  # paths whose change lay inside the baseline's run-to-run spread (bands.py)
 
     @property
     def empty(self) -> bool:
@@ -59,9 +62,16 @@ class TrialDiff:
             lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations, *sequences)])
         return lines
 
+    def value_lines(self) -> list[str]:
+        """The value changes, then the paths matched within the recorded run-to-run spread."""
+        lines = format_changes(self.values)
+        if self.within:
+            lines.append(f"  matched within {PHRASE}: {listed(self.within)}")
+        return lines
+
     def lines(self, *, outputs: bool = False) -> list[str]:
         """The text report: value changes, then why they changed."""
-        lines = format_changes(self.values)
+        lines = self.value_lines()
         why = self.why(outputs=outputs)
         if why:
             lines += ["", "Why it changed:", *why]
@@ -70,7 +80,8 @@ class TrialDiff:
     def text(self, *, outputs: bool = False) -> str:
         """The whole report as text: a one-line verdict when the trials match."""
         if self.empty:
-            return f"{self.new} matches {self.old}"
+            within = f" within {PHRASE} ({listed(self.within)})" if self.within else ""
+            return f"{self.new} matches {self.old}{within}"
         return "\n".join([f"{self.new} differs from {self.old}", *self.lines(outputs=outputs)])
 
     def __str__(self) -> str:
@@ -103,9 +114,11 @@ def diff_trials(old_label: str, new_label: str,
                 old_inputs: Mapping[str, Any], old_argv: Sequence[str],
                 new_inputs: Mapping[str, Any], new_argv: Sequence[str],
                 old_record: ProvenanceRecord | None, new_record: ProvenanceRecord | None,
-                *, operations: bool = False) -> TrialDiff:
-    """Compare two trials; with `operations`, their whole operation sequences too."""
-    changes = diff_tags(old_values, new_values, rules)
+                *, operations: bool = False, spreads: Mapping[str, PathSpread] | None = None) -> TrialDiff:
+    """Compare two trials; with `operations`, their whole operation sequences too. A value change
+    inside the old side's recorded run-to-run spread (`spreads`, by path) is no change."""
+    banded = apply_bands(diff_tags(old_values, new_values, rules), old_values, new_values, spreads or {}, rules)
+    changes = banded.changes
     tags = tuple(sorted(name for name in set(old_values) | set(new_values)
                         if any(c.path == name or c.path.startswith(name + "[") for c in changes)))
     slices: list[SliceDiff] = []
@@ -132,6 +145,7 @@ def diff_trials(old_label: str, new_label: str,
         has_provenance=old_record is not None and new_record is not None,
         missing=tuple(missing), sequences=sequences, code_same=_same_source(old_inputs, new_inputs),
         facts=new_inputs, new_operations=new_record.operations if new_record is not None else (),
+        within=banded.within,
     )
 
 

@@ -202,6 +202,7 @@ def _section(number: int, experiment: dict[str, Any], trials: list[Trial] | None
     if experiment.get("against"):
         line += f", compared with {_e(experiment['against'])}"
     parts.append(f"<p class=\"meta\">{line}</p>")
+    parts += [f"<p class=\"note\">{_e(note)}</p>" for note in experiment.get("notes") or []]
     stability = experiment.get("stability")
     if isinstance(stability, dict):
         parts.append(_stability(stability))

@@ -311,7 +311,7 @@ class TrialSession:
     def compare(self, trial: Trial, reference: Reference, options: Comparison = Comparison()) -> None:
         """Fail with a report when `trial` differs from its baseline: values beyond tolerance,
         other arguments, or (with ``--nw-ops=strict``) another operation sequence."""
-        from .render import format_changes
+        from .bands import matched_note
         from .diffing import diff_trials
 
         entry = self.entry_for(trial, reference)
@@ -325,11 +325,13 @@ class TrialSession:
         label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
         diff = diff_trials(label, trial.name, old, new, rules, entry.inputs, entry.argv,
                            trial.inputs, trial.argv, old_record, new_record,
-                           operations=settings.ops == "strict")
+                           operations=settings.ops == "strict", spreads=entry.spread)
         outcome = self.outcomes[trial.name]
         outcome.against = label
         if diff.empty:
             outcome.verdict = "matched"
+            if diff.within:  # said even though it passes: the values did move
+                outcome.notes.append(matched_note(trial.experiment, diff.within))
             return
         name = reference.text if reference.kind == "baseline" else None
         # files the experiment wrote differently are a consequence: shown with -v
@@ -337,7 +339,7 @@ class TrialSession:
         if old_record is None and settings.ops != "off":
             why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
         self.fail(trial, "changed",
-                  report.values_changed(trial.experiment, trial, label, format_changes(diff.values),
+                  report.values_changed(trial.experiment, trial, label, diff.value_lines(),
                                         len(diff.tags), name, why, bool(diff.operations)),
                   changes=diff.values, why=tuple(why))
 

@@ -126,6 +126,12 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         where = Path(os.path.relpath(session.baselines.root / settings.save_baseline, settings.rootdir))
         entries = "entry" if len(session.saved) == 1 else "entries"
         write(f"saved {len(session.saved)} {entries} to baseline '{settings.save_baseline}' in {where.as_posix()}/")
+        from .baseline_entries import saved_with_spread
+
+        banded = saved_with_spread(session.recorded, session.saved, session.baselines.root / settings.save_baseline)
+        if banded:
+            write(f"with the run-to-run spread of their repeated runs (a later value inside it matches): "
+                  f"{', '.join(banded)}")
         if session.pruned:
             write(f"removed entries of experiments that no longer exist: {', '.join(session.pruned)}")
     if session.removed:

@@ -73,7 +73,9 @@ def test_tag_values_gives_numbers_for_scalars_and_summaries_for_the_rest(store):
     from pytest_nwtrials import tag_values
 
     auc = tag_values("auc", store=store)
-    assert list(auc.columns) == ["name", "id", "experiment", "argv", "started", "status", "value"]
+    assert list(auc.columns) == ["name", "id", "experiment", "argv", "started", "status", "value",
+                                 "spread_low", "spread_high", "spread_relative"]
+    assert auc[["spread_low", "spread_high", "spread_relative"]].isna().all().all()  # run once each
     assert list(auc["value"]) == [0.5, 0.9, 0.5, 0.89, 0.5, 0.88]
     assert auc["value"].dtype.kind == "f"
     assert list(auc["status"])[4] == "failed"
