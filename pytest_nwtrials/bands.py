@@ -4,8 +4,11 @@ A baseline saved from repeated runs (``--nw-save-baseline=NAME --nw-repeat=N``) 
 path whose value differed between the runs, how far apart the runs were (`spread.PathSpread`).
 A later value that changed at such a path is matched when it lies inside that band:
 
-- a number: ``low <= new <= high``, each bound widened by the comparison's tolerance there
-  (``atol + rtol * |bound|``, none for integers without an explicit tolerance, as in `compare`);
+- a number: within ``deviation`` of the saved value (a band that holds every run, ``low`` to
+  ``high``: the saved run is one draw of the N, so the band is centred on it, and a rerun lands
+  in it with probability about (N-1)/N rather than the (N-1)/(N+1) of ``low..high`` alone), each
+  bound widened by the comparison's tolerance there (``atol + rtol * |bound|``, none for
+  integers without an explicit tolerance, as in `compare`);
 - an array or a frame column (or a Series): every element within ``deviation`` of the saved
   value, plus the tolerance (``|new - old| <= deviation + atol + rtol * |old|``); nan matches only
   nan, an infinity only the same infinity.
@@ -130,12 +133,17 @@ def _scalar(before: Any, after: Any, spread: PathSpread, exact: bool, tolerance:
     kinds = {category(before), category(after)}
     rtol, atol = _tolerance(kinds <= {"bool", "int"}, tolerance)
     if exact and spread.low is not None and spread.high is not None and "complex" not in kinds:
-        value = float(after)
-        low = spread.low - (atol + rtol * abs(spread.low))
-        high = spread.high + (atol + rtol * abs(spread.high))
+        value, base, reach = float(after), float(before), spread.deviation or 0.0
+        # the saved value give or take the largest deviation of a run from it, which holds
+        # every run (low..high): the saved run is one draw, so the band is centred on it
+        low, high = spread.low, spread.high
+        if math.isfinite(base):
+            low, high = min(low, base - reach), max(high, base + reach)
+        low -= atol + rtol * abs(low)
+        high += atol + rtol * abs(high)
         if low <= value <= high:
             return None
-        return f"outside {PHRASE} {spread.low:.6g}..{spread.high:.6g}"
+        return f"outside {PHRASE} {low:.6g}..{high:.6g} ({base:.6g} ± {reach:.6g})"
     # a complex number, or a band recorded for an enclosing path: the distance from the saved value
     base, value = complex(before), complex(after)
     if _finite(base) and _finite(value) and abs(value - base) <= spread.deviation + atol + rtol * abs(base):

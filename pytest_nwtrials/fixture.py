@@ -8,7 +8,8 @@ import pytest
 
 from .items import add_stability_properties
 from .printable import printable
-from .session import Comparison, GateFailure, TrialSession, comparison_from_marker
+from .marker import Comparison, GateFailure, comparison_from_marker
+from .session import TrialSession
 from .settings import CAPTURE_MODES, SettingsError, parse_repeat
 from .store import Trial
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from .printable import printable
-from .session import SESSION_KEY, GateFailure, comparison_from_marker
+from .marker import GateFailure, comparison_from_marker
+from .session import SESSION_KEY
 
 
 class ExperimentFile(pytest.File):

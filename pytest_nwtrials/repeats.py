@@ -20,7 +20,8 @@ from typing import Any
 
 from . import stability as verdicts
 from .errors import StoreError
-from .session import Comparison, GateFailure, TrialSession
+from .marker import Comparison, GateFailure
+from .session import TrialSession
 from .spread import Stability
 from .store import Trial
 
@@ -75,8 +76,48 @@ def run_repeats(session: TrialSession, first: Trial, script: Path, argv: tuple[s
     outcome.stability = judgement.stability
     outcome.notes.append(verdicts.note(first.experiment, judgement.stability))
     if check and not judgement.stability.covered:
-        session.fail(first, "unstable", verdicts.report(first.experiment, judgement))
+        if session.settings.save_baseline and session.reference is None:
+            # saving accepts the values, and these runs' spread is saved beside them: said, not failed
+            outcome.notes.append(f"{first.experiment}: saved with the run-to-run spread of its {repeat} runs; "
+                                 "to make it reproducible instead: " + _seed_hint(judgement.stability))
+        elif _within_recorded_band(session, runs, options):
+            outcome.notes.append(f"{first.experiment}: its {repeat} runs varied within the recorded run-to-run "
+                                 "spread of its baseline")
+        else:
+            session.fail(first, "unstable", verdicts.report(first.experiment, judgement))
     return first
+
+
+def _seed_hint(stability: Stability) -> str:
+    """The proposal's seed line, or what to look for when none was found."""
+    lines = list(stability.proposal)
+    start = next((n for n, line in enumerate(lines) if line.startswith("Seed to set:")), None)
+    if start is None:
+        return "seed what the runs draw from (nwtrials show on the first run says where they diverged)"
+    seeds = [lines[start].split(":", 1)[1].strip()] + [line.strip() for line in lines[start + 1:]]
+    return "; ".join(seed for seed in seeds if seed)
+
+
+def _within_recorded_band(session: TrialSession, runs: list[Trial], options: Comparison) -> bool:
+    """Whether every run matches the baseline entry of a saved baseline within the run-to-run
+    spread recorded there: the variation was seen and accepted when the baseline was saved."""
+    from .bands import apply_bands
+    from .compare import diff_tags
+
+    reference = session.reference
+    if reference is None or reference.kind != "baseline":
+        return False
+    first = runs[0]
+    try:
+        entry = session.baselines.entry(reference.text, first.experiment, first.argv)
+        if entry is None or not entry.spread:
+            return False
+        saved = entry.values()
+    except StoreError:
+        return False  # the comparison with the baseline reports the damaged file
+    rules = session.rules(first, options)
+    return all(not apply_bands(diff_tags(saved, run.values, rules), saved, run.values, entry.spread, rules).changes
+               for run in runs)
 
 
 def judge(session: TrialSession, runs: list[Trial], options: Comparison) -> verdicts.Judgement:

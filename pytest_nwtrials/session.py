@@ -23,16 +23,13 @@ from .capture.launch import RunRequest, RunResult, masked, run_experiment
 from .printable import printable
 from .redaction import Secrets
 from .references import Reference, ReferenceError_, resolve
-from .settings import CAPTURE_MODES, Settings, SettingsError, parse_repeat
+from .settings import Settings
 from .spread import Stability
 from .store import StoreError, Trial, TrialStore
 from .files import write_bytes_atomic, write_json_atomic
+from .marker import Comparison, GateFailure
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
-
-
-class GateFailure(Exception):
-    """An experiment failed the gate; the message is the whole report."""
 
 
 @dataclass
@@ -48,48 +45,6 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # worth saying even when it passes
     change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
     stability: Stability | None = None  # of the first run of a group run with --nw-repeat
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Tolerance settings for one comparison, from markers or fixture arguments, and the
-    marker's capture mode for the run."""
-
-    rtol: float | None = None
-    atol: float | None = None
-    ignore: tuple[str, ...] = ()
-    capture: str | None = None
-    repeat: int | None = None  # runs of the experiment; None: --nw-repeat or ini nw_repeat decides
-
-
-def comparison_from_marker(item: pytest.Item) -> Comparison:
-    """Tolerances, ignored tags and capture mode from the closest ``@pytest.mark.nw(...)``."""
-    marker = item.get_closest_marker("nw")
-    if marker is None:
-        return Comparison()
-    kwargs: dict[str, Any] = dict(marker.kwargs)
-    unknown = set(kwargs) - {"rtol", "atol", "ignore", "capture", "repeat"}
-    if unknown or marker.args:
-        raise GateFailure(
-            f"{item.nodeid}: @pytest.mark.nw takes the keyword arguments rtol, atol, ignore, capture and repeat; got "
-            f"{', '.join(sorted(unknown)) or 'positional arguments'}")
-    for name in ("rtol", "atol"):
-        value = kwargs.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
-            raise GateFailure(f"{item.nodeid}: @pytest.mark.nw {name} must be a number >= 0, got {value!r}")
-    capture = kwargs.get("capture")
-    if capture is not None and capture not in CAPTURE_MODES:
-        raise GateFailure(f"{item.nodeid}: @pytest.mark.nw capture must be one of {', '.join(CAPTURE_MODES)}, "
-                          f"got {capture!r}")
-    repeat = kwargs.get("repeat")
-    if repeat is not None:
-        try:
-            repeat = parse_repeat(repeat, f"{item.nodeid}: @pytest.mark.nw repeat")
-        except SettingsError as exc:
-            raise GateFailure(str(exc)) from None
-    ignore = kwargs.get("ignore", ())
-    return Comparison(kwargs.get("rtol"), kwargs.get("atol"), (ignore,) if isinstance(ignore, str) else tuple(ignore),
-                      capture, repeat)
 
 
 class TrialSession:

@@ -29,11 +29,13 @@ def banded(old: dict, new: dict, spreads: dict, rules: Rules = EXACT):
 # -- scalars ------------------------------------------------------------------------------------
 
 @SETTINGS
-@given(low=moderate, width=widths, at=st.floats(min_value=0, max_value=1), first=st.floats(min_value=0, max_value=1))
-def test_a_number_inside_the_band_is_never_reported(low, width, at, first):
+@given(low=moderate, width=widths, at=st.floats(min_value=-1, max_value=1), first=st.floats(min_value=0, max_value=1))
+def test_a_number_within_the_deviation_of_the_saved_value_is_never_reported(low, width, at, first):
     high = low + width
-    saved, value = low + first * width, min(low + at * width, high)
-    spreads = {"auc": PathSpread("auc", low, high, width, None)}
+    saved = low + first * width
+    deviation = max(saved - low, high - saved)  # what the runs low..high recorded from the saved one
+    value = saved + at * deviation
+    spreads = {"auc": PathSpread("auc", low, high, deviation, None)}
     result = banded({"auc": saved}, {"auc": value}, spreads)
     assert result.changes == ()
     assert result.within == (("auc",) if value != saved else ())
@@ -42,15 +44,24 @@ def test_a_number_inside_the_band_is_never_reported(low, width, at, first):
 @SETTINGS
 @given(low=moderate, width=widths, beyond=st.floats(min_value=1e-3, max_value=1e6), above=st.booleans(),
        rtol=st.sampled_from([0.0, 1e-7, 1e-3]))
-def test_a_number_outside_the_band_is_always_reported_and_says_so(low, width, beyond, above, rtol):
-    high = low + width
-    value = high + beyond * (1 + abs(high)) if above else low - beyond * (1 + abs(low))
+def test_a_number_beyond_the_deviation_is_always_reported_and_says_so(low, width, beyond, above, rtol):
+    high = low + width  # saved at low: the band is low - width .. low + width
+    edge = high if above else low - width
+    value = edge + beyond * (1 + abs(edge)) if above else edge - beyond * (1 + abs(edge))
     rules = Rules(default=Tolerance(rtol=rtol, atol=0))
-    assume(beyond * (1 + abs(high if above else low)) > 2 * rtol * (abs(high) + abs(low)) + 1e-9)
+    assume(beyond * (1 + abs(edge)) > 2 * rtol * (abs(high) + abs(low) + width) + 1e-9)
     result = banded({"auc": low}, {"auc": value}, {"auc": PathSpread("auc", low, high, width, None)}, rules)
     assert [c.path for c in result.changes] == ["auc"]
     assert result.within == ()
-    assert result.changes[0].detail.startswith(f"outside the recorded run-to-run spread {low:.6g}..{high:.6g}")
+    assert result.changes[0].detail.startswith("outside the recorded run-to-run spread ")
+    assert result.changes[0].detail.splitlines()[0].endswith(f"({low:.6g} ± {width:.6g})")
+
+
+def test_the_band_is_centred_on_the_saved_value():
+    # runs 0.811 (saved), 0.823, 0.834: a rerun at 0.80 is as far from the saved run as one was
+    spreads = {"auc": PathSpread("auc", 0.811, 0.834, 0.023, 0.03)}
+    assert not banded({"auc": 0.811}, {"auc": 0.80}, spreads).changes
+    assert banded({"auc": 0.811}, {"auc": 0.787}, spreads).changes
 
 
 def test_the_band_is_widened_by_the_tolerance():
@@ -73,8 +84,9 @@ def test_without_spreads_the_changes_come_back_unchanged(old, new):
 def test_integers_are_banded_exactly_unless_a_tolerance_is_set():
     spreads = {"n": PathSpread("n", 10, 12, 2, 0.2)}
     assert banded({"n": 10}, {"n": 12}, spreads, Rules()).within == ("n",)
+    assert banded({"n": 10}, {"n": 8}, spreads, Rules()).within == ("n",)
     assert banded({"n": 10}, {"n": 13}, spreads, Rules()).changes[0].detail == \
-        "outside the recorded run-to-run spread 10..12"
+        "outside the recorded run-to-run spread 8..12 (10 ± 2)"
 
 
 # -- arrays and frame columns -------------------------------------------------------------------
