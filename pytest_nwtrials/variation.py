@@ -79,10 +79,13 @@ def unseeded(s: Slice, index: int, facts: Mapping[str, Any] | None = None,
     found: list[Construct] = []
     flagged = _flagged(facts)
     for name, (cls, param) in flagged.items():
-        at = next((a for a in reached if _reads(s.ops[a], name)), None)
+        call = _mutating_call(s, reached, name)
+        # an object whose calls only produced values that stayed the same (a `pca.fit_transform(X)`
+        # upstream) passes nothing on: it is behind the change only when the op itself reads it,
+        # or reads what a call changed in it
+        at = index if _reads(s.ops[index], name) else call
         if at is not None:
             short = cls.rpartition(".")[2] or cls
-            call = _mutating_call(s, reached, name)
             found.append(Construct(f"{name} is {_article(short)} whose {param} is None",
                                    f"pass {param}=0 (or any fixed number) to {short}(...)",
                                    s.ops[call] if call is not None else s.ops[at]))

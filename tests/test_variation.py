@@ -407,3 +407,22 @@ def test_without_code_digests_a_changed_literal_keeps_the_wording_of_a_cause():
     same_code = "\n".join(why_lines([], [diff_slices(trial("1", "0.5"), trial("1", "0.7"))]))
     assert "varies between identical runs: x.py:2  `rng.normal()`" in same_code, same_code
     assert "nothing the capture reads shows what varies" in same_code, same_code
+
+
+def test_an_unseeded_object_whose_calls_gave_the_same_values_is_not_named():
+    # pca = PCA(); X = pca.fit_transform(A); rf = Forest(); rf.fit(X, y); rf.predict(X): the
+    # forest's fit is where it varies; PCA's output was the same, so it passes nothing on
+    ops = (Op("attribute", "pca.fit_transform", "nb.py", 2, "<bound method PCA.fit_transform>"),
+           Op("call", "pca.fit_transform(A)", "nb.py", 2, "ndarray(digest=1)"),
+           Op("name", "X", "nb.py", 2, "ndarray(digest=1)"),
+           Op("attribute", "rf.fit", "nb.py", 4, "<bound method Forest.fit>"),
+           Op("call", "rf.fit(X, y)", "nb.py", 4, "Forest()"),
+           Op("attribute", "rf.predict", "nb.py", 5, "<bound method Forest.predict>"),
+           Op("call", "rf.predict(X)", "nb.py", 5, "ndarray(digest=2)"))
+    edges = ((), ((0, "data"),), ((1, "data"),), (), ((3, "data"), (2, "data")), ((4, "mutation"),),
+             ((5, "data"), (2, "data")))
+    facts = {"unseeded": [{"name": "pca", "class": "sklearn.decomposition.PCA", "param": "random_state"},
+                          {"name": "rf", "class": "forest.Forest", "param": "random_state"}]}
+    s = Slice("proba", ops, 1, 0, edges)
+    assert [c.what for c in unseeded(s, 6, facts)] == ["rf is a Forest whose random_state is None"]
+    assert varying_op(s, 6, facts) == 4
