@@ -57,6 +57,13 @@ def saved(project, auc: float = 0.811) -> None:
     project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
 
 
+def banded(project, auc: float, shift: float) -> None:
+    """A baseline saved with SPREADS recorded, and the experiment about to give `auc` and `shift`."""
+    saved(project)
+    with_spread(project, spreads_to_json(SPREADS))
+    values(project, auc, shift)
+
+
 def report(result) -> str:
     """The failure report, without pytest's short summary (which repeats it under CI)."""
     return result.stdout.str().split("short test summary info")[0]
@@ -70,9 +77,7 @@ def nwtrials(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # -- gating ---------------------------------------------------------------------------------------
 
 def test_values_inside_the_recorded_spread_match_and_the_summary_says_so(project):
-    saved(project)
-    with_spread(project, spreads_to_json(SPREADS))
-    values(project, 0.823, 0.005)
+    banded(project, 0.823, 0.005)
     result = project.run("--nw-baseline=base", "--nw-json=report.json", "--nw-report=report.html")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*  matched  (*",
@@ -86,9 +91,7 @@ def test_values_inside_the_recorded_spread_match_and_the_summary_says_so(project
 
 
 def test_under_xdist_the_worker_matches_within_the_spread_and_the_controller_says_so(project):
-    saved(project)
-    with_spread(project, spreads_to_json(SPREADS))
-    values(project, 0.823, 0.005)
+    banded(project, 0.823, 0.005)
     result = project.run("--nw-baseline=base", "-n", "2")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["  note: experiments/fit.py: matched within the recorded run-to-run spread "
@@ -96,9 +99,7 @@ def test_under_xdist_the_worker_matches_within_the_spread_and_the_controller_say
 
 
 def test_a_value_outside_the_recorded_spread_is_changed_and_the_report_names_the_band(project):
-    saved(project)
-    with_spread(project, spreads_to_json(SPREADS))
-    values(project, 0.9, 0.005)
+    banded(project, 0.9, 0.005)
     result = project.run("--nw-baseline=base")
     result.assert_outcomes(failed=1)
     text = report(result)
@@ -112,9 +113,7 @@ def test_a_value_outside_the_recorded_spread_is_changed_and_the_report_names_the
 
 
 def test_an_array_outside_its_band_says_at_how_many_elements(project):
-    saved(project)
-    with_spread(project, spreads_to_json(SPREADS))
-    values(project, 0.82, 0.05)
+    banded(project, 0.82, 0.05)
     result = project.run("--nw-baseline=base")
     result.assert_outcomes(failed=1)
     lines = report(result).splitlines()
