@@ -63,13 +63,14 @@ def round_up(value: float) -> float:
     """`value` rounded up to one significant digit: 0.0123 -> 0.02 (a tolerance that covers it)."""
     if not value > 0 or not math.isfinite(value):
         return 0.0
-    exponent = math.floor(math.log10(value))
-    digit = max(1, math.ceil(value / 10.0 ** exponent - 1e-9))  # 0.02 is 2e-2, not 3e-2
-    if float(f"{digit}e{exponent}") < value:  # the quotient's rounding fell short
+    mantissa, exponent = f"{value:.0e}".split("e")  # the nearest one-digit number, in text: no
+    digit, power = int(mantissa), int(exponent)      # division that underflows for 5e-324
+    if float(f"{digit}e{power}") < value:  # it rounded down: 0.0123 -> 1e-02, so 2e-02
         digit += 1
     if digit >= 10:
-        digit, exponent = 1, exponent + 1
-    return float(f"{digit}e{exponent}")
+        digit, power = 1, power + 1
+    rounded = float(f"{digit}e{power}")
+    return rounded if math.isfinite(rounded) else value  # beyond the largest float: itself covers it
 
 
 def number_text(value: float) -> str:

@@ -191,3 +191,8 @@ def test_the_spread_and_the_verdict_import_no_pytest_and_nothing_heavy():
             "print(sorted(m for m in ('pytest', 'numpy', 'pandas', 'noworkflow') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_round_up_at_the_ends_of_the_floats():
+    assert round_up(5e-324) == 5e-324  # the smallest subnormal: no division that underflows
+    assert round_up(1.7976931348623157e308) == 1.7976931348623157e308  # 2e308 would be inf
