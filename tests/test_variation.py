@@ -183,9 +183,10 @@ nw_experiments =
 """
 
 
-def run_pytest(root: Path, hash_seed: str, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONHASHSEED"] = hash_seed  # the capture's fork server inherits it, per session
+def run_pytest(root: Path, hash_seed: str | None, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONHASHSEED"))}
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = hash_seed  # the capture's fork server inherits it, per session
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rN", *args],
                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
     return done.stdout + done.stderr
@@ -250,6 +251,29 @@ def test_the_seeded_version_matches(gated, name):
     if name == "sklearn" and not HAS_SKLEARN:
         pytest.skip("scikit-learn is not installed")
     assert re.search(rf"^trial\d+\s+experiments/s_{name}\.py\s+matched", gated[1], re.M), gated[1]
+
+
+@pytest.fixture(scope="module")
+def repeated(gated) -> tuple[str, dict[str, str]]:
+    """Every case run three times in one session, with no hash seed pinned (each repeat gets its
+    own), without a baseline: the whole output and each failing item's report."""
+    root = gated[0]
+    names = [f"experiments/{kind}_{name}.py" for name, *_ in CASES for kind in "vs"
+             if name != "sklearn" or HAS_SKLEARN]
+    out = run_pytest(root, None, "--nw-repeat=3", *names)
+    return out, sections(out)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_repeated_in_one_session_the_unseeded_version_varies_and_the_seeded_one_is_stable(repeated, name):
+    if name == "sklearn" and not HAS_SKLEARN:
+        pytest.skip("scikit-learn is not installed")
+    out, failures = repeated
+    assert re.search(rf"^  note: experiments/s_{name}\.py: stable across 3 runs$", out, re.M), out
+    text = failures.get(f"v_{name}.py", "").split("short test summary info")[0]
+    assert f"experiments/v_{name}.py is not reproducible: 3 runs gave different values" in text, out
+    where, construct = EXPECTED[name]
+    assert f"varies between identical runs: {where}" in text and construct in text, text
 
 
 def test_an_estimator_fitted_in_place_names_fit_and_the_first_value_that_differs(gated):
