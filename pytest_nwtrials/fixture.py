@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from .items import add_stability_properties
 from .printable import printable
 from .marker import Comparison, GateFailure, comparison_from_marker
 from .session import TrialSession
@@ -40,7 +39,7 @@ class NwTrial:
         returns the first run's trial with its ``stability``; with `check`, runs that differ
         beyond the test's tolerances fail the test as not reproducible.
         """
-        from .repeats import repeat_count, run_repeats
+        from .repeats import repeat_group
 
         if capture is not None and capture not in CAPTURE_MODES:
             pytest.fail(f"nw_trial.run: capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}",
@@ -57,14 +56,9 @@ class NwTrial:
         trial, result = _fail_on_gate_failure(self._session.run, path, args, timeout, capture)
         if check:
             _fail_on_gate_failure(self._session.check_run, trial, result, timeout)
-        count = repeat_count(self._session, options)
-        if count > 1 and trial.status == "finished":
-            first = trial.name
-            try:
-                trial = _fail_on_gate_failure(run_repeats, self._session, trial, path, args, timeout, capture,
-                                              count, options, check)
-            finally:
-                add_stability_properties(self._request.node, self._session.outcomes[first].stability, count)
+        if trial.status == "finished":
+            trial = _fail_on_gate_failure(repeat_group, self._request.node, self._session, trial, path, args,
+                                          timeout, capture, options, check)
         return trial
 
     def assert_matches(self, trial: Trial, baseline: str | None = None, *, rtol: float | None = None,

@@ -30,18 +30,11 @@ def add_properties(node: pytest.Item, session, trial) -> None:
             node.user_properties.append((f"nw_tag_{printable(name)}", shown))
 
 
-def add_stability_properties(node: pytest.Item, stability, repeat: int) -> None:
-    """JUnit XML properties of a repeated experiment: ``nw_runs`` and ``nw_stable`` (true/false)."""
-    node.user_properties.append(("nw_runs", repeat))
-    if stability is not None:
-        node.user_properties.append(("nw_stable", "true" if stability.stable else "false"))
-
-
 class ExperimentItem(pytest.Item):
     """Runs the experiment in a child process under noWorkflow, records the trial, gates it."""
 
     def runtest(self) -> None:
-        from .repeats import repeat_count, run_repeats
+        from .repeats import repeat_group
 
         session = self.config.stash[SESSION_KEY]
         options = comparison_from_marker(self)
@@ -52,12 +45,7 @@ class ExperimentItem(pytest.Item):
             self.add_report_section("call", "stderr", result.stderr)
         add_properties(self, session, trial)
         session.check_run(trial, result)
-        repeat = repeat_count(session, options)
-        if repeat > 1:
-            try:
-                trial = run_repeats(session, trial, self.path, (), None, options.capture, repeat, options)
-            finally:
-                add_stability_properties(self, session.outcomes[trial.name].stability, repeat)
+        trial = repeat_group(self, session, trial, self.path, (), None, options.capture, options)
         if session.reference is not None:
             self.user_properties.append(("nw_baseline", printable(session.reference.label)))
             session.compare(trial, session.reference, options)

@@ -47,6 +47,23 @@ def repeat_count(session: TrialSession, options: Comparison) -> int:
     return options.repeat if options.repeat is not None else session.settings.repeat
 
 
+def repeat_group(node: Any, session: TrialSession, first: Trial, script: Path, argv: tuple[str, ...],
+                 timeout: float | None, capture: str | None, options: Comparison, check: bool = True) -> Trial:
+    """`first` run again as often as the item's (or test's) repeat count says (`run_repeats`), with
+    the JUnit properties ``nw_runs`` and ``nw_stable`` on `node` however that ends; `first`
+    itself when the experiment runs once."""
+    count = repeat_count(session, options)
+    if count <= 1:
+        return first
+    try:
+        return run_repeats(session, first, script, argv, timeout, capture, count, options, check)
+    finally:
+        stability = session.outcomes[first.name].stability
+        node.user_properties.append(("nw_runs", count))
+        if stability is not None:
+            node.user_properties.append(("nw_stable", "true" if stability.stable else "false"))
+
+
 def run_repeats(session: TrialSession, first: Trial, script: Path, argv: tuple[str, ...], timeout: float | None,
                 capture: str | None, repeat: int, options: Comparison, check: bool = True) -> Trial:
     """Run `script` again until it has run `repeat` times, judge the runs and write the verdict onto
