@@ -33,8 +33,9 @@ import numpy as np
 from .compare import Change, Kind, Rules, category, split_path
 from .compare_rules import ResolvedTolerance
 from .spread import PathSpread
+from .stability import listed
 
-__all__ = ["Banded", "apply_bands", "listed", "matched_note", "value_at"]
+__all__ = ["Banded", "apply_bands", "matched_note", "value_at"]
 
 PHRASE = "the recorded run-to-run spread"
 _NUMBERS = ("bool", "int", "float", "complex")
@@ -46,12 +47,6 @@ class Banded:
 
     changes: tuple[Change, ...]
     within: tuple[str, ...]
-
-
-def listed(paths: Sequence[str], limit: int = 5) -> str:
-    """Paths for a one-line note: the first `limit`, then how many more."""
-    more = len(paths) - limit
-    return ", ".join(paths[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def matched_note(experiment: str, paths: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .bands import PHRASE, apply_bands, listed
+from .bands import PHRASE, apply_bands
 from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
 from .missing_tags import MissingTag, missing_tag
@@ -19,6 +19,7 @@ from .render import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 from .slices_text import format_missing_tag
 from .spread import PathSpread
+from .stability import listed
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,11 @@ def note(experiment: str, stability: Stability) -> str:
     paths = sorted(stability.spreads)
     if stability.covered:
         return (f"{experiment}: varied across {stability.runs} runs within tolerance "
-                f"({_path_list(paths)})")
-    return f"{experiment}: not reproducible across {stability.runs} runs ({_path_list(paths)})"
+                f"({listed(paths, 4)})")
+    return f"{experiment}: not reproducible across {stability.runs} runs ({listed(paths, 4)})"
 
 
-def _path_list(paths: Sequence[str], shown: int = 4) -> str:
-    text = ", ".join(paths[:shown])
-    return text + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+def listed(paths: Sequence[str], limit: int = 5) -> str:
+    """Paths for a one-line note: the first `limit`, then how many more."""
+    more = len(paths) - limit
+    return ", ".join(paths[:limit]) + (f" and {more} more" if more > 0 else "")
