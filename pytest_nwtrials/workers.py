@@ -344,21 +344,21 @@ class Controller:
                 outcome.verdict, outcome.against, outcome.message = sent["verdict"], sent["against"], sent["message"]
                 outcome.why, outcome.notes = tuple(sent["why"]), list(sent["notes"])
                 outcome.change_docs = list(sent["changes"])
-                if outcome.against in self.staged_names():  # a repeat names its first run
-                    outcome.against = self.staged_names()[outcome.against]
+                staged = self.staged_names()
+                outcome.against = staged.get(outcome.against, outcome.against)  # a repeat names its first run
                 if sent.get("stability") is not None:
-                    self._stability(outcome, sent["stability"])
+                    self._stability(outcome, sent["stability"], staged)
         return lost
 
     def staged_names(self) -> dict[str, str]:
         """The store's name of each trial received, by the name its worker staged it under."""
         return {trial_id[:STAGED_NAME_LENGTH]: name for trial_id, name in self.names.items()}
 
-    def _stability(self, outcome: Outcome, doc: dict[str, Any]) -> None:
-        """Keep a group's stability, its runs named as the store names them, on its first run."""
+    def _stability(self, outcome: Outcome, doc: dict[str, Any], staged: dict[str, str]) -> None:
+        """Keep a group's stability, its runs named as the store names them (`staged`: the store's
+        name by the worker's), on its first run."""
         from .spread import Stability
 
-        staged = self.staged_names()
         stability = Stability.from_json(doc)
         stability = replace(stability, trials=tuple(staged.get(name, name) for name in stability.trials))
         outcome.stability = stability
