@@ -40,7 +40,7 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import environment, file_access, lifeline
+from . import environment, file_access, lifeline, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .runner import CAPTURE_OPTIONS
@@ -173,7 +173,7 @@ class NotebookCapture:
         environment.hide_secrets(metascript, serialize, self.secrets)
         environment.skip_compositions(metascript)
         file_access.record_files_as_opened(metascript)
-        environment.balance_elif_conditions()
+        repairs.install(metascript)
         metascript.trial_id = Trial.create(*metascript.create_trial_args())
         metascript.bypass_modules = True  # as for scripts: see runner._collect_provenance
         metascript.create_arguments(args)

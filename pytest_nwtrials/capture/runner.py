@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import environment, file_access, lifeline
+from . import environment, file_access, lifeline, repairs
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -255,7 +255,7 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     environment.hide_secrets(metascript, serialize, recorder.secrets)
     environment.skip_compositions(metascript)
     file_access.record_files_as_opened(metascript)
-    environment.balance_elif_conditions()
+    repairs.install(metascript)
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
