@@ -37,6 +37,8 @@ class ExperimentItem(pytest.Item):
         from .repeats import repeat_group
 
         session = self.config.stash[SESSION_KEY]
+        if self.path.suffix == ".ipynb":
+            self._check_language(session.settings.other_kernels)
         options = comparison_from_marker(self)
         trial, result = session.run(self.path, capture=options.capture)
         if result.stdout:
@@ -49,6 +51,17 @@ class ExperimentItem(pytest.Item):
         if session.reference is not None:
             self.user_properties.append(("nw_baseline", printable(session.reference.label)))
             session.compare(trial, session.reference, options)
+
+    def _check_language(self, other_kernels: str) -> None:
+        """Skip or fail (ini nw_other_kernels) a notebook whose kernel runs another language than Python."""
+        from .capture.notebook_limits import other_language
+
+        why = other_language(self.path)
+        if why is None:
+            return
+        if other_kernels == "skip":
+            pytest.skip(why)
+        raise GateFailure(f"{self.config.stash[SESSION_KEY].experiment_name(self.path)}: {why}")
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, GateFailure):

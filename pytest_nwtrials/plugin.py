@@ -51,6 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.BASELINES_DIR, f"Folder of named baselines (default {S.DEFAULT_BASELINES_DIR})", default="")
     parser.addini(S.STORE, f"Folder of the local trial store (default {S.DEFAULT_STORE})", default="")
     parser.addini(S.TIMEOUT, f"Seconds an experiment may run (default {S.DEFAULT_TIMEOUT:g})", default="")
+    parser.addini(S.CELL_TIMEOUT, "Seconds one notebook cell may run (default: no limit but nw_timeout); "
+                  "a notebook's metadata execution.timeout takes precedence", default="")
+    parser.addini(S.OTHER_KERNELS, "Notebooks whose kernel runs another language than Python: "
+                  "skip (default) or fail", default="")
     parser.addini(S.TAGS, "Module-level variables recorded as tags when an experiment ends",
                   type="args", default=[])
     parser.addini(S.RTOL, "Default for --nw-rtol", default="")
@@ -80,7 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                                       S.REPEAT)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP, S.REPEAT)}
+            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP, S.REPEAT,
+            S.CELL_TIMEOUT, S.OTHER_KERNELS)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:

@@ -22,6 +22,10 @@ def _tail(text: str, lines: int = STDERR_TAIL) -> list[str]:
 def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float) -> str:
     """Why the run itself failed: the script raised, exited non-zero, crashed, hung, or capture broke."""
     where = f"({trial.name}, noWorkflow trial {trial.id})" if result.trial_id else f"({trial.name})"
+    stopped = getattr(getattr(result, "notebook", None), "stopped", None)  # a notebook says which cell
+    if result.timed_out and stopped:
+        head, _, hint = stopped.partition("\n")
+        return f"{experiment} {head} {where}" + (f"\n{hint}" if hint else "")
     if result.timed_out:
         return (f"{experiment} timed out after {timeout:g} s and was stopped, with the processes it "
                 f"started {where}.\nIf it needs longer, raise --nw-timeout or ini nw_timeout.")
@@ -43,6 +47,8 @@ def run_failure(experiment: str, trial: Trial, result: RunResult, timeout: float
             lines += ["", f"cell {error['cell']}:"] + ["    " + line for line in str(error.get("source", "")).splitlines()]
         return "\n".join([*lines, "", error["traceback"].rstrip()])
     lines = [f"{experiment} exited with status {result.exit_code} {where}"]
+    if stopped:
+        lines.append(stopped[0].upper() + stopped[1:] + ".")
     if result.stderr.strip():
         lines += ["", "stderr:"] + _tail(result.stderr)
     return "\n".join(lines)

@@ -167,7 +167,7 @@ class TrialSession:
             from .capture.notebook import NotebookError, run_notebook
 
             try:
-                return run_notebook(request, kernel=self.settings.kernel)
+                return run_notebook(request, kernel=self.settings.kernel, cell_timeout=self.settings.cell_timeout)
             except NotebookError as exc:  # may quote the kernel's output
                 raise GateFailure(self.secrets.mask_text(str(exc))) from None
         return run_experiment(request)

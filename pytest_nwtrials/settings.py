@@ -18,6 +18,8 @@ SAVE_BASELINE = "nw_save_baseline"
 BASELINES_DIR = "nw_baselines_dir"
 STORE = "nw_store"
 TIMEOUT = "nw_timeout"
+CELL_TIMEOUT = "nw_cell_timeout"
+OTHER_KERNELS = "nw_other_kernels"
 TAGS = "nw_tags"
 RTOL = "nw_rtol"
 ATOL = "nw_atol"
@@ -36,6 +38,8 @@ OPS_MODES = ("off", "report", "strict")
 # off: no noWorkflow at all (tags, exit status and library versions are still recorded)
 CAPTURE_MODES = ("fine", "coarse", "off")
 DEFAULT_KEEP = 50
+# what to do with a notebook whose kernel runs another language than Python (R, Julia, ...)
+OTHER_KERNEL_CHOICES = ("skip", "fail")
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_STORE = ".nwtrials"
@@ -87,6 +91,8 @@ class Settings:
     capture: str = "fine"
     keep: int = DEFAULT_KEEP  # trials per experiment kept in the local store; 0 keeps all
     repeat: int = 1  # runs of each experiment in the session, compared with each other
+    cell_timeout: float | None = None  # seconds one notebook cell may run; None: no limit of its own
+    other_kernels: str = "skip"  # a notebook in another language than Python: skip or fail its item
 
     @property
     def active(self) -> bool:
@@ -181,6 +187,8 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
             raise SettingsError(f"{option(SAVE_BASELINE)}: {exc}") from None
     raw_timeout, source = pick(TIMEOUT)
     timeout = DEFAULT_TIMEOUT if raw_timeout in (None, "") else parse_timeout(raw_timeout, source)
+    raw_cell_timeout = ini.get(CELL_TIMEOUT)
+    cell_timeout = None if raw_cell_timeout in (None, "") else parse_timeout(raw_cell_timeout, f"ini {CELL_TIMEOUT}")
     tags = tuple(ini.get(TAGS) or ())
     for tag in tags:
         if not tag.isidentifier():
@@ -217,6 +225,8 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         capture=capture,
         keep=parse_keep(*pick(KEEP)),
         repeat=parse_repeat(*pick(REPEAT)),
+        cell_timeout=cell_timeout,
+        other_kernels=parse_choice(ini.get(OTHER_KERNELS), f"ini {OTHER_KERNELS}", OTHER_KERNEL_CHOICES, "skip"),
     )
 
 

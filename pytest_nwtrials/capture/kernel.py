@@ -24,17 +24,12 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import importlib.util
-import inspect
 import json
 import os
-import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import wraps
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -43,62 +38,14 @@ from .. import __version__
 from . import environment, file_access, lifeline, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
+from .kernel_cells import (Cell, Exit, exit_of_system_exit, install_plain_builtins, internal_failure,
+                           leading_blank_lines, package_dir)
+from .kernel_errors import describe_cell_error
+from .kernel_shell import hook_shell
 from .runner import CAPTURE_OPTIONS
 
 SPEC_ENV = "NWTRIALS_KERNEL_SPEC"
 META_KEY = "nwtrials"
-
-# names the rewritten cell code keeps in the user namespace (see noWorkflow's transformer_stmt)
-_REWRITER_GLOBALS = ("__now_activation__", "__now_result__")
-
-
-@dataclass
-class Cell:
-    """One executed cell, as the kernel saw it."""
-
-    index: int | None  # 1-based over all cells of the notebook; None when the driver did not say
-    execution_count: int
-    source: str
-    may_raise: bool = False
-    filename: str | None = None  # the name IPython compiled it under
-    line_offset: int = 0  # leading blank lines IPython dropped before compiling
-    started: float = field(default_factory=time.perf_counter)
-    duration: float = 0.0
-    status: str = "running"  # ok, error, expected-error
-    error: dict[str, Any] | None = None
-
-    @property
-    def label(self) -> str:
-        return f"cell {self.index}" if self.index is not None else f"In [{self.execution_count}]"
-
-    @property
-    def key(self) -> str:
-        """How results and provenance name the cell: its number, or its execution count."""
-        return str(self.index) if self.index is not None else f"In[{self.execution_count}]"
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {"execution_count": self.execution_count, "status": self.status,
-               "duration": round(self.duration, 4)}
-        if self.error is not None:
-            doc["error"] = {"type": self.error["type"], "message": self.error["message"]}
-        return doc
-
-
-def _leading_blank_lines(source: str) -> int:
-    """How many lines IPython's `leading_empty_lines` cleanup removes from the top of a cell."""
-    lines = source.splitlines()
-    for number, line in enumerate(lines):
-        if line and not line.isspace():
-            return number
-    return 0
-
-
-def _package_dir(name: str) -> str | None:
-    """The folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    return os.path.join(locations[0], "") if locations else None
-
 
 class NotebookCapture:
     """One noWorkflow trial over the kernel session: its metascript, tags and executed cells."""
@@ -126,8 +73,10 @@ class NotebookCapture:
         self._code = ""  # the code cells' sources, read when the trial starts
         # frames of noWorkflow and of this plugin: hidden from tracebacks and from IPython's
         # look-ups of "the caller's frame"
-        self._own_dirs = tuple(d for d in map(_package_dir, ("noworkflow", "pytest_nwtrials")) if d)
+        self._own_dirs = tuple(d for d in map(package_dir, ("noworkflow", "pytest_nwtrials")) if d)
         self.environment: dict[str, Any] = {}
+        self.exit: Exit | None = None  # the notebook ended the session (exit(), sys.exit())
+        self.plain = spec.get("capture") == "off"  # no noWorkflow: tags, status and versions only
 
     # -- the trial ----------------------------------------------------------------------------
 
@@ -142,11 +91,31 @@ class NotebookCapture:
         self.started = datetime.now(timezone.utc)
         self.clock = time.perf_counter()
         _recorder.install(self.recorder)
+        if self.plain:
+            self._start_plain()
+            return
         try:
             self._start_trial()
         except Exception as exc:  # noWorkflow failed: the cells still run, the trial is reported broken
-            self.internal_error = f"noWorkflow failed while starting the trial: {type(exc).__name__}: {exc}"
-            traceback.print_exc()
+            self.internal_error = internal_failure("starting the trial", exc, self._own_dirs)
+
+    def _start_plain(self) -> None:
+        """``--nw-capture=off``: the cells run as in Jupyter; tags and library versions are still recorded."""
+        sys.argv = [os.path.basename(self.notebook), *self.spec.get("argv", [])]
+        install_plain_builtins(self.recorder, self.cell_tags, lambda: self.current)
+        self._code = self._code_of_notebook()
+        self._forget_kernel_modules()
+
+    def _forget_kernel_modules(self) -> None:
+        """What the kernel and capture imported so far is not the notebook's environment."""
+        # IPython imports these only to show a traceback; imported now, they are not taken for
+        # libraries the notebook used
+        for name in ("stack_data", "pygments.formatters", "pygments.lexers"):
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        self._modules_before = set(sys.modules)
 
     def _start_trial(self) -> None:
         import argparse
@@ -190,15 +159,7 @@ class NotebookCapture:
         collector = metascript.execution.collector
         self._main = collector.start_script("__main__", main_id, False)
         self._save()
-        # IPython imports these only to show a traceback; imported now, they are not taken for
-        # libraries the notebook used
-        for name in ("stack_data", "pygments.formatters", "pygments.lexers"):
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
-        # what the kernel and capture imported so far is not the notebook's environment
-        self._modules_before = set(sys.modules)
+        self._forget_kernel_modules()
 
     def _code_of_notebook(self) -> str:
         """The code cells' sources: what the notebook's code hash (noWorkflow's version tag) covers."""
@@ -245,7 +206,7 @@ class NotebookCapture:
     def before_cell(self, source: str, index: int | None, may_raise: bool) -> Cell | None:
         self.start()
         cell = Cell(index, self.shell.execution_count, source, may_raise,
-                    line_offset=_leading_blank_lines(source))
+                    line_offset=leading_blank_lines(source))
         self.cells.append(cell)
         self.shell.last_execution_result = None  # set again by IPython for this cell
         self.current = cell
@@ -265,7 +226,12 @@ class NotebookCapture:
         exc = None
         if result is not None:
             exc = result.error_before_exec if result.error_before_exec is not None else result.error_in_exec
-        if exc is not None:
+        if isinstance(exc, SystemExit):  # as a script's sys.exit(): the status decides, not an error
+            cell.status = "exit"
+            self.exit = exit_of_system_exit(exc, cell)
+            if self.exit.message:
+                print(self.exit.message, file=sys.stderr)
+        elif exc is not None:
             cell.error = self.describe_error(exc, cell)
             cell.status = "expected-error" if cell.may_raise else "error"
             if not cell.may_raise and self.error is None:
@@ -280,8 +246,22 @@ class NotebookCapture:
             try:
                 self._save()
             except Exception as exc:  # the database refused: report it, stop capturing
-                self.internal_error = f"noWorkflow failed while storing {cell.label}: {type(exc).__name__}: {exc}"
-                traceback.print_exc()
+                self.internal_error = internal_failure(f"storing {cell.label}", exc, self._own_dirs)
+
+    def fail_inside(self, doing: str, exc: BaseException) -> None:
+        """Capture's own code failed around a cell: report the first such failure, with its traceback."""
+        if self.internal_error is None:
+            self.internal_error = internal_failure(doing, exc, self._own_dirs)
+
+    def ask_exit(self) -> None:
+        """``exit()`` / ``quit()`` in a cell: the session ends after this cell, as in Jupyter, where the
+        kernel shuts down; here it stays up to store the trial (with status 0, as ``exit()`` in a script)."""
+        if getattr(self.shell, "keepkernel_on_exit", False):  # exit(keep_kernel=True): Jupyter keeps going
+            return
+        cell = self.current
+        # one object answers to both names; the cell's source tells which it called
+        name = "quit" if cell is not None and "quit(" in cell.source and "exit(" not in cell.source else "exit"
+        self.exit = Exit(cell.index if cell is not None else None, f"{name}()", 0)
 
     def _flush_written_files(self) -> None:
         """Flush files the cell wrote without closing them, so that the next cells can read them.
@@ -336,59 +316,7 @@ class NotebookCapture:
 
     def describe_error(self, exc: BaseException, cell: Cell) -> dict[str, Any]:
         """The cell's exception with its traceback pointing into the notebook, not at temp files."""
-        tb_exc = traceback.TracebackException.from_exception(exc)
-        chained, seen = tb_exc, set()
-        while chained is not None and id(chained) not in seen:
-            seen.add(id(chained))
-            frames = list(chained.stack)
-            # IPython's own `run_code` frame comes before the cell's
-            while frames and frames[0].filename not in self._files and \
-                    frames[0].filename.endswith(os.path.join("IPython", "core", "interactiveshell.py")):
-                frames.pop(0)
-            frames = [f for f in frames if not self.is_capture_frame(f.filename)]
-            chained.stack = traceback.StackSummary.from_list(frames)
-            for link in ("__cause__", "__context__"):  # noWorkflow's own control-flow exceptions
-                linked = getattr(chained, link)
-                if linked is not None and (linked.exc_type.__module__ or "").startswith("noworkflow."):
-                    setattr(chained, link, None)
-            chained = chained.__cause__ or chained.__context__
-        if isinstance(exc, SyntaxError):  # the cell did not start: where it went wrong is all there is
-            text = "".join(tb_exc.format_exception_only())
-        else:
-            text = "".join(tb_exc.format())
-        location = None
-        for frame in reversed(tb_exc.stack):
-            owner = self._files.get(frame.filename)
-            if owner is not None:
-                location = {"file": self.notebook, "line": (frame.lineno or 0) + owner.line_offset,
-                            "cell": owner.index}
-                break
-        if isinstance(exc, SyntaxError) and exc.filename in self._files:
-            owner = self._files[exc.filename]
-            location = {"file": self.notebook, "line": (exc.lineno or 0) + owner.line_offset, "cell": owner.index}
-        if location is None:
-            location = {"file": self.notebook, "line": None, "cell": cell.index}
-        return {
-            "type": type(exc).__name__,
-            "message": exc.msg if isinstance(exc, SyntaxError) else str(exc),
-            "traceback": self._point_into_notebook(text),
-            "location": location,
-            "cell": cell.index,
-            "execution_count": cell.execution_count,
-            "source": cell.source,
-        }
-
-    def _point_into_notebook(self, text: str) -> str:
-        """``File "/tmp/ipykernel_1/123.py", line 3`` -> ``File "nb.ipynb", cell 7, line 3``."""
-        name = os.path.basename(self.notebook)
-
-        def replace(match: re.Match) -> str:
-            owner = self._files.get(match.group(1))
-            if owner is None:
-                return match.group(0)
-            return f'File "{name}", {owner.label}, line {int(match.group(2)) + owner.line_offset}'
-
-        return re.sub(r'File "([^"]+)", line (\d+)', replace, text)
+        return describe_cell_error(exc, cell, self._files, self.is_capture_frame, self.notebook)
 
     # -- the end ----------------------------------------------------------------------------------
 
@@ -397,12 +325,13 @@ class NotebookCapture:
         if self.finished:
             return self._result()
         self.start()
-        if self.metascript is not None and self.internal_error is None:
+        if self.plain:
+            self._record_environment()
+        elif self.metascript is not None and self.internal_error is None:
             try:
                 self._finish_trial()
             except Exception as exc:
-                self.internal_error = f"noWorkflow failed while finishing the trial: {type(exc).__name__}: {exc}"
-                traceback.print_exc()
+                self.internal_error = internal_failure("finishing the trial", exc, self._own_dirs)
         self.finished = True
         _recorder.install(None)
         doc = self._result()
@@ -419,15 +348,7 @@ class NotebookCapture:
         from noworkflow.now.persistence.models import Tag, Trial
 
         metascript = self.metascript
-        namespace = self.shell.user_ns
-        for name in self.spec.get("ini_tags", []):
-            if name in namespace and name not in self.recorder.tags:
-                self.recorder.record(name, namespace[name], source="nw_tags")
-        # submodules the kernel loads on demand (IPython.core.*, ...) belong to packages it had
-        tops = {name.partition(".")[0] for name in self._modules_before}
-        before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}
-        self.environment = environment.collect(before, self.spec.get("root") or os.path.dirname(self.notebook))
-        self.environment.update(environment.experiment_facts(namespace, self._code or None))
+        self._record_environment()
         collector = metascript.execution.collector
         collector.close_activation(self._main, None, None)
         metascript.deployment.store_provenance()
@@ -437,13 +358,25 @@ class NotebookCapture:
         Trial.set_user_based_on_env(metascript.trial_id)
         content.commit_content(metascript.message or f"Trial {metascript.trial_id}")
 
+    def _record_environment(self) -> None:
+        """The ``nw_tags`` variables the notebook left, and the libraries it imported."""
+        namespace = self.shell.user_ns
+        for name in self.spec.get("ini_tags", []):
+            if name in namespace and name not in self.recorder.tags:
+                self.recorder.record(name, namespace[name], source="nw_tags")
+        # submodules the kernel loads on demand (IPython.core.*, ...) belong to packages it had
+        tops = {name.partition(".")[0] for name in self._modules_before}
+        before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}
+        self.environment = environment.collect(before, self.spec.get("root") or os.path.dirname(self.notebook))
+        self.environment.update(environment.experiment_facts(namespace, self._code or None))
+
     def _result(self) -> dict[str, Any]:
         """The result file's document; a cell's error may show a secret, which is masked (values
         were masked when tagged)."""
         mask = self.secrets.mask_doc
         return {
             "trial_id": self.trial_id,
-            "exit_code": 1 if self.error else 0,
+            "exit_code": 1 if self.error else (self.exit.exit_code if self.exit else 0),
             "error": mask(self.error),
             "internal_error": mask(self.internal_error),
             "started": self.started.isoformat(timespec="milliseconds") if self.started else None,
@@ -455,24 +388,9 @@ class NotebookCapture:
                 "path": self.notebook,
                 "cells": mask({c.key: c.to_json() for c in self.cells}),
                 "cell_tags": mask(self.cell_tags, keys=True),
+                "exit": self.exit.to_json() if self.exit else None,
             },
         }
-
-
-def _wrap_magic(shell: Any, name: str, around: Any) -> None:
-    """Replace the line/cell magic `name` by one that runs the original inside `around`."""
-    original = shell.find_magic(name)
-    if original is None:
-        return
-
-    @wraps(original)
-    def magic(line="", cell=None, local_ns=None):
-        with around():
-            if cell is None:
-                return original(line, local_ns=local_ns)
-            return original(line, cell, local_ns=local_ns)
-
-    shell.register_magic_function(magic, "line_cell", name)
 
 
 class CaptureKernel(IPythonKernel):
@@ -484,92 +402,39 @@ class CaptureKernel(IPythonKernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.capture = NotebookCapture(self.shell, _read_spec())
-        self._hook_shell()
-
-    def _hook_shell(self) -> None:
-        from contextlib import contextmanager
-
-        shell, capture = self.shell, self.capture
-        compiler = shell.compile
-        original_parse = compiler.ast_parse
-        compiler.ast_parse = lambda source, filename="<unknown>", symbol="exec": \
-            capture.ast_parse(original_parse, source, filename, symbol)
-
-        # Under capture the cell calls magics through noWorkflow's collector, so "the caller's
-        # frame" IPython looks up for `local_ns` and `{var}` expansion is the collector's: skip it.
-        def user_frame(frame):
-            while frame is not None and capture.is_capture_frame(frame.f_code.co_filename):
-                frame = frame.f_back
-            return frame
-
-        def get_local_scope(stack_depth):
-            frame = user_frame(sys._getframe(stack_depth + 1))
-            return frame.f_locals if frame is not None else shell.user_ns
-
-        default_formatter = inspect.signature(shell.var_expand).parameters["formatter"].default
-
-        def var_expand(cmd, depth=0, formatter=default_formatter):
-            ns = shell.user_ns.copy()
-            try:
-                frame = user_frame(sys._getframe(depth + 1))
-            except ValueError:
-                frame = None
-            if frame is not None:
-                ns.update(frame.f_locals)
-            try:
-                return formatter.vformat(cmd, args=[], kwargs=ns)
-            except Exception:
-                return cmd
-
-        shell.get_local_scope = get_local_scope
-        shell.var_expand = var_expand
-
-        @contextmanager
-        def timed_once():
-            # the statement becomes part of the cell's provenance; the rewritten code it runs
-            # reassigns the rewriter's globals, which the rest of the cell still needs
-            saved = {name: shell.user_ns.get(name) for name in _REWRITER_GLOBALS}
-            capture.arm_nested()
-            try:
-                yield
-            finally:
-                capture._parse_next = None
-                shell.user_ns.update(saved)
-
-        @contextmanager
-        def timed_repeatedly():
-            # run below an inactive activation: functions of the notebook called by the timed
-            # statement are not recorded once per repetition
-            if not capture.active:
-                yield
-                return
-            collector = capture.metascript.execution.collector
-            saved = collector.last_activation
-            collector.dry_activation(saved)
-            try:
-                yield
-            finally:
-                collector.last_activation = saved
-
-        _wrap_magic(shell, "time", timed_once)
-        _wrap_magic(shell, "timeit", timed_repeatedly)
+        hook_shell(self.shell, self.capture)
 
     async def do_execute(self, code, silent, store_history=True, user_expressions=None,
                          allow_stdin=False, *, cell_meta=None, cell_id=None):
+        capture = self.capture
         request = (cell_meta or {}).get(META_KEY) or {}
-        if request.get("finish"):
-            self.capture.finish()
+        if request.get("start") or request.get("finish"):
+            # the driver starts the trial before the first cell, so that its cost is not the cell's
+            capture.start() if request.get("start") else capture.finish()
             return {"status": "ok", "execution_count": self.shell.execution_count - 1,
                     "payload": [], "user_expressions": {}}
-        if silent or not store_history or self.capture.finished:
+        if silent or not store_history or capture.finished:
             return await super().do_execute(code, silent, store_history, user_expressions, allow_stdin,
                                             cell_meta=cell_meta, cell_id=cell_id)
-        cell = self.capture.before_cell(code, request.get("cell"), bool(request.get("may_raise")))
+        exit_before = capture.exit
+        cell = None
         try:
-            return await super().do_execute(code, silent, store_history, user_expressions, allow_stdin,
-                                            cell_meta=cell_meta, cell_id=cell_id)
+            cell = capture.before_cell(code, request.get("cell"), bool(request.get("may_raise")))
+        except Exception as exc:  # the cell still runs, uncaptured; the trial is reported broken
+            capture.fail_inside(f"preparing cell {request.get('cell')}", exc)
+        try:
+            reply = await super().do_execute(code, silent, store_history, user_expressions, allow_stdin,
+                                             cell_meta=cell_meta, cell_id=cell_id)
         finally:
-            self.capture.after_cell(cell, self.shell.last_execution_result)
+            if cell is not None:
+                try:
+                    capture.after_cell(cell, self.shell.last_execution_result)
+                except Exception as exc:
+                    capture.fail_inside(f"ending {cell.label}", exc)
+        if capture.exit is not exit_before:  # this cell ended the notebook: tell the driver
+            reply = {"status": "ok", "execution_count": reply.get("execution_count"),
+                     "payload": [], "user_expressions": {}, META_KEY: {"exit": capture.exit.to_json()}}
+        return reply
 
     async def do_shutdown(self, restart):
         if self.capture.started is not None and not self.capture.finished:

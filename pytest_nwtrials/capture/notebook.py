@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,21 +25,20 @@ from typing import Any
 
 from . import lifeline
 from .launch import RunRequest, RunResult, capture_spec, kill_group
+from .notebook_file import out_of_order_message, read_notebook, saved_execution_order
+from .notebook_kernel import META_KEY, NotebookError, classes, kernel_spec, start_failure
+from .notebook_limits import (RAISES_TAG, Limits, cell_text, error_output, limits_for, not_run_text,
+                              timeout_text)
 
-KERNEL_MODULE = "pytest_nwtrials.capture.kernel"
-# the same names as in `capture.kernel`, which is not imported here: it imports ipykernel
-SPEC_ENV = "NWTRIALS_KERNEL_SPEC"
-META_KEY = "nwtrials"
+# re-exported: the notebook's reader and its error belong to running it
+__all__ = ["NotebookError", "NotebookResult", "NotebookRun", "out_of_order_message", "read_notebook",
+           "run_notebook", "saved_execution_order"]
 CAPTURE_KERNEL_NAME = "nwtrials-capture"
-RAISES_TAG = "raises-exception"
 SKIP_TAG = "skip-execution"
-STARTUP_TIMEOUT = 60.0  # seconds for the kernel to answer at all, within the notebook's timeout
+OUTPUT_FAILED = ("The cell ran, but one of its outputs failed to show (tag the cell raises-exception "
+                 "if that is expected):")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class NotebookError(Exception):
-    """A notebook that cannot be run as it is: unreadable, not nbformat 4, or its kernel is missing."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,7 @@ class NotebookRun:
     cell_tags: dict[str, int | None] = field(default_factory=dict)  # now_tag_cell name -> cell number
     running_cell: int | None = None  # the cell that was running when the run was cut short
     out_of_order: str | None = None  # `out_of_order_message` of the saved notebook
+    stopped: str | None = None  # why the run ended before the last cell: a time limit, exit()
 
 
 @dataclass(frozen=True)
@@ -61,141 +60,6 @@ class NotebookResult(RunResult):
     notebook: NotebookRun | None = None
 
 
-# -- the saved notebook ---------------------------------------------------------------------------
-
-def read_notebook(path: Path) -> Any:
-    """The notebook at `path` as an nbformat node, or a `NotebookError` saying what is wrong."""
-    import nbformat
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NotebookError(f"{path}: cannot read the notebook: {exc}") from None
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise NotebookError(
-            f"{path} is not valid JSON ({exc}); a notebook is a JSON file: "
-            "repair it (a merge conflict?) or save it again from Jupyter") from None
-    if not isinstance(doc, dict) or "cells" not in doc and "worksheets" not in doc:
-        raise NotebookError(f"{path} is JSON but not a Jupyter notebook (no cells)")
-    version = doc.get("nbformat")
-    if version != 4:
-        raise NotebookError(
-            f"{path} is nbformat {version}, not 4: convert it with "
-            f"`jupyter nbconvert --to notebook --nbformat 4 --inplace {path}` or save it from a current Jupyter")
-    try:
-        return nbformat.reads(text, as_version=nbformat.NO_CONVERT)
-    except Exception as exc:  # nbformat's own reader refused it
-        raise NotebookError(f"{path} is not a readable nbformat 4 notebook: {exc}") from None
-
-
-def _code_cells(nb: Any) -> list[tuple[int, Any]]:
-    return [(number, cell) for number, cell in enumerate(nb.cells, start=1) if cell.cell_type == "code"]
-
-
-def saved_execution_order(nb: Any) -> list[int]:
-    """The execution counts saved with the code cells, in the notebook's order (unrun cells left out)."""
-    return [cell.get("execution_count") for _, cell in _code_cells(nb) if cell.get("execution_count") is not None]
-
-
-def out_of_order_message(nb: Any) -> str | None:
-    """Why the saved outputs may not come from running the notebook top to bottom, or None.
-
-    They do when the saved execution counts read 1, 2, ..., n down the notebook. Counts out of
-    order mean cells were run in another order; gaps mean a cell ran that is no longer there
-    (deleted, or run again further down); both make the saved outputs unreproducible.
-    """
-    order = saved_execution_order(nb)
-    if not order or order == list(range(1, len(order) + 1)):
-        return None
-    shown = ", ".join(str(count) for count in order)
-    if order != sorted(order) or len(set(order)) != len(order):
-        why = "not top to bottom"
-    else:
-        missing = sorted(set(range(1, order[-1] + 1)) - set(order))
-        listed = ", ".join(str(m) for m in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        why = f"with gaps ({listed} ran but no cell shows it)"
-    return (f"saved outputs came from the order {shown}, {why}: restart the kernel, run all cells "
-            "and save the notebook so that its outputs are reproducible")
-
-
-# -- which kernel ------------------------------------------------------------------------------------
-
-def _kernel_spec(kernel: str | None, notebook: Path, spec_path: Path) -> tuple[Any, str, str]:
-    """Our kernel's spec, its Python and a name for messages: the capture kernel on this Python,
-    or on the interpreter (argv[0]) of the kernelspec named `kernel`, with that spec's environment."""
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
-
-    python, env, name = sys.executable, {}, "this Python"
-    if kernel:
-        specs = KernelSpecManager()
-        try:
-            named = specs.get_kernel_spec(kernel)
-        except NoSuchKernel:
-            available = ", ".join(sorted(specs.find_kernel_specs())) or "none"
-            raise NotebookError(
-                f"{notebook}: no Jupyter kernel named {kernel!r} (--nw-kernel / nw_kernel); "
-                f"kernels available: {available}. Pick one of them (`jupyter kernelspec list`), "
-                f"or install one with `python -m ipykernel install --user --name {kernel}`") from None
-        if (named.language or "").lower() != "python" or not named.argv:
-            raise NotebookError(
-                f"{notebook}: kernel {kernel!r} runs {named.language or 'an unknown language'}; "
-                "notebooks are captured by a Python kernel")
-        python, env, name = named.argv[0], dict(named.env or {}), f"kernel {kernel!r}"
-    env[SPEC_ENV] = str(spec_path)
-    env.setdefault("PYTHONIOENCODING", "utf-8")
-    # IPython's history would go to one shared sqlite file in the user's home
-    argv = [python, "-m", KERNEL_MODULE, "-f", "{connection_file}", "--HistoryManager.hist_file=:memory:"]
-    if lifeline.pass_fds():
-        # the lifeline ends the kernel's whole group when pytest is gone; ipykernel's own check
-        # would end the kernel alone, leaving what the cells started running, and could come first
-        argv.append("--IPKernelApp.parent_handle=0")
-    return KernelSpec(
-        argv=argv,
-        display_name=f"pytest-nwtrials capture ({name})",
-        language="python",
-        env=env,
-        interrupt_mode="signal",
-    ), python, name
-
-
-def _classes() -> tuple[type, type, type]:
-    """Our kernel client, spec manager and kernel manager (jupyter_client imported on first use)."""
-    from jupyter_client.asynchronous import AsyncKernelClient
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import Any as AnyTrait
-    from traitlets import Dict
-
-    class CellClient(AsyncKernelClient):
-        """Sends with each execute request which notebook cell it is, for the capture kernel."""
-
-        request = Dict()
-
-        def execute(self, code, silent=False, store_history=True, user_expressions=None,
-                    allow_stdin=None, stop_on_error=True):
-            content = {
-                "code": code, "silent": silent, "store_history": store_history,
-                "user_expressions": user_expressions or {},
-                "allow_stdin": self.allow_stdin if allow_stdin is None else allow_stdin,
-                "stop_on_error": stop_on_error,
-            }
-            msg = self.session.msg("execute_request", content, metadata={META_KEY: dict(self.request)})
-            self.shell_channel.send(msg)
-            return msg["header"]["msg_id"]
-
-    class OneKernel(KernelSpecManager):
-        """A spec manager that knows only the capture kernel's spec."""
-
-        spec = AnyTrait()
-
-        def get_kernel_spec(self, kernel_name, *args, **kwargs):
-            return self.spec
-
-    return CellClient, OneKernel, AsyncKernelManager
-
-
 # -- running ------------------------------------------------------------------------------------
 
 @dataclass
@@ -203,16 +67,19 @@ class _Progress:
     """What the driver saw, kept even when the run is cut short."""
 
     running: int | None = None
+    running_since: float | None = None  # time.monotonic() when the running cell started
+    first_cell_at: float | None = None  # when the first cell started: --nw-timeout counts from there
     failed: tuple[int, Any] | None = None  # cell number, CellExecutionError
+    failed_output: bool = False  # the cell ran, but one of its outputs is an error
+    exited: dict[str, Any] | None = None  # the kernel's account of exit() / sys.exit() in a cell
     died: str | None = None
     finished: bool = False
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
 
 
-async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int], log: Any) -> None:
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
-
+async def _start(client: Any, started: list[int], log: Any) -> None:
+    """Start the kernel and have it create the trial: all within the start limit, none of it a cell's time."""
     try:
         # the kernel's own output (the cells' comes as messages) goes to the log file
         await client.async_start_new_kernel(stdout=log, stderr=log, pass_fds=lifeline.pass_fds())
@@ -220,48 +87,82 @@ async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int], 
         await client.async_start_new_kernel_client()
     except Exception as exc:
         raise _StartError(str(exc) or type(exc).__name__) from exc
+    if not await _request(client, {"start": True}):
+        raise _StartError("the kernel ended while creating the trial")
+
+
+def _on_executed(progress: _Progress) -> Any:
+    """nbclient's `on_cell_executed` hook: notes an exit, and makes an error output fail the cell
+    (as nbmake does: nbclient then raises unless the cell is tagged raises-exception)."""
+
+    async def hook(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        content = execute_reply["content"]
+        exited = (content.get(META_KEY) or {}).get("exit")
+        if exited is not None:
+            progress.exited = exited
+            return
+        output = error_output(cell) if content.get("status") == "ok" else None
+        if output is not None:
+            progress.failed_output = True
+            content.update(status="error", ename=output.get("ename", "Error"), evalue=output.get("evalue", ""),
+                           traceback=[OUTPUT_FAILED, *output.get("traceback", [])])
+
+    return hook
+
+
+async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int], log: Any) -> None:
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    await _start(client, started, log)
+    client.on_cell_executed = _on_executed(progress)
     kc = client.kc
     for number, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code":
             continue
         tags = cell.metadata.get("tags", [])
         kc.request = {"cell": number, "may_raise": RAISES_TAG in tags}
-        progress.running = number
+        progress.running, progress.running_since = number, time.monotonic()
+        if progress.first_cell_at is None:
+            progress.first_cell_at = progress.running_since
         try:
             await client.async_execute_cell(cell, number - 1)
         except CellExecutionError as exc:
             progress.failed = (number, exc)
             break
         except DeadKernelError:
-            progress.died = f"the kernel died while running cell {number}"
+            progress.died = f"the kernel died while running {cell_text(nb, number)}"
             return
         finally:
             _collect_streams(cell, progress)
+        if progress.exited is not None:  # exit() or sys.exit(): the remaining cells are not run
+            break
     progress.running = None
-    await _finish(client, progress)
+    if await _request(client, {"finish": True}):
+        progress.finished = True
+    else:
+        progress.died = "the kernel died while storing the trial"
 
 
-async def _finish(client: Any, progress: _Progress) -> None:
-    """Ask the kernel to store the trial and write its result; notice if it dies meanwhile."""
+async def _request(client: Any, request: dict[str, Any]) -> bool:
+    """Send the kernel one of our requests (start or finish the trial); False if it died meanwhile."""
     import queue
 
     kc, km = client.kc, client.km
     for _attempt in range(3):  # a request right after a cell's error can be aborted: send again
-        kc.request = {"finish": True}
+        kc.request = request
         msg_id = kc.execute("", silent=True, store_history=False)
         while True:
             try:
                 reply = await kc.get_shell_msg(timeout=1)
             except queue.Empty:
                 if not await km.is_alive():
-                    progress.died = "the kernel died while storing the trial"
-                    return
+                    return False
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
                 break
         if reply["content"].get("status") != "aborted":
-            progress.finished = True
-            return
+            return True
+    return True
 
 
 def _collect_streams(cell: Any, progress: _Progress) -> None:
@@ -270,28 +171,51 @@ def _collect_streams(cell: Any, progress: _Progress) -> None:
             (progress.stderr if output.get("name") == "stderr" else progress.stdout).append(output.get("text", ""))
 
 
-async def _run(client: Any, nb: Any, progress: _Progress, timeout: float, log: Any) -> tuple[bool, list[int]]:
-    """Drive the notebook; on timeout or cancellation kill the kernel's group before anything else."""
+def _deadline(progress: _Progress, limits: Limits, began: float) -> tuple[float, str]:
+    """The next moment the run must be stopped, and which limit that is: start, total or cell."""
+    if progress.first_cell_at is None:
+        return began + limits.start, "start"
+    deadline, which = progress.first_cell_at + limits.total, "total"
+    if limits.cell is not None and progress.running is not None and progress.running_since is not None:
+        cell_deadline = progress.running_since + limits.cell
+        if cell_deadline < deadline:
+            deadline, which = cell_deadline, "cell"
+    return deadline, which
+
+
+async def _run(client: Any, nb: Any, progress: _Progress, limits: Limits, log: Any) -> tuple[str | None, list[int]]:
+    """Drive the notebook; when a limit is reached or on cancellation kill the kernel's group first.
+
+    Returns which limit stopped the run (start, total, cell, or None) and the kernel's pid.
+    """
     started: list[int] = []
     driving = asyncio.ensure_future(_drive(client, nb, progress, started, log))
-    timed_out = False
+    stopped = None
+    began = time.monotonic()
     try:
-        done, _ = await asyncio.wait({driving}, timeout=timeout)
-        if not done:
-            timed_out = True
-            kill_group(started[0] if started else _pid_of(client))
-            driving.cancel()
+        while stopped is None:
+            deadline, which = _deadline(progress, limits, began)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                stopped = which
+                kill_group(started[0] if started else _pid_of(client))
+                driving.cancel()
+                break
+            # the deadline moves when a cell starts: look again at least every quarter second
+            done, _ = await asyncio.wait({driving}, timeout=min(left, 0.25))
+            if done:
+                break
         try:
             await driving
         except BaseException:
-            if not timed_out:
+            if stopped is None:
                 raise
     except BaseException:  # Ctrl-C (asyncio cancels what it runs) or a driver failure
         kill_group(started[0] if started else _pid_of(client))
         raise
     finally:
         await _close(client)
-    return timed_out, started
+    return stopped, started
 
 
 def _pid_of(client: Any) -> int | None:
@@ -314,18 +238,21 @@ async def _close(client: Any) -> None:
             await km.cleanup_resources()
 
 
-def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResult:
+def run_notebook(request: RunRequest, kernel: str | None = None, cell_timeout: float | None = None) -> NotebookResult:
     """Run the notebook `request.script` under capture, top to bottom, in a fresh kernel.
 
     `kernel` names a Jupyter kernelspec whose Python runs the capture kernel; None means this
-    Python. Raises `NotebookError` for a notebook that is not valid nbformat 4 JSON or a
-    missing kernel; everything the notebook itself does is reported in the result.
+    Python. `request.timeout` limits the run from its first cell on; `cell_timeout` (ini
+    ``nw_cell_timeout``) each cell, unless the notebook's metadata sets ``execution.timeout``.
+    Raises `NotebookError` for a notebook that is not valid nbformat 4 JSON, a missing kernel or
+    one that does not start; everything the notebook itself does is reported in the result.
     """
     from nbclient import NotebookClient
 
     notebook = Path(request.script).resolve()
     nb = read_notebook(notebook)
     out_of_order = out_of_order_message(nb)
+    limits = limits_for(nb, request.timeout, cell_timeout)
     request.provenance_dir.mkdir(parents=True, exist_ok=True)
     request.blobs_dir.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
@@ -333,34 +260,39 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
         spec_path = Path(tmp, "spec.json")
         result_path = Path(tmp, "result.json")
         log_path = Path(tmp, "kernel.log")
-        kernel_spec, python, kernel_name = _kernel_spec(kernel, notebook, spec_path)
+        spec, python, kernel_name = kernel_spec(kernel, notebook, spec_path)
         spec_path.write_text(json.dumps({**capture_spec(request, result_path), "notebook": str(notebook)}),
                              encoding="utf-8")
-        client_class, spec_manager, manager_class = _classes()
+        client_class, spec_manager, manager_class = classes()
         # local sockets in our temporary folder: no TCP ports, nothing written beside the notebook
         km = manager_class(kernel_name=CAPTURE_KERNEL_NAME, transport="ipc", ip=str(Path(tmp, "kernel")),
-                           kernel_spec_manager=spec_manager(spec=kernel_spec),
-                           client_factory=client_class)
+                           kernel_spec_manager=spec_manager(spec=spec), client_factory=client_class)
         client = NotebookClient(
-            nb, km=km, timeout=None, startup_timeout=min(STARTUP_TIMEOUT, request.timeout),
+            nb, km=km, timeout=None, startup_timeout=limits.start,
             allow_errors=False, skip_cells_with_tag=SKIP_TAG, record_timing=False, kernel_name=CAPTURE_KERNEL_NAME,
             resources={"metadata": {"path": str(notebook.parent)}})
         progress = _Progress()
         with open(log_path, "wb") as log:
             try:
-                timed_out, started = asyncio.run(_run(client, nb, progress, request.timeout, log))
+                stopped, started = asyncio.run(_run(client, nb, progress, limits, log))
             except _StartError as exc:
                 log.flush()
-                raise NotebookError(_start_failure(notebook, kernel_name, python, log_path, exc)) from None
+                raise NotebookError(start_failure(notebook, kernel_name, python, log_path, exc)) from None
+            if stopped == "start":
+                log.flush()
+                raise NotebookError(start_failure(notebook, kernel_name, python, log_path, TimeoutError(
+                    f"it did not answer within {limits.start:g} s")))
         stderr_log = log_path.read_text(encoding="utf-8", errors="replace")
         for pid in started:
             kill_group(pid)  # whatever the notebook left running
         stdout = "".join(progress.stdout)
         stderr = "".join(progress.stderr) + stderr_log
         info = dict(path=str(notebook), out_of_order=out_of_order, running_cell=progress.running)
-        if timed_out:
+        if stopped is not None:
             return NotebookResult(None, None, None, request.timeout, timed_out=True, stdout=stdout,
-                                  stderr=stderr, notebook=NotebookRun(**info))
+                                  stderr=stderr, notebook=NotebookRun(
+                                      stopped=timeout_text(nb, limits, progress.running, stopped == "total"),
+                                      **info))
         try:
             doc = json.loads(result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -369,10 +301,23 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
             return NotebookResult(None, 1 if error else None, None, round(time.perf_counter() - clock, 4),
                                   error=error, internal_error=how, stdout=stdout, stderr=stderr,
                                   notebook=NotebookRun(**info))
+    return _result(doc, notebook, nb, progress, stdout, stderr, info)
+
+
+def _result(doc: dict[str, Any], notebook: Path, nb: Any, progress: _Progress, stdout: str, stderr: str,
+            info: dict[str, Any]) -> NotebookResult:
+    """The `NotebookResult` of a run whose kernel wrote its result document `doc`."""
     error = doc["error"]
     if error is None and progress.failed is not None:  # the kernel saw no error, the driver did
         error = _error_from_client(notebook, nb, progress)
-    cells = {int(k): v for k, v in (doc.get("notebook") or {}).get("cells", {}).items() if k.isdigit()}
+    notebook_doc = doc.get("notebook") or {}
+    cells = {int(k): v for k, v in notebook_doc.get("cells", {}).items() if k.isdigit()}
+    notes = tuple(doc.get("notes") or ())
+    stopped = None
+    exited = notebook_doc.get("exit")
+    if exited is not None and error is None:
+        stopped = f"the notebook called {exited['how']} in cell {exited['cell']}; {not_run_text(nb, exited['cell'])}"
+        notes += (stopped,)
     return NotebookResult(
         trial_id=doc["trial_id"],
         exit_code=1 if error else doc["exit_code"],
@@ -384,23 +329,13 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
         stdout=stdout,
         stderr=stderr,
         environment=doc.get("environment") or {},
-        notes=tuple(doc.get("notes") or ()),
-        notebook=NotebookRun(cells=cells, cell_tags=(doc.get("notebook") or {}).get("cell_tags", {}), **info),
+        notes=notes,
+        notebook=NotebookRun(cells=cells, cell_tags=notebook_doc.get("cell_tags", {}), stopped=stopped, **info),
     )
 
 
 class _StartError(Exception):
     """The kernel did not come up."""
-
-
-def _start_failure(notebook: Path, kernel_name: str, python: str, log_path: Path, exc: Exception) -> str:
-    output = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    tail = "\n".join(output[-15:])
-    hint = ""
-    if "No module named" in tail:
-        hint = (f"\nThe capture kernel needs pytest-nwtrials, noworkflow and ipykernel installed for {python}.")
-    return (f"{notebook}: the capture kernel ({kernel_name}, {python}) did not start: {exc}"
-            + (f"\n{tail}" if tail else "") + hint)
 
 
 def _error_from_client(notebook: Path, nb: Any, progress: _Progress) -> dict[str, Any] | None:
