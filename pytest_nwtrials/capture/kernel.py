@@ -38,9 +38,9 @@ from .. import __version__
 from . import environment, file_access, lifeline, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
-from .kernel_cells import (Cell, Exit, exit_of_system_exit, install_plain_builtins, internal_failure,
-                           leading_blank_lines, package_dir)
-from .kernel_errors import describe_cell_error
+from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, exit_of_system_exit, install_plain_builtins,
+                           internal_failure, leading_blank_lines, package_dir)
+from .kernel_errors import describe_cell_error, point_into_notebook
 from .kernel_shell import hook_shell
 from .runner import CAPTURE_OPTIONS
 
@@ -74,8 +74,10 @@ class NotebookCapture:
         # frames of noWorkflow and of this plugin: hidden from tracebacks and from IPython's
         # look-ups of "the caller's frame"
         self._own_dirs = tuple(d for d in map(package_dir, ("noworkflow", "pytest_nwtrials")) if d)
+        self._ipython_dir = package_dir("IPython")
         self.environment: dict[str, Any] = {}
         self.exit: Exit | None = None  # the notebook ended the session (exit(), sys.exit())
+        self._shown: BaseException | None = None  # an exception IPython showed while the cell ran
         self.plain = spec.get("capture") == "off"  # no noWorkflow: tags, status and versions only
 
     # -- the trial ----------------------------------------------------------------------------
@@ -97,7 +99,7 @@ class NotebookCapture:
         try:
             self._start_trial()
         except Exception as exc:  # noWorkflow failed: the cells still run, the trial is reported broken
-            self.internal_error = internal_failure("starting the trial", exc, self._own_dirs)
+            self.internal_error = self._failure("starting the trial", exc)
 
     def _start_plain(self) -> None:
         """``--nw-capture=off``: the cells run as in Jupyter; tags and library versions are still recorded."""
@@ -208,6 +210,7 @@ class NotebookCapture:
         cell = Cell(index, self.shell.execution_count, source, may_raise,
                     line_offset=leading_blank_lines(source))
         self.cells.append(cell)
+        self._shown = None
         self.shell.last_execution_result = None  # set again by IPython for this cell
         self.current = cell
         if self.active:
@@ -226,13 +229,18 @@ class NotebookCapture:
         exc = None
         if result is not None:
             exc = result.error_before_exec if result.error_before_exec is not None else result.error_in_exec
+        output_failed = exc is None and self._shown is not None
+        if output_failed:  # the cell ran, but showing one of its outputs raised
+            exc, self._shown = self._shown, None
         if isinstance(exc, SystemExit):  # as a script's sys.exit(): the status decides, not an error
             cell.status = "exit"
             self.exit = exit_of_system_exit(exc, cell)
             if self.exit.message:
                 print(self.exit.message, file=sys.stderr)
         elif exc is not None:
-            cell.error = self.describe_error(exc, cell)
+            cell.error = self.describe_error(exc, cell, output_failed)
+            if output_failed:
+                cell.error["traceback"] = f"{OUTPUT_FAILED}\n{cell.error['traceback']}"
             cell.status = "expected-error" if cell.may_raise else "error"
             if not cell.may_raise and self.error is None:
                 self.error = cell.error
@@ -246,12 +254,21 @@ class NotebookCapture:
             try:
                 self._save()
             except Exception as exc:  # the database refused: report it, stop capturing
-                self.internal_error = internal_failure(f"storing {cell.label}", exc, self._own_dirs)
+                self.internal_error = self._failure(f"storing {cell.label}", exc)
+
+    def shown_error(self, exc: BaseException | None) -> None:
+        """IPython showed `exc` as an error output of the running cell (see `kernel_shell.hook_shell`)."""
+        if self.current is not None and exc is not None:
+            self._shown = exc
+
+    def _failure(self, doing: str, exc: BaseException) -> str:
+        """`internal_failure`, with the notebook's frames named by cell as in a cell's traceback."""
+        return point_into_notebook(internal_failure(doing, exc, self._own_dirs), self._files, self.notebook)
 
     def fail_inside(self, doing: str, exc: BaseException) -> None:
         """Capture's own code failed around a cell: report the first such failure, with its traceback."""
         if self.internal_error is None:
-            self.internal_error = internal_failure(doing, exc, self._own_dirs)
+            self.internal_error = self._failure(doing, exc)
 
     def ask_exit(self) -> None:
         """``exit()`` / ``quit()`` in a cell: the session ends after this cell, as in Jupyter, where the
@@ -314,9 +331,16 @@ class NotebookCapture:
     def is_capture_frame(self, filename: str) -> bool:
         return bool(self._own_dirs) and filename.startswith(self._own_dirs)
 
-    def describe_error(self, exc: BaseException, cell: Cell) -> dict[str, Any]:
-        """The cell's exception with its traceback pointing into the notebook, not at temp files."""
-        return describe_cell_error(exc, cell, self._files, self.is_capture_frame, self.notebook)
+    def describe_error(self, exc: BaseException, cell: Cell, in_output: bool = False) -> dict[str, Any]:
+        """The cell's exception with its traceback pointing into the notebook, not at temp files;
+        for an output that failed to show (`in_output`), without IPython's display frames either."""
+        hidden = self.is_capture_frame
+        if in_output:
+            ipython = self._ipython_dir
+
+            def hidden(filename: str) -> bool:
+                return self.is_capture_frame(filename) or (bool(ipython) and filename.startswith(ipython))
+        return describe_cell_error(exc, cell, self._files, hidden, self.notebook)
 
     # -- the end ----------------------------------------------------------------------------------
 
@@ -331,7 +355,7 @@ class NotebookCapture:
             try:
                 self._finish_trial()
             except Exception as exc:
-                self.internal_error = internal_failure("finishing the trial", exc, self._own_dirs)
+                self.internal_error = self._failure("finishing the trial", exc)
         self.finished = True
         _recorder.install(None)
         doc = self._result()

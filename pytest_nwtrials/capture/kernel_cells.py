@@ -20,6 +20,10 @@ from . import recorder as _recorder
 from .runner import exit_code_of
 
 
+OUTPUT_FAILED = ("The cell ran, but one of its outputs failed to show (tag the cell raises-exception "
+                 "if that is expected):")
+
+
 @dataclass
 class Cell:
     """One executed cell, as the kernel saw it."""

@@ -82,3 +82,12 @@ def hook_shell(shell: Any, capture: Any) -> None:
     wrap_magic(shell, "timeit", timed_repeatedly)
     # exit() and quit() would stop the kernel's loop before the trial is stored
     shell.ask_exit = capture.ask_exit
+    # IPython shows a failed rich display (a _repr_html_ or a figure that raises) as an error
+    # output of a cell that ran: capture keeps the exception to fail the cell with its traceback
+    original_showtraceback = shell.showtraceback
+
+    def showtraceback(exc_tuple=None, *args, **kwargs):
+        capture.shown_error((exc_tuple or sys.exc_info())[1])
+        return original_showtraceback(exc_tuple, *args, **kwargs)
+
+    shell.showtraceback = showtraceback

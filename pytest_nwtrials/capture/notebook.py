@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import lifeline
+from .kernel_cells import OUTPUT_FAILED
 from .launch import RunRequest, RunResult, capture_spec, kill_group
 from .notebook_file import out_of_order_message, read_notebook, saved_execution_order
 from .notebook_kernel import META_KEY, NotebookError, classes, kernel_spec, start_failure
@@ -35,8 +36,6 @@ __all__ = ["NotebookError", "NotebookResult", "NotebookRun", "out_of_order_messa
            "run_notebook", "saved_execution_order"]
 CAPTURE_KERNEL_NAME = "nwtrials-capture"
 SKIP_TAG = "skip-execution"
-OUTPUT_FAILED = ("The cell ran, but one of its outputs failed to show (tag the cell raises-exception "
-                 "if that is expected):")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

@@ -76,13 +76,29 @@ def not_run_text(nb: Any, after: int | None) -> str:
 
 
 def timeout_text(nb: Any, limits: Limits, cell: int | None, whole: bool) -> str:
-    """What stopped the run: the whole notebook's limit or one cell's, naming the cell running then."""
+    """What stopped the run: the whole notebook's limit or one cell's, naming the cell running then;
+    the first line is the headline, the source of the cell follows."""
     running = f" while {cell_text(nb, cell)} was running" if cell is not None else ""
     if whole:
-        return (f"timed out after {limits.total:g} s (counted from the first cell){running} and was stopped "
-                f"with the processes it started\nIf it needs longer, raise --nw-timeout or ini nw_timeout.")
-    return (f"was stopped: {cell_text(nb, cell)} ran longer than {limits.cell:g} s, the limit of one cell "
-            f"({limits.cell_source})\nIf it needs longer, raise {limits.cell_source}.")
+        head = (f"timed out after {limits.total:g} s (counted from the first cell){running} and was stopped "
+                f"with the processes it started")
+        hint = "If it needs longer, raise --nw-timeout or ini nw_timeout."
+    else:
+        head = (f"was stopped: {cell_text(nb, cell)} ran longer than {limits.cell:g} s, the limit of one cell "
+                f"({limits.cell_source})")
+        hint = f"If it needs longer, raise {limits.cell_source}."
+    return "\n".join([head, *_source_block(nb, cell), hint])
+
+
+def _source_block(nb: Any, cell: int | None, lines: int = 10) -> list[str]:
+    """The source of `cell` indented, as failing cells are shown, cut after `lines` lines."""
+    if cell is None:
+        return []
+    source = str(nb.cells[cell - 1].get("source", "")).rstrip().splitlines()
+    shown = ["    " + line for line in source[:lines]]
+    if len(source) > lines:
+        shown.append(f"    ... ({len(source) - lines} more lines)")
+    return ["", f"cell {cell}:", *shown, ""]
 
 
 def error_output(cell: Any) -> dict[str, Any] | None:
