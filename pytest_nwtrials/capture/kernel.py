@@ -38,8 +38,9 @@ from .. import __version__
 from . import environment, file_access, lifeline, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
-from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, exit_of_system_exit, install_plain_builtins,
-                           internal_failure, leading_blank_lines, package_dir)
+from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit,
+                           flush_written_files, install_plain_builtins, internal_failure, leading_blank_lines,
+                           package_dir)
 from .kernel_errors import describe_cell_error, point_into_notebook
 from .kernel_shell import hook_shell
 from .runner import CAPTURE_OPTIONS
@@ -105,7 +106,7 @@ class NotebookCapture:
         """``--nw-capture=off``: the cells run as in Jupyter; tags and library versions are still recorded."""
         sys.argv = [os.path.basename(self.notebook), *self.spec.get("argv", [])]
         install_plain_builtins(self.recorder, self.cell_tags, lambda: self.current)
-        self._code = self._code_of_notebook()
+        self._code = code_of_notebook(self.notebook)
         self._forget_kernel_modules()
 
     def _forget_kernel_modules(self) -> None:
@@ -155,23 +156,13 @@ class NotebookCapture:
         self.trial_id = str(metascript.trial_id)
         self._install_builtins()
         # the notebook itself is the trial's main code block (id 1, kept by noWorkflow's store)
-        self._code = self._code_of_notebook()
+        self._code = code_of_notebook(self.notebook)
         _, main_id = metascript.definition.create_code_block(self._code, self.notebook, "notebook", False, False)
         metascript.main_id = main_id
         collector = metascript.execution.collector
         self._main = collector.start_script("__main__", main_id, False)
         self._save()
         self._forget_kernel_modules()
-
-    def _code_of_notebook(self) -> str:
-        """The code cells' sources: what the notebook's code hash (noWorkflow's version tag) covers."""
-        try:
-            with open(self.notebook, encoding="utf-8") as handle:
-                doc = json.load(handle)
-            sources = [cell.get("source", "") for cell in doc.get("cells", []) if cell.get("cell_type") == "code"]
-        except (OSError, ValueError, AttributeError):
-            return ""
-        return "\n\n".join(s if isinstance(s, str) else "".join(s) for s in sources)
 
     def _install_builtins(self) -> None:
         """Tags from noWorkflow's builtins go to our recorder too; IPython's `open` yields to capture's."""
@@ -250,7 +241,7 @@ class NotebookCapture:
             finder = self.metascript.definition.finder
             if finder in sys.meta_path:
                 sys.meta_path.remove(finder)
-            self._flush_written_files()
+            flush_written_files(self.metascript.execution.collector)
             try:
                 self._save()
             except Exception as exc:  # the database refused: report it, stop capturing
@@ -279,21 +270,6 @@ class NotebookCapture:
         # one object answers to both names; the cell's source tells which it called
         name = "quit" if cell is not None and "quit(" in cell.source and "exit(" not in cell.source else "exit"
         self.exit = Exit(cell.index if cell is not None else None, f"{name}()", 0)
-
-    def _flush_written_files(self) -> None:
-        """Flush files the cell wrote without closing them, so that the next cells can read them.
-
-        noWorkflow keeps every file opened for writing referenced until the trial ends, so
-        ``open(p, "w").write(text)`` is not flushed when the file object is dropped, as it is
-        without capture; within one cell that difference remains.
-        """
-        collector = self.metascript.execution.collector
-        for handle in list(getattr(collector, "open_write_files", {}).values()):
-            try:
-                if not handle.closed:
-                    handle.flush()
-            except (OSError, ValueError):
-                pass
 
     def ast_parse(self, original: Any, source: str, filename: str = "<unknown>", symbol: str = "exec"):
         """IPython's `compile.ast_parse`, rewritten by noWorkflow for the cell being run.

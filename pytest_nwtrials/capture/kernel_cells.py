@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
+import json
 import os
 import time
 import traceback
@@ -83,6 +84,32 @@ def leading_blank_lines(source: str) -> int:
         if line and not line.isspace():
             return number
     return 0
+
+
+def code_of_notebook(path: str) -> str:
+    """The code cells' sources: what the notebook's code hash (noWorkflow's version tag) covers."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+        sources = [cell.get("source", "") for cell in doc.get("cells", []) if cell.get("cell_type") == "code"]
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return "\n\n".join(s if isinstance(s, str) else "".join(s) for s in sources)
+
+
+def flush_written_files(collector: Any) -> None:
+    """Flush files the cell wrote without closing them, so that the next cells can read them.
+
+    noWorkflow keeps every file opened for writing referenced until the trial ends, so
+    ``open(p, "w").write(text)`` is not flushed when the file object is dropped, as it is
+    without capture; within one cell that difference remains.
+    """
+    for handle in list(getattr(collector, "open_write_files", {}).values()):
+        try:
+            if not handle.closed:
+                handle.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def package_dir(name: str) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import tempfile
 import time
@@ -267,7 +268,7 @@ def run_notebook(request: RunRequest, kernel: str | None = None, cell_timeout: f
         km = manager_class(kernel_name=CAPTURE_KERNEL_NAME, transport="ipc", ip=str(Path(tmp, "kernel")),
                            kernel_spec_manager=spec_manager(spec=spec), client_factory=client_class)
         client = NotebookClient(
-            nb, km=km, timeout=None, startup_timeout=limits.start,
+            nb, km=km, timeout=None, startup_timeout=math.ceil(limits.start),  # an int for nbclient
             allow_errors=False, skip_cells_with_tag=SKIP_TAG, record_timing=False, kernel_name=CAPTURE_KERNEL_NAME,
             resources={"metadata": {"path": str(notebook.parent)}})
         progress = _Progress()
