@@ -82,8 +82,8 @@ def test_time_limits_count_from_the_first_cell_and_name_the_cell(project, kernel
             "cell (ini nw_cell_timeout)") in percell
     assert "    time.sleep(30)" in percell and "raise ini nw_cell_timeout" in percell
     whole = report_of(result, "whole.ipynb")
-    assert ("whole.ipynb timed out after 1.6 s (counted from the first cell) while cell 2 (`import time`, ...) "
-            "was running") in whole
+    assert ("whole.ipynb timed out after 1.6 s and was stopped while cell 2 (`import time`, ...) was running, "
+            "with the processes it started (counted from the first cell)") in whole
     assert "raise --nw-timeout or ini nw_timeout" in whole
 
 

@@ -80,8 +80,8 @@ def timeout_text(nb: Any, limits: Limits, cell: int | None, whole: bool) -> str:
     the first line is the headline, the source of the cell follows."""
     running = f" while {cell_text(nb, cell)} was running" if cell is not None else ""
     if whole:
-        head = (f"timed out after {limits.total:g} s (counted from the first cell){running} and was stopped "
-                f"with the processes it started")
+        head = (f"timed out after {limits.total:g} s and was stopped{running}, with the processes it "
+                f"started (counted from the first cell)")
         hint = "If it needs longer, raise --nw-timeout or ini nw_timeout."
     else:
         head = (f"was stopped: {cell_text(nb, cell)} ran longer than {limits.cell:g} s, the limit of one cell "
