@@ -219,3 +219,48 @@ def test_failures_of_capture_show_their_traceback(project, kernels):
         Traceback (most recent call last):
           ...
           File \"""").strip() in report and "pytest_nwtrials/capture/kernel.py" in report
+
+
+# -- the pure rules behind the items ----------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from pytest_nwtrials.capture.notebook_limits import limits_for, not_run_text, other_language  # noqa: E402
+
+
+@given(raw=st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
+       ini=st.one_of(st.none(), st.floats(min_value=0.1, max_value=1e6)))
+def test_a_cell_limit_is_a_positive_number_of_seconds_or_none(raw, ini):
+    nb = new_notebook(metadata={"execution": {"timeout": raw}})
+    limits = limits_for(nb, 600.0, ini)
+    assert limits.cell is None or (limits.cell > 0 and limits.cell != float("inf"))
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 0 < raw < float("inf"):
+        assert (limits.cell, limits.cell_source) == (float(raw), "the notebook's metadata execution.timeout")
+    elif raw is None or raw == -1:
+        assert limits.cell is None  # the notebook asks for no cell limit, as in nbclient
+    else:
+        assert limits.cell == ini
+    assert limits_for(new_notebook(), 600.0, ini).cell == ini
+
+
+def test_cells_left_unrun_and_languages():
+    nb = new_notebook(cells=[new_code_cell("a"), new_code_cell("exit()"), nbformat.v4.new_markdown_cell("m"),
+                             new_code_cell("b"), new_code_cell("c")])
+    assert not_run_text(nb, 2) == "cells 4-5 were not run"
+    assert not_run_text(nb, 4) == "cell 5 was not run"
+    assert not_run_text(nb, 5) == "it was the last code cell"
+
+
+@pytest.mark.parametrize("metadata, language", [
+    ({"kernelspec": {"name": "python3", "display_name": "Py", "language": "python"}}, None),
+    ({"language_info": {"name": "python"}}, None),
+    ({}, None),
+    ({"kernelspec": {"name": "ir", "display_name": "R", "language": "R"}}, "R (ir)"),
+    ({"language_info": {"name": "julia"}}, "julia"),
+])
+def test_other_language_reads_the_kernelspec_then_the_language_info(tmp_path, metadata, language):
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(metadata=metadata), path)
+    why = other_language(path)
+    assert (why is None) if language is None else f"this notebook's kernel is {language}:" in why

@@ -28,7 +28,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from datetime import datetime, timezone
 from typing import Any
 
