@@ -70,7 +70,6 @@ class _Progress:
     running_since: float | None = None  # time.monotonic() when the running cell started
     first_cell_at: float | None = None  # when the first cell started: --nw-timeout counts from there
     failed: tuple[int, Any] | None = None  # cell number, CellExecutionError
-    failed_output: bool = False  # the cell ran, but one of its outputs is an error
     exited: dict[str, Any] | None = None  # the kernel's account of exit() / sys.exit() in a cell
     died: str | None = None
     finished: bool = False
@@ -103,7 +102,6 @@ def _on_executed(progress: _Progress) -> Any:
             return
         output = error_output(cell) if content.get("status") == "ok" else None
         if output is not None:
-            progress.failed_output = True
             content.update(status="error", ename=output.get("ename", "Error"), evalue=output.get("evalue", ""),
                            traceback=[OUTPUT_FAILED, *output.get("traceback", [])])
 
