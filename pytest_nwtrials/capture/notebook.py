@@ -287,7 +287,9 @@ def run_notebook(request: RunRequest, kernel: str | None = None, cell_timeout: f
         stderr = "".join(progress.stderr) + stderr_log
         info = dict(path=str(notebook), out_of_order=out_of_order, running_cell=progress.running)
         if stopped is not None:
-            return NotebookResult(None, None, None, request.timeout, timed_out=True, stdout=stdout,
+            # how long it ran: a cell limit may stop it long before --nw-timeout
+            ran = round(time.perf_counter() - clock, 4)
+            return NotebookResult(None, None, None, ran, timed_out=True, stdout=stdout,
                                   stderr=stderr, notebook=NotebookRun(
                                       stopped=timeout_text(nb, limits, progress.running, stopped == "total"),
                                       **info))
