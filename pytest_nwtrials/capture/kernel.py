@@ -40,7 +40,7 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import environment, file_access, lifeline, repairs
+from . import environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .runner import CAPTURE_OPTIONS
@@ -122,6 +122,7 @@ class NotebookCapture:
         self._parse_next: Cell | None = None
         self._files: dict[str, Cell] = {}
         self._modules_before: set[str] = set()
+        self._threads: set[Any] = set()
         self._main: Any = None
         self._code = ""  # the code cells' sources, read when the trial starts
         # frames of noWorkflow and of this plugin: hidden from tracebacks and from IPython's
@@ -199,6 +200,8 @@ class NotebookCapture:
                 pass
         # what the kernel and capture imported so far is not the notebook's environment
         self._modules_before = set(sys.modules)
+        self._threads = repair_runtime.running_threads()
+        experiment_imports.LEDGER.start()
 
     def _code_of_notebook(self) -> str:
         """The code cells' sources: what the notebook's code hash (noWorkflow's version tag) covers."""
@@ -420,12 +423,16 @@ class NotebookCapture:
 
         metascript = self.metascript
         namespace = self.shell.user_ns
+        # as for scripts: threads the cells started end first, then the imports are counted
+        repair_runtime.join_experiment_threads(self._threads)
+        experiment_imports.LEDGER.stop()
         for name in self.spec.get("ini_tags", []):
             if name in namespace and name not in self.recorder.tags:
                 self.recorder.record(name, namespace[name], source="nw_tags")
         # submodules the kernel loads on demand (IPython.core.*, ...) belong to packages it had
         tops = {name.partition(".")[0] for name in self._modules_before}
         before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}
+        before |= experiment_imports.LEDGER.not_the_experiments()
         self.environment = environment.collect(before, self.spec.get("root") or os.path.dirname(self.notebook))
         self.environment.update(environment.experiment_facts(namespace, self._code or None))
         collector = metascript.execution.collector

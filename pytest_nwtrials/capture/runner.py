@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import environment, file_access, lifeline, repairs
+from . import environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -285,8 +285,9 @@ def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Record
     sys.argv = [os.path.basename(script), *spec.get("argv", [])]
     sys.path[0] = os.path.dirname(script)
 
-    def now_tag_variable(name: Any, value: Any) -> None:
+    def now_tag_variable(name: Any, value: Any) -> Any:
         recorder.record(_recorder.check_tag_name(name), value, source="now_tag_variable")
+        return value  # as noWorkflow's own does: ``x = now_tag_variable("x", f())`` keeps working
 
     builtins.now_tag_variable = now_tag_variable
 
@@ -303,7 +304,8 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
     """Call `run`, which executes the script in `namespace`; keep its exit status or error, then
     record the environment and the ``nw_tags`` variables it left in `namespace`."""
     outcome.stage = "running"
-    modules_before = set(sys.modules)
+    threads = repair_runtime.running_threads()
+    experiment_imports.LEDGER.start()
     try:
         run()
     except SystemExit as exc:
@@ -314,8 +316,12 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
         outcome.exit_code = 1
         outcome.error = describe_exception(exc)
         sys.stderr.write(outcome.error["traceback"])
+    # as the interpreter does before it exits, whether the script ended well or not
+    repair_runtime.join_experiment_threads(threads)
+    experiment_imports.LEDGER.stop()
     outcome.stage = "recording"
-    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
+    not_imported = experiment_imports.LEDGER.not_the_experiments()
+    outcome.environment = environment.collect(not_imported, spec.get("root") or os.path.dirname(spec["script"]))
     outcome.environment.update(environment.experiment_facts(namespace, outcome.source))
     for name in spec.get("ini_tags", []):
         if name in namespace and name not in recorder.tags:
