@@ -61,11 +61,17 @@ def noworkflow_fault(exc: BaseException, script: str, stage: str = "running") ->
         where = f"{os.path.basename(script)}:{line}"
     else:  # no line of the script ran into it: noWorkflow failed rewriting it, or storing the trial
         where = "before the script's first line" if stage == "running" else f"while {stage}"
-    return {"where": where, "type": type(exc).__name__, "message": str(exc)}
+    full = "".join(traceback.format_exception(exc))  # noWorkflow's frames included: for a bug report
+    return {"where": where, "type": type(exc).__name__, "message": str(exc), "traceback": full[-4000:]}
+
+
+def fault_text(capture: str, fault: dict[str, Any]) -> str:
+    """'fine capture failed in noWorkflow at train.py:12 (AttributeError: ...)'."""
+    where = str(fault.get("where") or "?")
+    at = where if where.startswith(("while ", "before ")) else f"at {where}"
+    return f"{capture} capture failed in noWorkflow {at} ({fault.get('type')}: {fault.get('message')})"
 
 
 def fallback_note(fault: dict[str, Any], mode: str = "coarse") -> str:
-    """The note a trial recorded after a fallback carries, in the summary, reports and the record."""
-    where = fault.get("where") or "?"
-    at = where if where.startswith("while ") else f"at {where}"
-    return f"fine capture failed in noWorkflow {at} ({fault.get('type')}: {fault.get('message')}); recorded with {mode} capture"
+    """What a trial recorded after a fallback says, in the summary, reports and the record."""
+    return f"{fault_text('fine', fault)}; recorded with {mode} capture"
