@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sysconfig
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 _STDLIB = tuple(os.path.realpath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib"))
 
@@ -41,13 +41,22 @@ def _forwarding(line: str | None) -> bool:
     return any(part in (line or "") for part in _FORWARDING)
 
 
-def noworkflow_fault(exc: BaseException, script: str, stage: str = "running") -> dict[str, Any] | None:
+def script_line(script: str) -> Callable[[str, int], str | None]:
+    """Names a frame of `script` as ``train.py:12``; other frames not at all."""
+    target = os.path.realpath(script)
+    name = os.path.basename(script)
+    return lambda filename, line: f"{name}:{line}" if os.path.realpath(filename) == target else None
+
+
+def noworkflow_fault(exc: BaseException, script: str | Callable[[str, int], str | None],
+                     stage: str = "running") -> dict[str, Any] | None:
     """Where and what, when `exc` was raised inside noWorkflow's code; None when it was not.
 
     The innermost frame decides, the standard library's frames aside (noWorkflow's rewriter
     fails inside `ast`'s visitor): a frame of noWorkflow's package means noWorkflow failed,
     unless its line performs the experiment's own operation (`_FORWARDING`). The
-    location is the innermost line of `script` on the way, as ``train.py:12``, or the `stage`
+    location is the innermost line of `script` on the way, as ``train.py:12`` (`script` may be
+    a function naming the experiment's frames instead: a notebook's cells), or the `stage`
     the capture was in when no line of the script was running (storing the trial).
     """
     frames = traceback.extract_tb(exc.__traceback__)
@@ -55,11 +64,9 @@ def noworkflow_fault(exc: BaseException, script: str, stage: str = "running") ->
     if decisive is None or not os.path.realpath(decisive.filename).startswith(_noworkflow_dir()) \
             or _forwarding(decisive.line):
         return None
-    target = os.path.realpath(script)
-    line = next((frame.lineno for frame in reversed(frames) if os.path.realpath(frame.filename) == target), None)
-    if line is not None:
-        where = f"{os.path.basename(script)}:{line}"
-    else:  # no line of the script ran into it: noWorkflow failed rewriting it, or storing the trial
+    locate = script_line(script) if isinstance(script, str) else script
+    where = next((found for frame in reversed(frames) if (found := locate(frame.filename, frame.lineno or 0))), None)
+    if where is None:  # no line of the script ran into it: noWorkflow failed rewriting it, or storing the trial
         where = "before the script's first line" if stage == "running" else f"while {stage}"
     full = "".join(traceback.format_exception(exc))  # noWorkflow's frames included: for a bug report
     return {"where": where, "type": type(exc).__name__, "message": str(exc), "traceback": full[-4000:]}

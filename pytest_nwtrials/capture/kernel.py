@@ -40,7 +40,7 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
+from . import capture_fault, environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .runner import CAPTURE_OPTIONS
@@ -129,6 +129,7 @@ class NotebookCapture:
         # look-ups of "the caller's frame"
         self._own_dirs = tuple(d for d in map(_package_dir, ("noworkflow", "pytest_nwtrials")) if d)
         self.environment: dict[str, Any] = {}
+        self.capture_fault: dict[str, Any] | None = None  # noWorkflow failed, not a cell's code
 
     # -- the trial ----------------------------------------------------------------------------
 
@@ -273,6 +274,7 @@ class NotebookCapture:
             cell.status = "expected-error" if cell.may_raise else "error"
             if not cell.may_raise and self.error is None:
                 self.error = cell.error
+                self.capture_fault = capture_fault.noworkflow_fault(exc, self._cell_line)
         else:
             cell.status = "ok"
         if self.active:
@@ -336,6 +338,13 @@ class NotebookCapture:
 
     def is_capture_frame(self, filename: str) -> bool:
         return bool(self._own_dirs) and filename.startswith(self._own_dirs)
+
+    def _cell_line(self, filename: str, line: int) -> str | None:
+        """A cell's frame named as ``train.ipynb, cell 3, line 2``, for `capture_fault`."""
+        owner = self._files.get(filename)
+        if owner is None:
+            return None
+        return f"{os.path.basename(self.notebook)}, {owner.label}, line {line + owner.line_offset}"
 
     def describe_error(self, exc: BaseException, cell: Cell) -> dict[str, Any]:
         """The cell's exception with its traceback pointing into the notebook, not at temp files."""
@@ -405,6 +414,8 @@ class NotebookCapture:
                 self._finish_trial()
             except Exception as exc:
                 self.internal_error = f"noWorkflow failed while finishing the trial: {type(exc).__name__}: {exc}"
+                self.capture_fault = self.capture_fault or capture_fault.noworkflow_fault(
+                    exc, self._cell_line, "finishing the trial")
                 traceback.print_exc()
         self.finished = True
         _recorder.install(None)
@@ -458,6 +469,7 @@ class NotebookCapture:
             "tags": {name: record.to_json() for name, record in self.recorder.tags.items()},
             "environment": self.environment,
             "notes": self.recorder.notes(self.spec.get("ini_tags", [])),
+            "capture_fault": mask(self.capture_fault),
             "notebook": {
                 "path": self.notebook,
                 "cells": mask({c.key: c.to_json() for c in self.cells}),

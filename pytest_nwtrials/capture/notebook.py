@@ -385,6 +385,7 @@ def run_notebook(request: RunRequest, kernel: str | None = None) -> NotebookResu
         stderr=stderr,
         environment=doc.get("environment") or {},
         notes=tuple(doc.get("notes") or ()),
+        capture_fault=doc.get("capture_fault") if isinstance(doc.get("capture_fault"), dict) else None,
         notebook=NotebookRun(cells=cells, cell_tags=(doc.get("notebook") or {}).get("cell_tags", {}), **info),
     )
 
