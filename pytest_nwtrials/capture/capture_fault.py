@@ -34,7 +34,7 @@ def _stdlib_frame(filename: str) -> bool:
 # experiment's (``int("x")``, ``d["missing"]``, ``open("missing.csv")``), not noWorkflow's. Read
 # from noWorkflow 2.1.3's collector.
 _FORWARDING = ("future.func(", "vcontainer[", "getattr(vcontainer", "setattr(vcontainer", "iter(value)",
-               "next(it_)", "self._f.", "iter(self._f)", "next(self._f)", "old_open(")
+               "next(it_)", "enumerate(value)", "self._f.", "iter(self._f)", "next(self._f)", "old_open(")
 
 
 def _forwarding(line: str | None) -> bool:
