@@ -25,7 +25,7 @@ class Fallback:
     """What became of a fine-capture run that failed inside noWorkflow."""
 
     note: str  # said wherever the trial is shown
-    recorded: bool  # the coarse run is the trial; else the fine run is kept, failed
+    traceback: str  # the fine run's, noWorkflow's frames included: what a report to noWorkflow needs
 
 
 def run_with_fallback(launch: Callable[[RunRequest], RunResult],
@@ -43,8 +43,8 @@ def run_with_fallback(launch: Callable[[RunRequest], RunResult],
                              provenance_dir=Path(request.provenance_dir) / FALLBACK_CAPTURE)
     coarse = launch(coarse_request)
     if coarse.capture_fault is None:
-        return coarse_request, coarse, Fallback(fallback_note(fault, FALLBACK_CAPTURE), recorded=True)
+        return coarse_request, coarse, Fallback(fallback_note(fault, FALLBACK_CAPTURE), str(fault.get("traceback") or ""))
     note = (f"{fault_text('fine', fault)}; the rerun with coarse capture failed in noWorkflow too "
             f"({fault_text(FALLBACK_CAPTURE, coarse.capture_fault).partition(' in noWorkflow ')[2]}); "
             f"the fine-capture run is recorded")
-    return request, result, Fallback(note, recorded=False)
+    return request, result, Fallback(note, str(fault.get("traceback") or ""))

@@ -48,6 +48,7 @@ class ExperimentItem(pytest.Item):
         add_properties(self, session, trial)
         if trial.fallback:  # shown with -rA as well as on failure, and in JUnit XML
             self.add_report_section("call", "nwtrials", trial.fallback)
+            self.add_report_section("call", "noWorkflow traceback", session.outcomes[trial.name].fallback_traceback)
         session.check_run(trial, result)
         # the repeats of a run recorded with coarse capture after a fallback go straight to coarse
         capture = trial.capture if trial.fallback else options.capture

@@ -46,6 +46,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # worth saying even when it passes
     change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
     stability: Stability | None = None  # of the first run of a group run with --nw-repeat
+    fallback_traceback: str = ""  # noWorkflow's failure under fine capture, when it fell back
 
 
 class TrialSession:
@@ -161,8 +162,9 @@ class TrialSession:
             raise GateFailure(f"{experiment} ran, but its trial was not recorded: {exc}") from None
         self.recorded.append(trial)
         self.outcomes[trial.name] = Outcome(trial, "recorded")
-        if trial.fallback:
+        if fallback is not None:
             self.outcomes[trial.name].notes.append(f"{experiment}: {trial.fallback}")
+            self.outcomes[trial.name].fallback_traceback = secrets.mask_text(fallback.traceback)
         self.outcomes[trial.name].notes.extend(f"{experiment}: {note}" for note in result.notes)
         if notebook is not None and notebook.out_of_order:
             self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")

@@ -6,15 +6,18 @@ cloudpickle for a data frame), and with them their dependencies; a notebook's ke
 more between cells. Symptom: an experiment that imported only ``json`` listed numpy; one that
 tagged a data frame listed pyarrow and cloudpickle, which it never imported. Preloading the
 encoders before the run instead would hide them when the experiment does import them (numpy is
-then already loaded), and would add about 0.2 s (numpy) to 0.6 s (pyarrow) to each warm fork
-server start for experiments that tag no array.
+then already loaded), and would add to each warm fork server's start what they cost to import
+(measured: numpy 0.29 s, pyarrow with numpy 0.26 s, pandas 0.93 s), for experiments that tag no
+array as well.
 
 Repair: `ImportLedger` notes the modules first loaded while our own code runs (`ours`, around
 recording a tag) and every top-level name asked of ``__import__`` while the experiment runs,
 except by packages loaded before it started (the kernel, IPython, capture itself). A module loaded during the run counts as the experiment's unless it was first loaded
 by our code and never asked for by the experiment: an experiment that tags an array and then
 imports numpy itself still lists numpy. The snapshot is taken when the experiment's code ends
-(`stop`), before the ``nw_tags`` variables are recorded.
+(`stop`), before the ``nw_tags`` variables are recorded. Measured cost: an import statement
+takes 0.9 µs instead of 0.09 µs while the ledger watches, a few milliseconds for all the
+import statements run when pandas is first imported.
 """
 from __future__ import annotations
 
