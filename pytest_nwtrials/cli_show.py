@@ -79,6 +79,10 @@ def trial_lines(trial: Trial) -> list[str]:
              f"  duration:   {trial.duration:.2f} s",
              f"  python:     {trial.python or '?'}",
              f"  provenance: {trial.provenance or '(none)'}"]
+    if trial.capture:
+        lines.append(f"  capture:    {trial.capture}")
+    if trial.fallback:
+        lines.append(f"  fallback:   {trial.fallback}")
     if trial.error:
         lines.append(f"  error:      {trial.error.get('type', '?')}: {trial.error.get('message', '')}")
     lines.append("tags:" if trial.tags else "tags: (none)")

@@ -23,6 +23,8 @@ def add_properties(node: pytest.Item, session, trial) -> None:
     """
     node.user_properties.append(("nw_trial", printable(trial.name)))
     node.user_properties.append(("nw_trial_id", printable(trial.id)))
+    if trial.fallback:
+        node.user_properties.append(("nw_capture_fallback", printable(trial.fallback)))
     for name, doc in trial.tags.items():  # scalars are stored inline: no value file is read
         value = doc.get("value") if isinstance(doc, dict) else None
         if isinstance(value, (bool, int, float, str)) and not (isinstance(value, str) and len(value) > 200):
@@ -46,8 +48,13 @@ class ExperimentItem(pytest.Item):
         if result.stderr:
             self.add_report_section("call", "stderr", result.stderr)
         add_properties(self, session, trial)
+        if trial.fallback:  # shown with -rA as well as on failure, and in JUnit XML
+            self.add_report_section("call", "nwtrials", trial.fallback)
+            self.add_report_section("call", "noWorkflow traceback", session.outcomes[trial.name].fallback_traceback)
         session.check_run(trial, result)
-        trial = repeat_group(self, session, trial, self.path, (), None, options.capture, options)
+        # the repeats of a run recorded with coarse capture after a fallback go straight to coarse
+        capture = trial.capture if trial.fallback else options.capture
+        trial = repeat_group(self, session, trial, self.path, (), None, capture, options)
         if session.reference is not None:
             self.user_properties.append(("nw_baseline", printable(session.reference.label)))
             session.compare(trial, session.reference, options)

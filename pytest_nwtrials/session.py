@@ -27,6 +27,7 @@ from .settings import Settings
 from .spread import Stability
 from .store import StoreError, Trial, TrialStore
 from .files import write_bytes_atomic, write_json_atomic
+from .fallback import run_with_fallback
 from .marker import Comparison, GateFailure
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
@@ -45,6 +46,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # worth saying even when it passes
     change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
     stability: Stability | None = None  # of the first run of a group run with --nw-repeat
+    fallback_traceback: str = ""  # noWorkflow's failure under fine capture, when it fell back
 
 
 class TrialSession:
@@ -123,14 +125,15 @@ class TrialSession:
                 env=env,
                 fork_slot=fork_slot,
             )
-            result = masked(self._launch(request), secrets)
+            request, result, fallback = run_with_fallback(self._launch, request)
+            result = masked(result, secrets)
             trial_id = result.trial_id or str(uuid.uuid4())
             inputs = dict(result.environment)
             notebook = getattr(result, "notebook", None)
             if notebook is not None and notebook.cell_tags:
                 inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
             provenance = ""
-            db = archive.database_in(Path(project))
+            db = archive.database_in(request.provenance_dir)
             if result.trial_id and request.capture != "off" and self._redacted(db, experiment, trial_id, secrets):
                 if self.settings.ops != "off":
                     inputs["files"] = self._record_provenance(db, staged, experiment, trial_id, result)
@@ -150,6 +153,8 @@ class TrialSession:
                 python=result.environment.get("python") or platform.python_version(),
                 inputs=inputs,
                 provenance=provenance,
+                capture=request.capture,
+                fallback=secrets.mask_text(fallback.note) if fallback is not None else None,
             ), staged=staged)
         except OSError as exc:  # a full disk, a folder without write permission
             raise GateFailure(report.store_write_failed(experiment, str(self.writer.trials_dir), exc)) from None
@@ -157,6 +162,9 @@ class TrialSession:
             raise GateFailure(f"{experiment} ran, but its trial was not recorded: {exc}") from None
         self.recorded.append(trial)
         self.outcomes[trial.name] = Outcome(trial, "recorded")
+        if fallback is not None:
+            self.outcomes[trial.name].notes.append(f"{experiment}: {trial.fallback}")
+            self.outcomes[trial.name].fallback_traceback = secrets.mask_text(fallback.traceback)
         self.outcomes[trial.name].notes.extend(f"{experiment}: {note}" for note in result.notes)
         if notebook is not None and notebook.out_of_order:
             self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")
@@ -233,6 +241,8 @@ class TrialSession:
     def fail(self, trial: Trial, verdict: str, message: str, **details) -> None:
         """Record the outcome and fail the item (or test) with `message`."""
         outcome = self.outcomes[trial.name]
+        if trial.fallback:  # the failure is of the run recorded, which was not the first one
+            message = f"{trial.experiment}: {trial.fallback}\n{message}"
         message = self.secrets.mask_text(message)  # values read from older records may hold one
         outcome.verdict, outcome.message = verdict, message
         for key, value in details.items():

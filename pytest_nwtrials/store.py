@@ -90,6 +90,8 @@ class Trial:
     provenance: str = ""  # the compressed noWorkflow database, relative to the store (archive_name)
     # of the first run of a group run with --nw-repeat: `spread.Stability.to_json()`, else None
     stability: dict[str, Any] | None = None
+    capture: str = ""  # the capture mode it was recorded with (fine, coarse, off); "" in older records
+    fallback: str | None = None  # why it was recorded with coarse capture, not fine (see fallback.py)
     values_dir: Path | None = field(default=None, compare=False, repr=False)
     allow_pickle: bool = field(default=False, compare=False, repr=False)
 
@@ -166,6 +168,8 @@ class Trial:
             "provenance": self.provenance,
             "tags": self.tags,
             **({"stability": self.stability} if self.stability is not None else {}),
+            **({"capture": self.capture} if self.capture else {}),
+            **({"fallback": self.fallback} if self.fallback is not None else {}),
         }
 
     @classmethod
@@ -195,6 +199,8 @@ class Trial:
                 inputs=check_inputs(doc),
                 provenance=_check_provenance(field_of(doc, "provenance", str, ""), trial_id),
                 stability=field_of(doc, "stability", (dict, type(None)), None),
+                capture=field_of(doc, "capture", str, ""),
+                fallback=field_of(doc, "fallback", (str, type(None)), None),
                 values_dir=values_dir,
             )
         except ValueError as exc:

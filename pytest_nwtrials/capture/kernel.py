@@ -34,7 +34,7 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import environment, file_access, lifeline, repairs
+from . import capture_fault, environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit,
@@ -69,6 +69,7 @@ class NotebookCapture:
         self._parse_next: Cell | None = None
         self._files: dict[str, Cell] = {}
         self._modules_before: set[str] = set()
+        self._threads: set[Any] = set()
         self._main: Any = None
         self._code = ""  # the code cells' sources, read when the trial starts
         # frames of noWorkflow and of this plugin: hidden from tracebacks and from IPython's
@@ -79,6 +80,7 @@ class NotebookCapture:
         self.exit: Exit | None = None  # the notebook ended the session (exit(), sys.exit())
         self._shown: BaseException | None = None  # an exception IPython showed while the cell ran
         self.plain = spec.get("capture") == "off"  # no noWorkflow: tags, status and versions only
+        self.capture_fault: dict[str, Any] | None = None  # noWorkflow failed, not a cell's code
 
     # -- the trial ----------------------------------------------------------------------------
 
@@ -118,6 +120,8 @@ class NotebookCapture:
             except ImportError:
                 pass
         self._modules_before = set(sys.modules)
+        self._threads = repair_runtime.running_threads()
+        experiment_imports.LEDGER.start()
 
     def _start_trial(self) -> None:
         import argparse
@@ -234,6 +238,7 @@ class NotebookCapture:
             cell.status = "expected-error" if cell.may_raise else "error"
             if not cell.may_raise and self.error is None:
                 self.error = cell.error
+                self.capture_fault = capture_fault.noworkflow_fault(exc, self._cell_line)
         else:
             cell.status = "ok"
         if self.active:
@@ -306,15 +311,20 @@ class NotebookCapture:
     def is_capture_frame(self, filename: str) -> bool:
         return bool(self._own_dirs) and filename.startswith(self._own_dirs)
 
+    def _cell_line(self, filename: str, line: int) -> str | None:
+        """A cell's frame named as ``train.ipynb, cell 3, line 2``, for `capture_fault`."""
+        owner = self._files.get(filename)
+        if owner is None:
+            return None
+        return f"{os.path.basename(self.notebook)}, {owner.label}, line {line + owner.line_offset}"
+
     def describe_error(self, exc: BaseException, cell: Cell, in_output: bool = False) -> dict[str, Any]:
         """The cell's exception with its traceback pointing into the notebook, not at temp files;
         for an output that failed to show (`in_output`), without IPython's display frames either."""
-        hidden = self.is_capture_frame
-        if in_output:
-            ipython = self._ipython_dir
+        ipython = self._ipython_dir if in_output else None
 
-            def hidden(filename: str) -> bool:
-                return self.is_capture_frame(filename) or (bool(ipython) and filename.startswith(ipython))
+        def hidden(filename: str) -> bool:
+            return self.is_capture_frame(filename) or (bool(ipython) and filename.startswith(ipython))
         return describe_cell_error(exc, cell, self._files, hidden, self.notebook)
 
     # -- the end ----------------------------------------------------------------------------------
@@ -331,6 +341,8 @@ class NotebookCapture:
                 self._finish_trial()
             except Exception as exc:
                 self.internal_error = self._failure("finishing the trial", exc)
+                self.capture_fault = self.capture_fault or capture_fault.noworkflow_fault(
+                    exc, self._cell_line, "finishing the trial")
         self.finished = True
         _recorder.install(None)
         doc = self._result()
@@ -360,12 +372,16 @@ class NotebookCapture:
     def _record_environment(self) -> None:
         """The ``nw_tags`` variables the notebook left, and the libraries it imported."""
         namespace = self.shell.user_ns
+        # as for scripts: threads the cells started end first, then the imports are counted
+        repair_runtime.join_experiment_threads(self._threads)
+        experiment_imports.LEDGER.stop()
         for name in self.spec.get("ini_tags", []):
             if name in namespace and name not in self.recorder.tags:
                 self.recorder.record(name, namespace[name], source="nw_tags")
         # submodules the kernel loads on demand (IPython.core.*, ...) belong to packages it had
         tops = {name.partition(".")[0] for name in self._modules_before}
         before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}
+        before |= experiment_imports.LEDGER.not_the_experiments()
         self.environment = environment.collect(before, self.spec.get("root") or os.path.dirname(self.notebook))
         self.environment.update(environment.experiment_facts(namespace, self._code or None))
 
@@ -383,6 +399,7 @@ class NotebookCapture:
             "tags": {name: record.to_json() for name, record in self.recorder.tags.items()},
             "environment": self.environment,
             "notes": self.recorder.notes(self.spec.get("ini_tags", [])),
+            "capture_fault": mask(self.capture_fault),
             "notebook": {
                 "path": self.notebook,
                 "cells": mask({c.key: c.to_json() for c in self.cells}),

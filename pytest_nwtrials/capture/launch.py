@@ -70,6 +70,8 @@ class RunResult:
     environment: dict[str, Any] = field(default_factory=dict)
     ended: str | None = None
     notes: tuple[str, ...] = ()
+    # noWorkflow itself failed (`capture_fault.noworkflow_fault`): where and what, else None
+    capture_fault: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -89,7 +91,8 @@ def masked(result: RunResult, secrets: Secrets) -> RunResult:
         return result
     return replace(result, stdout=secrets.mask_text(result.stdout), stderr=secrets.mask_text(result.stderr),
                    error=secrets.mask_doc(result.error), internal_error=secrets.mask_doc(result.internal_error),
-                   ended=secrets.mask_doc(result.ended), notes=tuple(secrets.mask_doc(list(result.notes))))
+                   ended=secrets.mask_doc(result.ended), notes=tuple(secrets.mask_doc(list(result.notes))),
+                   capture_fault=secrets.mask_doc(result.capture_fault))
 
 
 def kill_group(pid: int | None) -> None:
@@ -189,6 +192,7 @@ def run_experiment(request: RunRequest) -> RunResult:
         stderr=stderr,
         environment=doc.get("environment") or {},
         notes=tuple(doc.get("notes") or ()),
+        capture_fault=doc.get("capture_fault") if isinstance(doc.get("capture_fault"), dict) else None,
     )
 
 

@@ -330,6 +330,7 @@ def _result(doc: dict[str, Any], notebook: Path, nb: Any, progress: _Progress, s
         stderr=stderr,
         environment=doc.get("environment") or {},
         notes=notes,
+        capture_fault=doc.get("capture_fault") if isinstance(doc.get("capture_fault"), dict) else None,
         notebook=NotebookRun(cells=cells, cell_tags=notebook_doc.get("cell_tags", {}), stopped=stopped, **info),
     )
 

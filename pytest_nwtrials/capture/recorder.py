@@ -93,6 +93,12 @@ class Recorder:
 
     def record(self, name: str, value: Any, *, rtol: float | None = None,
                atol: float | None = None, source: str = "tag") -> None:
+        from .experiment_imports import ours
+
+        with ours():  # the encoders it loads are not the experiment's libraries
+            self._record(name, value, rtol, atol, source)
+
+    def _record(self, name: str, value: Any, rtol: float | None, atol: float | None, source: str) -> None:
         from .. import values
 
         site = NW_TAGS_SITE if source == "nw_tags" else caller_site()

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import environment, file_access, lifeline, repairs
+from . import capture_fault, environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -48,6 +48,7 @@ class Outcome:
         self.environment: dict[str, Any] = {}
         self.source: bytes | None = None  # the script's bytes, for the digest of the code
         self.trial_id: str | None = None
+        self.capture_fault: dict[str, Any] | None = None  # noWorkflow failed, not the script
         self.started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         self._progress_path = progress_path
         self.stage = "starting"
@@ -285,8 +286,9 @@ def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Record
     sys.argv = [os.path.basename(script), *spec.get("argv", [])]
     sys.path[0] = os.path.dirname(script)
 
-    def now_tag_variable(name: Any, value: Any) -> None:
+    def now_tag_variable(name: Any, value: Any) -> Any:
         recorder.record(_recorder.check_tag_name(name), value, source="now_tag_variable")
+        return value  # as noWorkflow's own does: ``x = now_tag_variable("x", f())`` keeps working
 
     builtins.now_tag_variable = now_tag_variable
 
@@ -303,7 +305,8 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
     """Call `run`, which executes the script in `namespace`; keep its exit status or error, then
     record the environment and the ``nw_tags`` variables it left in `namespace`."""
     outcome.stage = "running"
-    modules_before = set(sys.modules)
+    threads = repair_runtime.running_threads()
+    experiment_imports.LEDGER.start()
     try:
         run()
     except SystemExit as exc:
@@ -313,9 +316,14 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
     except BaseException as exc:  # the script's own failure, KeyboardInterrupt included
         outcome.exit_code = 1
         outcome.error = describe_exception(exc)
+        outcome.capture_fault = capture_fault.noworkflow_fault(exc, spec["script"])
         sys.stderr.write(outcome.error["traceback"])
+    # as the interpreter does before it exits, whether the script ended well or not
+    repair_runtime.join_experiment_threads(threads)
+    experiment_imports.LEDGER.stop()
     outcome.stage = "recording"
-    outcome.environment = environment.collect(modules_before, spec.get("root") or os.path.dirname(spec["script"]))
+    not_imported = experiment_imports.LEDGER.not_the_experiments()
+    outcome.environment = environment.collect(not_imported, spec.get("root") or os.path.dirname(spec["script"]))
     outcome.environment.update(environment.experiment_facts(namespace, outcome.source))
     for name in spec.get("ini_tags", []):
         if name in namespace and name not in recorder.tags:
@@ -355,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             trial_id = capture(spec, outcome, recorder)
     except BaseException as exc:  # noWorkflow itself failed: report it, keep what we have
         internal_error = f"noWorkflow failed while {outcome.stage}: {type(exc).__name__}: {exc}"
+        outcome.capture_fault = outcome.capture_fault or capture_fault.noworkflow_fault(
+            exc, spec["script"], outcome.stage)
         traceback.print_exc()
     finally:
         _recorder.install(None)
@@ -368,10 +378,12 @@ def main(argv: list[str] | None = None) -> None:
         "tags": {name: record.to_json() for name, record in recorder.tags.items()},
         "environment": outcome.environment,
         "notes": recorder.notes(spec.get("ini_tags", [])),
+        "capture_fault": outcome.capture_fault,
     }
     # the script's error message and traceback may show a secret (values were masked when tagged)
     result["error"] = secrets.mask_doc(result["error"])
     result["internal_error"] = secrets.mask_doc(internal_error)
+    result["capture_fault"] = secrets.mask_doc(outcome.capture_fault)
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
     try:
