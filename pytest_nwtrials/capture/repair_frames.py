@@ -11,13 +11,11 @@ code. A builtin that looks at the frame that called it sees the collector's fram
   ``globals().update(y=4)`` left ``y`` undefined; ``locals()``, ``vars()`` and ``dir()`` listed
   the collector's local names; ``eval("x + 1")`` raised NameError.
 
-`call_in_caller_frame` answers these calls in the experiment's frame, the one that called
-``_call``. `class_cell` keeps the ``__class__`` cell that ``super()`` reads pointing at the
-class the experiment gets. See `repair_syntax` for the other rewriter repairs.
+`call_in_caller_frame` answers these calls in the experiment's frame. `class_built_once` keeps
+the ``__class__`` cell that ``super()`` reads pointing at the class the experiment gets. See `repair_syntax` for the other rewriter repairs.
 """
 from __future__ import annotations
 
-import ast
 import builtins
 import sys
 import types
@@ -30,10 +28,10 @@ _NAMESPACE_READERS = {id(f): f for f in (builtins.globals, builtins.locals, buil
                                          builtins.eval, builtins.exec)}
 
 
-def install(rewrite: Any, collector: Any) -> None:
-    """Both repairs, on noWorkflow's rewriter and collector classes."""
+def install(collector: Any) -> None:
+    """Both repairs, on noWorkflow's collector class."""
     call_in_caller_frame(collector)
-    class_cell(rewrite, collector)
+    class_built_once(collector)
 
 
 def call_in_caller_frame(collector: Any) -> None:
@@ -147,50 +145,32 @@ def _super_of(frame: types.FrameType) -> Any:
     return lambda: super(cls, first)
 
 
-def class_cell(rewrite: Any, collector: Any) -> None:
-    """Point a class's ``__class__`` cell at the class the experiment gets, not a discarded copy.
+def class_built_once(collector: Any) -> None:
+    """Keep the class that the class statement built, instead of building it a second time.
 
-    noWorkflow (2.1.3) runs the class statement, then builds the class a second time from its
-    ``__dict__`` (``Collector._class_def``: ``metaclass(name, bases, vars)``). The cell that
-    ``super()`` and ``__class__`` read in the methods was filled by the first build, so
-    ``super(__class__, self)`` failed with "super(type, obj): obj must be an instance or
-    subtype of type" for an instance of the class kept. Here a class whose body mentions
-    ``super`` or ``__class__`` stores its cell under ``__now_classcell__`` at the end of its
-    body (``(lambda: __class__).__closure__[0]``); the class decorator removes that name before
-    the second build and sets the cell to the class built.
+    noWorkflow (2.1.3) runs the class statement (with the experiment's bases, metaclass and
+    keywords), then its class decorator ``Collector._class_def`` builds the class again from
+    the first one's ``__dict__`` (``metaclass(name, bases, vars)``, from ``six.add_metaclass``,
+    for Python 2). The ``__class__`` cell that ``super()`` reads in the methods kept pointing
+    at the first class: ``super(__class__, self)`` failed with "super(type, obj): obj must be
+    an instance or subtype of type"; and ``__init_subclass__`` and ``__set_name__`` ran twice
+    (a registry of subclasses listed each twice). Here the decorator is given, as its
+    "metaclass", one that returns the class already built; its bookkeeping runs as before.
     """
-    from noworkflow.now.collection.prov_definition.ast_helpers import ast_copy
+    original = collector._class_def
 
-    visit_class = rewrite.visit_ClassDef
-    original_class_def = collector._class_def
-    grab = ast.parse("__now_classcell__ = (lambda: __class__).__closure__[0]").body[0]
+    def _class_def(self: Any, mode: str, bases: tuple = (object,), metaclass: Any = type, **kwargs: Any) -> Any:
+        built: list[type] = []
 
-    def visit_ClassDef(self: Any, node: Any) -> Any:  # noqa: N802 (noWorkflow's visitor name)
-        uses_cell = any(isinstance(n, ast.Name) and n.id in ("super", "__class__") for n in ast.walk(node))
-        new = visit_class(self, node)
-        if uses_cell and isinstance(new, ast.ClassDef):
-            statement = ast_copy(ast.fix_missing_locations(ast.copy_location(_copy_tree(grab), node)), node)
-            new.body.append(statement)
-        return new
+        def the_class_built(name: str, bases: tuple, namespace: dict, **kwargs: Any) -> type:
+            return built[-1]
 
-    def _class_def(self: Any, *args: Any, **kwargs: Any) -> Any:
-        dec = original_class_def(self, *args, **kwargs)
+        dec = original(self, mode, bases, the_class_built, **kwargs)
 
-        def dec_with_cell(cls: type) -> Any:
-            cell = cls.__dict__.get("__now_classcell__")
-            if cell is not None:
-                delattr(cls, "__now_classcell__")
-            built = dec(cls)
-            if isinstance(cell, types.CellType):
-                cell.cell_contents = built
-            return built
+        def keep(cls: type) -> type:
+            built.append(cls)
+            return dec(cls)
 
-        return dec_with_cell
+        return keep
 
-    rewrite.visit_ClassDef = visit_ClassDef
     collector._class_def = _class_def
-
-
-def _copy_tree(node: ast.AST) -> ast.AST:
-    """A fresh copy of a statement tree (each class gets its own nodes)."""
-    return ast.parse(ast.unparse(node)).body[0]

@@ -29,8 +29,9 @@ def install(metascript: Any) -> None:
         lambda_values(RewriteDependencies, Collector)
         generator_activation(RewriteDependencies)
         coarse_compound_targets(RewriteAST)
+        coarse_decorators(RewriteAST)
         decorators_returning_objects(Collector)
-        repair_frames.install(RewriteAST, Collector)
+        repair_frames.install(Collector)
     repair_recursion.install(metascript)
 
 
@@ -204,3 +205,31 @@ def coarse_compound_targets(rewrite: Any) -> None:
 
     rewrite.visit_augassign = visit_augassign
     rewrite.visit_annassign = visit_annassign
+
+
+def coarse_decorators(rewrite: Any) -> None:
+    """Under coarse capture, let a function or class have a decorator that is not a call.
+
+    noWorkflow's coarse mode (``-cg``, 2.1.3) leaves a decorator such as ``@property`` or
+    ``@register`` unrewritten, so ``RewriteAST._ast_num_from_component_id`` takes its fallback,
+    which calls ``create_code_component(node, name, mode)`` with the source text where the
+    component type goes and reads a ``name`` the node does not have: "AttributeError: 'Name'
+    object has no attribute 'name'" before the script ran. Here the fallback names the node
+    with its source text and records it with its type, as the fine rewrite does.
+    """
+    import pyposast
+
+    original = rewrite._ast_num_from_component_id
+
+    def _ast_num_from_component_id(self: Any, citem: Any, node: Any, node_type: str, mode: str,
+                                   fallback: bool = True) -> Any:
+        if fallback and not hasattr(citem, "code_component_id") and not hasattr(node, "name"):
+            node.name = pyposast.extract_code(self.lcode, node)
+            id_ = self.create_code_component(node, node_type, mode)
+            self.create_composition(id_, *self.composition_edge)
+            from noworkflow.now.collection.prov_definition.ast_elements import ast_num
+
+            return ast_num(id_)
+        return original(self, citem, node, node_type, mode, fallback)
+
+    rewrite._ast_num_from_component_id = _ast_num_from_component_id
