@@ -80,15 +80,16 @@ def plain_original_defs(rewrite: Any) -> None:
 
 
 def decorators_returning_objects(collector: Any) -> None:
-    """Let a decorator return something that takes no attributes (`property`, `functools.partial`).
+    """Let a decorator return something that takes no attributes, such as a `property`.
 
     noWorkflow (2.1.3) ends each function definition by setting ``original_def`` on what the
     decorators returned. A ``property`` (``@property``, ``@x.setter``) has no ``__dict__``:
     "AttributeError: 'property' object has no attribute 'original_def'" while the class body
     ran. The attribute is only read back from a ``__repr__`` (``serializers.repr_serializer``),
     so where it cannot be set it is left out. Measured on 3.11: ``staticmethod``,
-    ``classmethod``, ``functools.cached_property``, ``functools.lru_cache`` and
-    ``functools.wraps`` wrappers take it; ``property`` does not.
+    ``classmethod``, ``functools.cached_property``, ``functools.lru_cache``, ``functools.partial``
+    and ``functools.wraps`` wrappers take it; ``property`` does not. (A ``functools.wraps``
+    wrapper failed differently, in the collector's call: see `repair_frames._activation_name`.)
     """
 
     def collect_function_def(self: Any, activation: Any, function_name: str, original_def: Any) -> Any:
@@ -218,6 +219,7 @@ def coarse_decorators(rewrite: Any) -> None:
     with its source text and records it with its type, as the fine rewrite does.
     """
     import pyposast
+    from noworkflow.now.collection.prov_definition.ast_elements import ast_num
 
     original = rewrite._ast_num_from_component_id
 
@@ -227,8 +229,6 @@ def coarse_decorators(rewrite: Any) -> None:
             node.name = pyposast.extract_code(self.lcode, node)
             id_ = self.create_code_component(node, node_type, mode)
             self.create_composition(id_, *self.composition_edge)
-            from noworkflow.now.collection.prov_definition.ast_elements import ast_num
-
             return ast_num(id_)
         return original(self, citem, node, node_type, mode, fallback)
 
