@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import capture_fault, environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
+from . import (capture_fault, environment, experiment_imports, file_access, lifeline, repair_recursion,
+               repair_runtime, repairs)
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -92,6 +93,7 @@ def _plugin_frame(filename: str) -> bool:
 
 def describe_exception(exc: BaseException) -> dict[str, Any]:
     """The script's traceback as Python would print it, without capture frames."""
+    repair_recursion.plain_recursion_error(exc)
     tb_exc = traceback.TracebackException.from_exception(exc)
     for chained in _chain(tb_exc):
         kept = [frame for frame in chained.stack if not _plugin_frame(frame.filename)]
