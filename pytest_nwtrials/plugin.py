@@ -51,8 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.BASELINES_DIR, f"Folder of named baselines (default {S.DEFAULT_BASELINES_DIR})", default="")
     parser.addini(S.STORE, f"Folder of the local trial store (default {S.DEFAULT_STORE})", default="")
     parser.addini(S.TIMEOUT, f"Seconds an experiment may run (default {S.DEFAULT_TIMEOUT:g})", default="")
-    parser.addini(S.TAGS, "Module-level variables recorded as tags when an experiment ends",
-                  type="args", default=[])
+    parser.addini(S.TAGS, "Module-level variables recorded as tags when an experiment ends, one "
+                  "line each of global names or PATTERN: names (only experiments matching PATTERN)",
+                  type="linelist", default=[])
     parser.addini(S.RTOL, "Default for --nw-rtol", default="")
     parser.addini(S.ATOL, "Default for --nw-atol", default="")
     parser.addini(S.TOLERANCES, "Tolerances by tag or path, one per line: PATTERN: rtol=... atol=...",
