@@ -158,7 +158,8 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         from .stability import listed
 
         entries = "entry was" if len(outside) == 1 else "entries were"
-        write(f"{len(outside)} baseline {entries} outside this run, not compared: {listed(outside)}")
+        what = "not compared" if compared_baseline(session) else "kept as they were"
+        write(f"{len(outside)} baseline {entries} outside this run, {what}: {listed(outside)}")
     settings = session.settings
     if settings.save_baseline:
         where = Path(os.path.relpath(session.baselines.root / settings.save_baseline, settings.rootdir))

@@ -67,9 +67,16 @@ def test_deselected_and_testpaths_subsets_are_no_missing_entries_but_a_deleted_e
     assert "0 missing" in text and "2 baseline entries were outside this run" in text
 
 
-def test_an_ignored_experiment_is_outside_the_run(saved):
+def test_an_ignored_experiment_is_outside_the_run_and_a_partial_save_keeps_the_others(saved):
     result = saved.run("--nw-baseline=base", "--ignore=a/two.py")
     result.assert_outcomes(passed=2)
     text = _summary(result)
     assert "0 missing" in text
     assert "1 baseline entry was outside this run, not compared: a/two.py" in text
+
+    result = saved.run("--nw-save-baseline=base", "b")
+    result.assert_outcomes(passed=1)
+    text = _summary(result)
+    assert "0 missing" in text
+    assert "2 baseline entries were outside this run, kept as they were: a/one.py, a/two.py" in text
+    assert (saved.root / "nw-baselines" / "base" / "a" / "two.py.json").is_file()
