@@ -162,6 +162,11 @@ def _walk(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
         _mappings(path, values, found)
     elif kind in ("DataFrame", "Series"):
         _frames(path, values, found)
+    elif kind in ("sparse matrix", "sparse array"):  # by value digest (storage format aside), no element spread
+        from .values import value_digest
+
+        if len({value_digest(value) for value in values}) > 1:
+            found[path] = PathSpread(path, detail=_describe(values, _short))
     elif kind == "object":
         if len({_digest(value) for value in values}) > 1:
             found[path] = PathSpread(path, detail=_describe(values, _digest_text))

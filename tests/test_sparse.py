@@ -189,3 +189,14 @@ def test_a_sparse_tag_is_saved_as_npz_passes_unchanged_and_fails_changed_with_a_
         "*[[]2, 5]: 0.5 -> 0.75",
     ])
     assert "Traceback" not in result.stdout.str().split("short test summary info")[0]
+
+
+def test_repeated_runs_with_different_sparse_values_are_told_apart_by_digest():
+    from pytest_nwtrials.spread import measure
+
+    base = sp.csr_matrix(np.eye(3))
+    assert measure([{"m": base}, {"m": base.tocoo()}]) == {}
+    changed = base.tolil()
+    changed[0, 2] = 1.0
+    spreads = measure([{"m": base}, {"m": changed.tocsr()}])
+    assert list(spreads) == ["m"] and not spreads["m"].numeric
