@@ -10,7 +10,7 @@ the rootdir (``experiments/train.py``) or a glob pattern on it (``*/train.py``).
 Plots are made without pyplot: no backend is chosen, no window opens and nothing accumulates in
 pyplot's figure list. The returned figure renders itself as PNG in Jupyter; `fig.savefig(path)`
 writes it. A tag is plotted when its values are real numbers (bools as 0 and 1) or numeric
-arrays, which are plotted as their mean; any other value raises a `ValueError` naming the tag,
+arrays (scipy.sparse ones included), which are plotted as their mean; any other value raises a `ValueError` naming the tag,
 the trial and the type.
 """
 from __future__ import annotations
@@ -182,9 +182,13 @@ def plottable(tag: str, value: Any, where: str) -> tuple[float, bool]:
         return float(value), False
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return (float(value.mean()) if value.size else math.nan), True
+    from .values_sparse import is_sparse, sparse_mean
+
+    if is_sparse(value) and value.dtype.kind in "biuf":
+        return sparse_mean(value), True  # the mean of every element, without densifying
     kind = f"array of {value.dtype}" if isinstance(value, np.ndarray) else _type_name(value)
     raise ValueError(f"tag {tag!r} of {where} is a {kind}, which cannot be plotted: "
-                     "plot takes numbers, and numeric arrays as their mean")
+                     "plot takes numbers, and numeric arrays (dense or scipy.sparse) as their mean")
 
 
 def _type_name(value: Any) -> str:

@@ -141,6 +141,11 @@ def category(value: Any) -> str:
     pd = sys.modules.get("pandas")
     if pd is not None and kind in (pd.DataFrame, pd.Series):
         return kind.__name__
+    if "scipy.sparse" in sys.modules:
+        from .values_sparse import is_sparse, kind_label
+
+        if is_sparse(value):
+            return kind_label(value)  # "sparse matrix" or "sparse array": their operators differ
     return "object"
 
 
@@ -198,6 +203,10 @@ class Differ:
             from . import compare_frames
 
             compare_frames.compare_pandas(self, old, new, path)
+        elif old_kind in ("sparse matrix", "sparse array"):
+            from . import compare_sparse
+
+            compare_sparse.compare_sparse(self, old, new, path)
 
     def differs(self, old: Any, new: Any, tolerance: ResolvedTolerance) -> bool:
         """Whether two values differ at all under one fixed tolerance (object array elements)."""

@@ -9,7 +9,8 @@ renders it)::
      "baseline": "reference" | None,                # the named baseline compared with, if any
      "summary": {"run": n, "matched": n, "changed": n, "new": n, "missing": n, "failed": n, "skipped": n,
                  "repeats": n, "unstable": n},                # repeats: runs after the first (--nw-repeat)
-     "unused_baseline_entries": ["fraud/old.py", ...],
+     "unused_baseline_entries": ["fraud/old.py", ...],  # missing: this run would have run them
+     "outside_baseline_entries": ["vision/net.py", ...],  # not under the paths this run collected
      "experiments": [{
          "experiment": "fraud/train.py", "argv": [], "trial": "trial3", "trial_id": "...",
          "verdict": "matched" | "changed" | "new" | "missing" | "failed" | "timeout" | "error"

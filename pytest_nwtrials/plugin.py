@@ -55,8 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "a notebook's metadata execution.timeout takes precedence", default="")
     parser.addini(S.OTHER_KERNELS, "Notebooks whose kernel runs another language than Python: "
                   "skip (default) or fail", default="")
-    parser.addini(S.TAGS, "Module-level variables recorded as tags when an experiment ends",
-                  type="args", default=[])
+    parser.addini(S.TAGS, "Module-level variables recorded as tags when an experiment ends, one "
+                  "line each of global names or PATTERN: names (only experiments matching PATTERN)",
+                  type="linelist", default=[])
     parser.addini(S.RTOL, "Default for --nw-rtol", default="")
     parser.addini(S.ATOL, "Default for --nw-atol", default="")
     parser.addini(S.TOLERANCES, "Tolerances by tag or path, one per line: PATTERN: rtol=... atol=...",

@@ -119,7 +119,7 @@ class TrialSession:
                 name=experiment,
                 timeout=timeout or self.settings.timeout,
                 capture=capture or self.settings.capture,
-                ini_tags=self.settings.tags,
+                ini_tags=self.settings.tags_for(experiment),
                 root=self.settings.rootdir,
                 env_redact=self.settings.env_redact,
                 env=env,

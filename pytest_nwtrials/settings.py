@@ -78,7 +78,7 @@ class Settings:
     baselines_dir: Path
     store: Path
     timeout: float
-    tags: tuple[str, ...]
+    tags: tuple[str, ...]  # global ini nw_tags names: recorded in every experiment
     rtol: float | None = None
     atol: float | None = None
     tolerances: tuple[tuple[str, Any], ...] = ()
@@ -93,6 +93,17 @@ class Settings:
     repeat: int = 1  # runs of each experiment in the session, compared with each other
     cell_timeout: float | None = None  # seconds one notebook cell may run; None: no limit of its own
     other_kernels: str = "skip"  # a notebook in another language than Python: skip or fail its item
+    # ini nw_tags lines `PATTERN: name ...`: names recorded only in experiments matching PATTERN
+    pattern_tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def tags_for(self, experiment: str) -> tuple[str, ...]:
+        """The ini nw_tags names recorded in `experiment` (its rootdir-relative POSIX path): the
+        global names, then those of every pattern line it matches, each name once."""
+        names = list(self.tags)
+        for pattern, pattern_names in self.pattern_tags:
+            if matches_experiments(experiment, (pattern,)):
+                names.extend(pattern_names)
+        return tuple(dict.fromkeys(names))
 
     @property
     def active(self) -> bool:
@@ -159,6 +170,42 @@ def parse_repeat(raw: Any, source: str) -> int:
     return value
 
 
+_TAG_FORM = ("each line is either variable names (`auc weights`, recorded in every experiment) or "
+             "`PATTERN: names` (`fraud/*.py: auc weights`, recorded only in experiments whose "
+             "rootdir-relative path matches PATTERN, a glob as in nw_experiments)")
+
+
+def parse_tag_lines(lines: Any) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """Split ini ``nw_tags`` into global names and ``(PATTERN, names)`` lines.
+
+    Lines without a colon hold global names, as before patterns existed; blank lines and ``#``
+    comments are skipped. A bad line raises SettingsError quoting it and the accepted forms.
+    """
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    global_names: list[str] = []
+    by_pattern: list[tuple[str, tuple[str, ...]]] = []
+    for raw in lines:
+        line = str(raw).strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, colon, rest = line.rpartition(":") if ":" in line else ("", "", line)
+        pattern = pattern.strip()
+        names = rest.split()
+        if colon and not pattern:
+            raise SettingsError(f"ini {TAGS}: line {line!r} has no pattern before the colon; {_TAG_FORM}")
+        if not names:
+            raise SettingsError(f"ini {TAGS}: line {line!r} names no variable; {_TAG_FORM}")
+        for name in names:
+            if not name.isidentifier():
+                raise SettingsError(f"ini {TAGS}: {name!r} in line {line!r} is not a variable name; {_TAG_FORM}")
+        if colon:
+            by_pattern.append((pattern[2:] if pattern.startswith("./") else pattern, tuple(names)))
+        else:
+            global_names.extend(names)
+    return tuple(dict.fromkeys(global_names)), tuple(by_pattern)
+
+
 def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_dir: Path | None = None) -> Settings:
     """Build Settings from command-line values (None when not given) and ini values.
 
@@ -189,10 +236,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
     timeout = DEFAULT_TIMEOUT if raw_timeout in (None, "") else parse_timeout(raw_timeout, source)
     raw_cell_timeout = ini.get(CELL_TIMEOUT)
     cell_timeout = None if raw_cell_timeout in (None, "") else parse_timeout(raw_cell_timeout, f"ini {CELL_TIMEOUT}")
-    tags = tuple(ini.get(TAGS) or ())
-    for tag in tags:
-        if not tag.isidentifier():
-            raise SettingsError(f"ini {TAGS}: {tag!r} is not a variable name")
+    tags, pattern_tags = parse_tag_lines(ini.get(TAGS) or ())
     experiments = tuple(line.strip() for line in ini.get(EXPERIMENTS) or () if line.strip())
     ops = parse_choice(*pick(OPS), OPS_MODES, "report")
     capture = parse_choice(*pick(CAPTURE), CAPTURE_MODES, "fine")
@@ -213,6 +257,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         store=folder(STORE, DEFAULT_STORE),
         timeout=timeout,
         tags=tags,
+        pattern_tags=pattern_tags,
         rtol=rtol,
         atol=atol,
         tolerances=tolerances,

@@ -162,6 +162,11 @@ def _walk(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
         _mappings(path, values, found)
     elif kind in ("DataFrame", "Series"):
         _frames(path, values, found)
+    elif kind in ("sparse matrix", "sparse array"):  # by value digest (storage format aside), no element spread
+        from .values import value_digest
+
+        if len({value_digest(value) for value in values}) > 1:
+            found[path] = PathSpread(path, detail=_describe(values, _short))
     elif kind == "object":
         if len({_digest(value) for value in values}) > 1:
             found[path] = PathSpread(path, detail=_describe(values, _digest_text))
@@ -185,7 +190,6 @@ def _numbers(path: str, values: list[Any], found: dict[str, PathSpread]) -> None
 
 def _arrays(path: str, arrays: list[Any], found: dict[str, PathSpread], scalar: bool = False) -> None:
     """Numeric arrays of one shape: low/high over every element, elementwise deviation."""
-    import numpy as np
 
     shapes = {a.shape for a in arrays}
     dtypes = {str(a.dtype) for a in arrays}

@@ -37,15 +37,48 @@ def compared_baseline(session: TrialSession) -> str | None:
     return reference.text if reference is not None and reference.kind == "baseline" else None
 
 
-def unused_entries(session: TrialSession) -> list[str]:
-    """Entries of the compared (or saved) baseline that no experiment of this session used."""
+def baseline_entries_not_run(session: TrialSession) -> tuple[list[str], list[str]]:
+    """The compared (or saved) baseline's entries that no experiment of this session used, split
+    into those missing from this run and those outside it.
+
+    Running a subset on purpose (``pytest experiments/a.py``, a folder, ``testpaths``) must not
+    read like a failure, so an entry is missing only when this run would have collected its
+    experiment: its path matches ``nw_experiments``, lies under the paths the run collects from,
+    and the file is gone (an existing one was collected, so used, or ignored on purpose).
+    Deselected items (``-k``, ``-m``) were collected, so their entries are used. Entries of
+    experiments run only through the `nw_trial` fixture are outside a run that did not run them.
+    """
     name = compared_baseline(session) or session.settings.save_baseline
     if not name:
-        return []
+        return [], []
     used = {t.experiment for t in session.recorded} | session.collected
     used_files = session.used_entries | set(session.saved)
-    return sorted({experiment for path, experiment in session.baselines.entry_files(name).items()
-                   if path not in used_files and experiment not in used})
+    unused = sorted({experiment for path, experiment in session.baselines.entry_files(name).items()
+                     if path not in used_files and experiment not in used})
+    roots = collection_roots(session.config)
+    missing = [experiment for experiment in unused if _would_collect(session, experiment, roots)]
+    return missing, [experiment for experiment in unused if experiment not in missing]
+
+
+def collection_roots(config: Any) -> list[Path] | None:
+    """The absolute paths this run collects from (command-line paths, else ``testpaths``, else
+    the invocation folder), or None with ``--pyargs``, whose arguments are no paths."""
+    if config.getoption("pyargs", False):
+        return None
+    base = Path(config.invocation_params.dir)
+    return [Path(os.path.abspath(base / str(arg).split("::")[0])) for arg in config.args]
+
+
+def _would_collect(session: TrialSession, experiment: str, roots: list[Path] | None) -> bool:
+    from .settings import matches_experiments
+
+    settings = session.settings
+    if not matches_experiments(experiment, settings.experiments):
+        return False
+    script = Path(os.path.abspath(settings.rootdir / experiment))
+    if script.exists():
+        return False  # not collected though there: ignored (--ignore, collect_ignore) on purpose
+    return roots is None or any(script == root or script.is_relative_to(root) for root in roots)
 
 
 def prune_dead_entries(session: TrialSession) -> list[str]:
@@ -108,7 +141,7 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         write(f"{trial.name}  {trial.experiment}{args}  {verdict}  ({trial.duration:.1f} s, {trial.id})")
         for note in outcome.notes:
             write(f"  note: {note}", yellow=True)
-    missing = unused_entries(session)
+    missing, outside = baseline_entries_not_run(session)
     numbers = counts(session, missing)
     line = ", ".join(f"{numbers[key]} {key}" for key in ("run", *COUNTED, "missing"))
     if repeated(session):  # said only when --nw-repeat ran something: the line stays as it was otherwise
@@ -121,6 +154,12 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
         write(f"baseline entries no experiment of this session used: {', '.join(missing)} (run them; "
               f"entries of experiments that no longer exist go when the baseline is saved again with "
               f"--nw-save-baseline={compared_baseline(session) or session.settings.save_baseline})")
+    if outside:
+        from .stability import listed
+
+        entries = "entry was" if len(outside) == 1 else "entries were"
+        what = "not compared" if compared_baseline(session) else "kept as they were"
+        write(f"{len(outside)} baseline {entries} outside this run, {what}: {listed(outside)}")
     settings = session.settings
     if settings.save_baseline:
         where = Path(os.path.relpath(session.baselines.root / settings.save_baseline, settings.rootdir))
@@ -168,7 +207,7 @@ def change_doc(change: Any) -> dict[str, Any]:
 
 def build_report(session: TrialSession) -> dict[str, Any]:
     """The session as data: what `--nw-json` writes and `--nw-report` renders."""
-    unused = unused_entries(session)
+    unused, outside = baseline_entries_not_run(session)
     experiments = []
     for outcome in session.outcomes.values():
         trial = outcome.trial
@@ -192,6 +231,7 @@ def build_report(session: TrialSession) -> dict[str, Any]:
         "baseline": compared_baseline(session),
         "summary": counts(session, unused),
         "unused_baseline_entries": unused,
+        "outside_baseline_entries": outside,
         "experiments": experiments,
     }
 

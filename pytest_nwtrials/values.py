@@ -17,13 +17,16 @@ it exactly. Plain data stays plain JSON; everything else is a dict with one rese
     numpy scalar                         {"__nw__": "numpy", "dtype": "float32", "value": ...}
     ndarray                              {"__nw__": "ndarray", "dtype", "shape", "blob" | "data" | "items"}
     DataFrame / Series                   {"__nw__": "frame" | "series", "blob": "<sha>.parquet", ...}
+    scipy.sparse matrix / array          {"__nw__": "sparse", "type", "format", "dtype", "shape", "nnz",
+                                          "blob": "<sha>.npz"} (values_sparse.py)
     anything else                        {"__nw__": "object", "type", "size", "digest", "blob", "note"}
 
 With `secrets` (`redaction.Secrets`), `encode` masks them in the value first
 (`redaction_values.scrub`); an object whose pickle still holds one is stored as its summary
 only (no blob), with a note saying why.
 
-pandas is imported only when a pandas object is met, so importing this module stays cheap.
+pandas and scipy are imported only when one of their objects is met, so importing this module
+stays cheap.
 """
 
 from __future__ import annotations
@@ -139,6 +142,11 @@ class Encoder:
             from . import values_frames
 
             return values_frames.encode_pandas(value, self)
+        if "scipy.sparse" in sys.modules:
+            from . import values_sparse
+
+            if values_sparse.is_sparse(value):
+                return values_sparse.encode_sparse(value, self)
         return self.opaque(value)
 
     def _container(self, value: Any) -> Any:
@@ -308,6 +316,10 @@ def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow
         from . import values_frames
 
         return values_frames.decode_pandas(doc, _need(blobs, doc))
+    if tag == "sparse":
+        from . import values_sparse
+
+        return values_sparse.decode_sparse(doc, blobs)
     if tag == "object":
         return _decode_object(doc, blobs, allow_pickle)
     raise StoreError(f"unknown value kind {safe_repr(tag)} in document (written by a newer version?)")

@@ -24,8 +24,8 @@ from typing import BinaryIO
 from .errors import StoreError, short
 from .paths import OutsideError, check_within
 
-BLOB_EXTENSIONS = frozenset({"npy", "parquet", "pickle"})
-_BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|parquet|pickle)\Z")
+BLOB_EXTENSIONS = frozenset({"npy", "npz", "parquet", "pickle"})
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|npz|parquet|pickle)\Z")
 DEFAULT_REMEDY = ("run the experiment again to write it anew (for a file of a baseline, save the "
                   "baseline again with --nw-save-baseline=NAME)")
 
@@ -35,7 +35,7 @@ class BlobError(StoreError):
 
 
 class BlobStore:
-    """Content-addressed folder of value files: `<sha256>.<ext>` (ext in npy, parquet, pickle).
+    """Content-addressed folder of value files: `<sha256>.<ext>` (ext in npy, npz, parquet, pickle).
 
     `remedy` is how error messages tell the user to get a missing or damaged file back.
     """
@@ -93,7 +93,7 @@ class BlobStore:
 
     def path(self, name: str) -> Path:
         if not isinstance(name, str) or not _BLOB_NAME.match(name):
-            raise StoreError(f"{short(name, 80)} is not a blob name (expected '<sha256>.npy|parquet|pickle')")
+            raise StoreError(f"{short(name, 80)} is not a blob name (expected '<sha256>.npy|npz|parquet|pickle')")
         return self.root / name
 
     def open(self, name: str) -> BinaryIO:
@@ -127,7 +127,7 @@ class BlobStore:
 
 
 def is_blob_name(name: object) -> bool:
-    """Whether `name` is a blob's file name, ``<sha256>.npy|parquet|pickle``."""
+    """Whether `name` is a blob's file name, ``<sha256>.npy|npz|parquet|pickle``."""
     return isinstance(name, str) and bool(_BLOB_NAME.match(name))
 
 

@@ -78,6 +78,10 @@ def _feed(h: Any, value: Any, open_ids: set[int]) -> None:
         from . import values_frames
 
         h.update(values_frames.digest_pandas(value).encode())
+    elif _is_sparse(value):
+        from . import values_sparse
+
+        h.update(values_sparse.digest_bytes(value))
     else:
         summary = as_opaque(value)
         h.update(b"p" + (summary.digest or _type_only_digest(summary.type)).encode())
@@ -86,6 +90,14 @@ def _feed(h: Any, value: Any, open_ids: set[int]) -> None:
 def _is_pandas(value: Any) -> bool:
     pd = sys.modules.get("pandas")
     return pd is not None and isinstance(value, (pd.DataFrame, pd.Series))
+
+
+def _is_sparse(value: Any) -> bool:
+    if "scipy.sparse" not in sys.modules:
+        return False
+    from .values_sparse import is_sparse
+
+    return is_sparse(value)
 
 
 def summary_text(value: Any, width: int) -> str:
@@ -111,6 +123,10 @@ def summary_text(value: Any, width: int) -> str:
         return values_frames.pandas_text(value, width, digest(value))
     if kind in (list, tuple, dict, set, frozenset):
         return _container_text(value, width)
+    if _is_sparse(value):
+        from . import values_sparse
+
+        return values_sparse.sparse_text(value, width, digest)
     return _opaque_text(as_opaque(value))
 
 
