@@ -190,7 +190,6 @@ def _numbers(path: str, values: list[Any], found: dict[str, PathSpread]) -> None
 
 def _arrays(path: str, arrays: list[Any], found: dict[str, PathSpread], scalar: bool = False) -> None:
     """Numeric arrays of one shape: low/high over every element, elementwise deviation."""
-
     shapes = {a.shape for a in arrays}
     dtypes = {str(a.dtype) for a in arrays}
     if len(shapes) > 1:
