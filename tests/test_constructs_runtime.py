@@ -172,8 +172,7 @@ x = now_tag_variable("x", 5)
 """
 
 
-@pytest.mark.parametrize("kind", ["script", pytest.param("notebook", marks=pytest.mark.xfail(
-    strict=True, reason="notebooks under --nw-capture=off come with the notebook items' own change"))])
+@pytest.mark.parametrize("kind", ["script", "notebook"])
 def test_now_tag_variable_returns_its_value_under_capture_off_as_under_capture(project, kind):
     folder = project.root / "experiments"
     folder.mkdir(exist_ok=True)

@@ -59,6 +59,10 @@ def noworkflow_fault(exc: BaseException, script: str | Callable[[str, int], str 
     a function naming the experiment's frames instead: a notebook's cells), or the `stage`
     the capture was in when no line of the script was running (storing the trial).
     """
+    if isinstance(exc, RecursionError):
+        # the experiment's own recursion, wherever the limit was met: capture raises the limit
+        # for its own frames (`repair_recursion`), so this depth fails under plain Python too
+        return None
     frames = traceback.extract_tb(exc.__traceback__)
     decisive = next((frame for frame in reversed(frames) if not _stdlib_frame(frame.filename)), None)
     if decisive is None or not os.path.realpath(decisive.filename).startswith(_noworkflow_dir()) \
