@@ -195,6 +195,21 @@ CONSTRUCTS = {
         rows[len(rows) - 1][0] -= 7
         tag("augmented_targets", [X.tolist(), d, o.n, rows])
         """],
+    # a builtin calling back into the experiment with other arguments than the call it ran in
+    "callbacks": ["""
+        from pytest_nwtrials import tag
+        class Lazy:
+            def __init__(self):
+                self.base = 3
+            def __getattr__(self, name):
+                if name.endswith("_raw"):
+                    raise AttributeError(name)
+                return getattr(self, name + "_raw", self.base * 2)
+        lazy = Lazy()
+        """, """
+        tag("callbacks", [lazy.width, getattr(lazy, "height"), hasattr(lazy, "x_raw"),
+                          sorted([3, 1, 2], key=lambda v: -v), max(["ab", "c"], key=len)])
+        """],
 }
 ENDLESS = """
 def down(n):
@@ -275,7 +290,7 @@ def test_constructs_under_fine_capture_give_plain_python_values(project):
 
 
 def test_constructs_under_coarse_capture_give_plain_python_values(project):
-    names = ["augmented_targets", "decorators", "zero_argument_super", "lambdas"]
+    names = ["augmented_targets", "decorators", "zero_argument_super", "lambdas", "callbacks"]
     write_constructs(project, names)
     project.run("--nw-capture=coarse").assert_outcomes(passed=2 * len(names))
     assert_same_as_plain(project, names)

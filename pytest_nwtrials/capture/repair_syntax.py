@@ -31,6 +31,7 @@ def install(metascript: Any) -> None:
         coarse_compound_targets(RewriteAST)
         coarse_decorators(RewriteAST)
         decorators_returning_objects(Collector)
+        callbacks_with_other_arguments(Collector)
         repair_frames.install(Collector)
     repair_recursion.install(metascript)
 
@@ -106,6 +107,35 @@ def decorators_returning_objects(collector: Any) -> None:
         return dec
 
     collector.collect_function_def = collect_function_def
+
+
+def callbacks_with_other_arguments(collector: Any) -> None:
+    """Match a function's parameters without the arguments of a call it was not called by.
+
+    When code noWorkflow does not follow (a builtin, a C extension) calls back into a function
+    of the experiment, noWorkflow (2.1.3) takes the arguments recorded for the call in the
+    experiment's code as the callback's own. They need not match: ``getattr(self, name, 7)``
+    inside ``__getattr__`` calls ``__getattr__(self, name)`` again, and matching three recorded
+    arguments and the bound object to two parameters failed with ``IndexError: list index out
+    of range`` in ``Collector.match_arguments``, under fine and coarse capture. Here, when that
+    matching fails, the callback's parameters are matched again without the recorded
+    arguments: their values are still recorded, their dependencies on the outer call's
+    arguments are not (which is all that can be known of a call made inside a builtin).
+    """
+    original = collector.match_arguments
+
+    def match_arguments(self: Any, activation: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, activation, *args, **kwargs)
+        except IndexError:
+            recorded = activation.dependencies[1].dependencies
+            if not any(d.mode.startswith("argument") for d in recorded):
+                raise
+            recorded[:] = [d for d in recorded if not d.mode.startswith("argument")]
+            activation.context.clear()
+            return original(self, activation, *args, **kwargs)
+
+    collector.match_arguments = match_arguments
 
 
 def lambda_values(rewrite_dependencies: Any, collector: Any) -> None:
