@@ -227,3 +227,41 @@ def test_the_library_list_holds_what_the_experiment_imported(project, kind):
     wrong = {stem: listed[stem] for stem, (present, absent) in EXPECTED_LIBRARIES.items()
              if not present <= listed[stem] or listed[stem] & absent}
     assert wrong == {}
+
+
+EXIT_HANDLERS = """
+import atexit, json
+from pytest_nwtrials import tag
+
+ran = []
+def first():
+    ran.append("first")
+def last(extra):
+    ran.append(extra)
+    result = {"ran": ran}
+    tag("result", result)
+    print("RESULT", json.dumps(result), flush=True)
+def dropped():
+    ran.append("dropped")
+def broken():
+    raise ValueError("a handler that fails")
+
+atexit.register(last, "last")
+atexit.register(first)
+atexit.register(dropped)
+atexit.unregister(dropped)
+atexit.register(broken)
+"""
+
+
+@pytest.mark.parametrize("capture", ["fine", "coarse", "off"])
+def test_the_scripts_atexit_handlers_run_when_it_ends_as_under_plain_python(project, capture):
+    """Handlers run last registered first, a failing one reported and the next still run, an
+    unregistered one not at all; a tag they set is kept."""
+    script = project.experiment("goodbye.py", EXIT_HANDLERS)
+    expected = plain_python(script)
+    result = project.run(f"--nw-capture={capture}", "-rA")
+    result.assert_outcomes(passed=1)
+    assert tagged(project, "experiments/goodbye.py") == expected == {"ran": ["first", "last"]}
+    assert "Exception ignored in atexit callback" in result.stdout.str()
+    assert "ValueError: a handler that fails" in result.stdout.str()

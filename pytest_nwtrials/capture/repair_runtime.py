@@ -6,8 +6,14 @@ repaired where files are recorded, in `file_access.not_a_file_access`.
 """
 from __future__ import annotations
 
+import atexit
+import builtins
+import contextlib
+import sys
 import threading
+import traceback
 from importlib.machinery import SourceFileLoader
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -73,3 +79,74 @@ def join_experiment_threads(existing: set[threading.Thread]) -> None:
             return
         for thread in pending:
             thread.join()
+
+
+class ExitHandlers:
+    """The ``atexit`` handlers the experiment registers, run when its code ends.
+
+    Under ``python script.py`` the interpreter runs them at exit, after joining threads; the
+    capture process ends without running them (it is a fork server's child, ended with
+    ``os._exit``), so a handler that wrote a results file or tagged a value did nothing.
+    While the experiment runs, ``atexit.register`` and ``atexit.unregister`` keep its handlers
+    here; `run` calls them as the interpreter does, last registered first, an exception printed
+    as "Exception ignored in atexit callback" and the next handler run. Handlers registered
+    before the experiment started (by the capture process) are left to it.
+    """
+
+    def __init__(self) -> None:
+        self.registered: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self._originals: tuple[Any, Any] | None = None
+
+    def __enter__(self) -> ExitHandlers:
+        self._originals = (atexit.register, atexit.unregister)
+
+        def register(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+            self.registered.append((func, args, kwargs))
+            return func
+
+        def unregister(func: Any) -> None:
+            self.registered[:] = [entry for entry in self.registered if entry[0] != func]
+
+        atexit.register, atexit.unregister = register, unregister
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._originals is not None:
+            atexit.register, atexit.unregister = self._originals
+
+    def run(self) -> None:
+        """Call the handlers, last registered first, as the interpreter does at exit."""
+        while self.registered:
+            func, args, kwargs = self.registered.pop()
+            try:
+                with _called_from_outside():
+                    func(*args, **kwargs)
+            except BaseException:  # noqa: BLE001 - as the interpreter: reported, and the next runs
+                print(f"Exception ignored in atexit callback: {func!r}", file=sys.stderr)
+                traceback.print_exc()
+
+
+@contextlib.contextmanager
+def _called_from_outside() -> Iterator[None]:
+    """Let a function of the experiment be called after its last line, outside any of its calls.
+
+    noWorkflow (2.1.3) takes a call of a rewritten function that its own code did not make for
+    a call back from a library, and reads the library call in progress from the innermost
+    activation (``activation.dependencies[-2]``); after the script's last line there is none,
+    and the call failed with ``IndexError: list index out of range``. Here the innermost
+    activation is given an empty call in progress while the function runs: its parameters are
+    recorded without dependencies, which is all that is known of such a call.
+    """
+    collector = getattr(builtins, "__noworkflow__", None)
+    activation = getattr(collector, "last_activation", None)
+    if activation is None or not getattr(activation, "active", False):
+        yield
+        return
+    from noworkflow.now.collection.prov_execution.structures import DependencyAware
+
+    outside = [DependencyAware(), DependencyAware()]
+    activation.dependencies.extend(outside)
+    try:
+        yield
+    finally:
+        activation.dependencies[:] = [d for d in activation.dependencies if all(d is not o for o in outside)]

@@ -309,8 +309,10 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
     outcome.stage = "running"
     threads = repair_runtime.running_threads()
     experiment_imports.LEDGER.start()
+    exit_handlers = repair_runtime.ExitHandlers()
     try:
-        run()
+        with exit_handlers:
+            run()
     except SystemExit as exc:
         outcome.exit_code, message = exit_code_of(exc.code)
         if message:
@@ -320,8 +322,10 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
         outcome.error = describe_exception(exc)
         outcome.capture_fault = capture_fault.noworkflow_fault(exc, spec["script"])
         sys.stderr.write(outcome.error["traceback"])
-    # as the interpreter does before it exits, whether the script ended well or not
+    # as the interpreter does before it exits, whether the script ended well or not: threads
+    # joined, then the script's atexit handlers
     repair_runtime.join_experiment_threads(threads)
+    exit_handlers.run()
     experiment_imports.LEDGER.stop()
     outcome.stage = "recording"
     not_imported = experiment_imports.LEDGER.not_the_experiments()
