@@ -195,6 +195,26 @@ CONSTRUCTS = {
         rows[len(rows) - 1][0] -= 7
         tag("augmented_targets", [X.tolist(), d, o.n, rows])
         """],
+    # code that reads a function's signature: scikit-learn's get_params, clone
+    "signatures": ["""
+        import inspect
+        from sklearn.base import BaseEstimator, TransformerMixin, clone
+        from pytest_nwtrials import tag
+        class Scale(TransformerMixin, BaseEstimator):
+            def __init__(self, factor=2.0, *, shift=0):
+                self.factor = factor
+                self.shift = shift
+            def fit(self, X, y=None):
+                return self
+            def transform(self, X):
+                return [[v * self.factor + self.shift for v in row] for row in X]
+        def f(a, b=1, *rest, c, **more):
+            return a
+        """, """
+        est = clone(Scale(factor=3.0))
+        tag("signatures", [str(inspect.signature(f)), str(inspect.signature(Scale.__init__)),
+                           est.get_params(), est.fit_transform([[1, 2]])])
+        """],
     # a builtin calling back into the experiment with other arguments than the call it ran in
     "callbacks": ["""
         from pytest_nwtrials import tag
@@ -290,7 +310,7 @@ def test_constructs_under_fine_capture_give_plain_python_values(project):
 
 
 def test_constructs_under_coarse_capture_give_plain_python_values(project):
-    names = ["augmented_targets", "decorators", "zero_argument_super", "lambdas", "callbacks"]
+    names = ["augmented_targets", "decorators", "zero_argument_super", "lambdas", "callbacks", "signatures"]
     write_constructs(project, names)
     project.run("--nw-capture=coarse").assert_outcomes(passed=2 * len(names))
     assert_same_as_plain(project, names)

@@ -32,6 +32,7 @@ def install(metascript: Any) -> None:
         coarse_decorators(RewriteAST)
         decorators_returning_objects(Collector)
         callbacks_with_other_arguments(Collector)
+        signatures_as_written(Collector)
         repair_frames.install(Collector)
     repair_recursion.install(metascript)
 
@@ -107,6 +108,39 @@ def decorators_returning_objects(collector: Any) -> None:
         return dec
 
     collector.collect_function_def = collect_function_def
+
+
+def signatures_as_written(collector: Any) -> None:
+    """Give each rewritten function the signature it was written with.
+
+    noWorkflow (2.1.3) defines each function with parameters of its own before the written ones
+    (``__now_activation__``, ``__now_function_def__``, ...) and wraps it with
+    ``functools.wraps``, so ``inspect.signature`` (which follows ``__wrapped__``) listed them.
+    Code that reads a signature broke: every scikit-learn estimator, kernel or transformer
+    defined in the experiment failed in ``get_params`` (and so in ``clone``, grid searches and
+    pipelines) with "'SequenceKernel' object has no attribute '__now_function_def__'". Here the
+    wrapper gets a ``__signature__`` without noWorkflow's parameters.
+    """
+    import inspect
+
+    original = collector._function_def
+
+    def _function_def(self: Any, *args: Any, **kwargs: Any) -> Any:
+        decorate = original(self, *args, **kwargs)
+
+        def dec(function_def: Any) -> Any:
+            wrapper = decorate(function_def)
+            try:
+                written = inspect.signature(function_def)
+            except (TypeError, ValueError):  # no signature to read: left as noWorkflow made it
+                return wrapper
+            kept = [p for p in written.parameters.values() if not p.name.startswith("__now_")]
+            wrapper.__signature__ = written.replace(parameters=kept)
+            return wrapper
+
+        return dec
+
+    collector._function_def = _function_def
 
 
 def callbacks_with_other_arguments(collector: Any) -> None:
