@@ -115,11 +115,12 @@ CONSTRUCTS = {
         fs = [lambda x: x + 1, lambda x: 2 * x]
         table = {"a": lambda: 1, "b": lambda y=3: y}
         pair = (lambda: 5, lambda *a: len(a))
+        walrus = [y := 5, y ** 2, {"z": (z := y + 1)}, z]
         """, """
         adders = {k: (lambda v, k=k: v + k) for k in range(3)}
         ordered = sorted([3, 1, 2], key=lambda v: -v)
         tag("lambdas", [[f(3) for f in fs], table["a"](), table["b"](), pair[0](), pair[1](1, 2),
-                        adders[2](10), ordered, list(map(lambda v: v * v, [1, 2, 3]))])
+                        adders[2](10), ordered, list(map(lambda v: v * v, [1, 2, 3])), walrus])
         """],
     "generators": ["""
         from pytest_nwtrials import tag
