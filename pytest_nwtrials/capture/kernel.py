@@ -185,7 +185,7 @@ class NotebookCapture:
             capture.cell_tags[str(tag)] = cell.index if cell is not None else None
             return result
 
-        builtins.now_tag_variable = now_tag_variable
+        _recorder.provide_tag_variable(builtins, now_tag_variable)
         builtins.now_tag_cell = now_tag_cell
         # IPython 8+ puts its own `open` into the user namespace, which would hide capture's
         self.shell.user_ns["open"] = builtins.open

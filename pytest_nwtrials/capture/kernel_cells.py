@@ -151,7 +151,7 @@ def install_plain_builtins(recorder: _recorder.Recorder, cell_tags: dict[str, in
         cell = current()
         cell_tags[str(tag)] = cell.index if cell is not None else None
 
-    builtins.now_tag_variable = now_tag_variable
+    _recorder.provide_tag_variable(builtins, now_tag_variable)
     builtins.now_tag_cell = now_tag_cell
 
 

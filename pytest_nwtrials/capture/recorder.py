@@ -44,6 +44,21 @@ def check_tag_name(name: object) -> str:
     return name
 
 
+# ``now_variable`` is noWorkflow's older name of ``now_tag_variable`` (the name its 2023 notebook
+# tutorial uses): both are provided, doing the same
+TAG_VARIABLE_NAMES = ("now_tag_variable", "now_variable")
+
+
+def provide_tag_variable(builtin: Any, now_tag_variable: Any) -> None:
+    """Make `now_tag_variable` the experiment's ``now_tag_variable`` and ``now_variable``
+    builtins; `builtin` is the builtins module or a namespace's ``__builtins__`` dict."""
+    for name in TAG_VARIABLE_NAMES:
+        if isinstance(builtin, dict):
+            builtin[name] = now_tag_variable
+        else:
+            setattr(builtin, name, now_tag_variable)
+
+
 def check_tolerance(what: str, value: object) -> float | None:
     if value is None:
         return None

@@ -181,7 +181,8 @@ def _chain(tb_exc: traceback.TracebackException):
 
 
 def _wrap_now_tag_variable(builtin: Any, recorder: _recorder.Recorder) -> None:
-    """Record noWorkflow's own ``now_tag_variable(name, value)`` calls as tags too."""
+    """Record noWorkflow's own ``now_tag_variable(name, value)`` calls as tags too (and
+    ``now_variable``, its older name)."""
     original = builtin["now_tag_variable"] if isinstance(builtin, dict) else builtin.now_tag_variable
 
     def now_tag_variable(var_name, value):
@@ -190,10 +191,7 @@ def _wrap_now_tag_variable(builtin: Any, recorder: _recorder.Recorder) -> None:
         recorder.record(str(var_name), value, source="now_tag_variable")
         return result
 
-    if isinstance(builtin, dict):
-        builtin["now_tag_variable"] = now_tag_variable
-    else:
-        builtin.now_tag_variable = now_tag_variable
+    _recorder.provide_tag_variable(builtin, now_tag_variable)
 
 
 def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
@@ -292,7 +290,7 @@ def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Record
         recorder.record(_recorder.check_tag_name(name), value, source="now_tag_variable")
         return value  # as noWorkflow's own does: ``x = now_tag_variable("x", f())`` keeps working
 
-    builtins.now_tag_variable = now_tag_variable
+    _recorder.provide_tag_variable(builtins, now_tag_variable)
 
     def run() -> None:
         with open(script, "rb") as handle:
