@@ -375,9 +375,7 @@ class NotebookCapture:
         # as for scripts: threads the cells started end first, then the imports are counted
         repair_runtime.join_experiment_threads(self._threads)
         experiment_imports.LEDGER.stop()
-        for name in self.spec.get("ini_tags", []):
-            if name in namespace and name not in self.recorder.tags:
-                self.recorder.record(name, namespace[name], source="nw_tags")
+        self.recorder.record_ini_tags(self.spec.get("ini_tags", []), namespace)
         # submodules the kernel loads on demand (IPython.core.*, ...) belong to packages it had
         tops = {name.partition(".")[0] for name in self._modules_before}
         before = self._modules_before | {name for name in sys.modules if name.partition(".")[0] in tops}

@@ -138,20 +138,16 @@ def wrap_magic(shell: Any, name: str, around: Any) -> None:
 def install_plain_builtins(recorder: _recorder.Recorder, cell_tags: dict[str, int | None], current: Any) -> None:
     """noWorkflow's ``now_tag_variable`` and ``now_tag_cell`` for a notebook run without noWorkflow.
 
-    ``now_tag_variable(name, value)`` records the tag and returns `value`, as noWorkflow's does,
-    so ``x = now_tag_variable("x", f())`` keeps working; ``now_tag_cell(name)`` records which
-    cell named itself. `current` returns the running `Cell` (or None).
+    ``now_tag_variable`` is the script runner's (`recorder.provide_plain_tag_variable`);
+    ``now_tag_cell(name)`` records which cell named itself. `current` returns the running `Cell`
+    (or None).
     """
-
-    def now_tag_variable(var_name: Any, value: Any) -> Any:
-        recorder.record(_recorder.check_tag_name(var_name), value, source="now_tag_variable")
-        return value
 
     def now_tag_cell(tag: Any) -> None:
         cell = current()
         cell_tags[str(tag)] = cell.index if cell is not None else None
 
-    _recorder.provide_tag_variable(builtins, now_tag_variable)
+    _recorder.provide_plain_tag_variable(builtins, recorder)
     builtins.now_tag_cell = now_tag_cell
 
 

@@ -59,6 +59,18 @@ def provide_tag_variable(builtin: Any, now_tag_variable: Any) -> None:
             setattr(builtin, name, now_tag_variable)
 
 
+def provide_plain_tag_variable(builtin: Any, recorder: Recorder) -> None:
+    """``now_tag_variable`` (and ``now_variable``) for a run without noWorkflow
+    (``--nw-capture=off``), scripts and notebooks alike: records the tag and returns `value`, as
+    noWorkflow's own does, so ``x = now_tag_variable("x", f())`` keeps working."""
+
+    def now_tag_variable(var_name: Any, value: Any) -> Any:
+        recorder.record(check_tag_name(var_name), value, source="now_tag_variable")
+        return value
+
+    provide_tag_variable(builtin, now_tag_variable)
+
+
 def check_tolerance(what: str, value: object) -> float | None:
     if value is None:
         return None
@@ -137,6 +149,13 @@ class Recorder:
         sites = previous.sites + [site] if site not in previous.sites else previous.sites
         varied = previous.varied or previous.value != doc
         self.tags[name] = TagRecord(doc, previous.count + 1, rtol, atol, source, sites, varied)
+
+    def record_ini_tags(self, names: Any, namespace: Any) -> None:
+        """Record the ini ``nw_tags`` variables the experiment left in `namespace`, those it
+        did not tag itself."""
+        for name in names:
+            if name in namespace and name not in self.tags:
+                self.record(name, namespace[name], source="nw_tags")
 
     def notes(self, ini_tags: tuple[str, ...] | list[str] = ()) -> list[str]:
         """What the user should know about how names were tagged, even when the run passes."""

@@ -286,11 +286,7 @@ def run_plain(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Record
     sys.argv = [os.path.basename(script), *spec.get("argv", [])]
     sys.path[0] = os.path.dirname(script)
 
-    def now_tag_variable(name: Any, value: Any) -> Any:
-        recorder.record(_recorder.check_tag_name(name), value, source="now_tag_variable")
-        return value  # as noWorkflow's own does: ``x = now_tag_variable("x", f())`` keeps working
-
-    _recorder.provide_tag_variable(builtins, now_tag_variable)
+    _recorder.provide_plain_tag_variable(builtins, recorder)
 
     def run() -> None:
         with open(script, "rb") as handle:
@@ -329,9 +325,7 @@ def run_script(run: Any, namespace: dict[str, Any], spec: dict[str, Any], outcom
     not_imported = experiment_imports.LEDGER.not_the_experiments()
     outcome.environment = environment.collect(not_imported, spec.get("root") or os.path.dirname(spec["script"]))
     outcome.environment.update(environment.experiment_facts(namespace, outcome.source))
-    for name in spec.get("ini_tags", []):
-        if name in namespace and name not in recorder.tags:
-            recorder.record(name, namespace[name], source="nw_tags")
+    recorder.record_ini_tags(spec.get("ini_tags", []), namespace)
 
 
 def _read_bytes(path: str) -> bytes | None:
