@@ -231,7 +231,9 @@ def _live_deps(name: str, level: bool | None, union: bool) -> dict[int, tuple[st
     try:
         return function(name, level)
     except IndexError:  # noWorkflow's own message would be "list index out of range"
-        raise LookupError(f"the running trial has no variable {name!r} yet; {_LIVE_HINT}") from None
+        raise LookupError(f"noWorkflow has no operation of {name!r} in the running trial yet (it stores a "
+                          f"script's operations when the script ends, a notebook's as its cells run); "
+                          f"{_LIVE_HINT}") from None
 
 
 def ops_dict(ops: tuple[Op, ...] | list[Op]) -> dict[int, tuple[str, str]]:
