@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import html
 from dataclasses import fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import api
@@ -51,19 +52,21 @@ _UNSHOWN_VALUES = ("<module ", "<function ", "<class ", "<built-in ", "<bound me
 class TrialIds(list):
     """The ids `resume_trials` returns: a plain list, shown in Jupyter as the table of trials."""
 
-    def __init__(self, trials: list[Trial]) -> None:
-        super().__init__(t.id for t in trials)
+    def __init__(self, trials: list[Trial], running: str | None = None) -> None:
+        super().__init__([t.id for t in trials] + ([running] if running else []))
         self.trials = trials
+        self.running = running
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{i}</td><td>{html.escape(t.id)}</td><td>{html.escape(short_id(t))}</td>"
-            f"<td>{html.escape(t.name)}</td><td>{html.escape(t.experiment)}</td><td>{html.escape(t.status)}</td>"
-            f"<td>{html.escape(t.started or '')}</td><td>{html.escape(', '.join(t.tags))}</td></tr>"
-            for i, t in enumerate(self.trials))
+        rows = [(t.id, t.name, t.experiment, t.status, t.started or "", ", ".join(t.tags)) for t in self.trials]
+        if self.running:
+            rows.append((self.running, "", "", "running", "", ""))
+        cells = "".join(f"<tr><td>{i}</td><td>{html.escape(row[0])}</td><td>{html.escape(row[0][-SHORT_ID:])}</td>"
+                        + "".join(f"<td>{html.escape(cell)}</td>" for cell in row[1:]) + "</tr>"
+                        for i, row in enumerate(rows))
         head = "".join(f"<th>{c}</th>" for c in ("", "trial_id", "short_trial_id", "name", "experiment",
                                                   "status", "started", "tags"))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
 
 
 class NotebookTrialDiff(TrialDiff):
@@ -86,6 +89,33 @@ class NotebookTrialDiff(TrialDiff):
         return f"<div>{head}{table}{why_html}</div>"
 
 
+@lru_cache(maxsize=1)
+def _whole_frame_class() -> type:
+    import pandas as pd
+
+    class WholeFrame(pd.DataFrame):
+        """A DataFrame whose cells are shown whole: pandas cuts text cells at 50 characters."""
+
+        @property
+        def _constructor(self) -> type:
+            return WholeFrame
+
+        def _repr_html_(self) -> str | None:
+            with pd.option_context("display.max_colwidth", None):
+                return super()._repr_html_()
+
+        def __repr__(self) -> str:  # every column too, wrapped to the width rather than left out
+            with pd.option_context("display.max_colwidth", None, "display.max_columns", None):
+                return super().__repr__()
+
+    return WholeFrame
+
+
+def whole(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """`frame` as a DataFrame that Jupyter and print show with every cell whole."""
+    return _whole_frame_class()(frame)
+
+
 def full_text(value: Any) -> str:
     """A value's summary at any length: what a report shows, without the width cut."""
     from .values import summarize
@@ -98,16 +128,32 @@ def short_id(trial: Trial) -> str:
 
 
 def resume_trials(experiment: str | None = None, *, store: api.StoreLike = None) -> TrialIds:
-    """The ids of the store's trials, oldest first (of `experiment`, a path or glob, when given).
+    """The ids of the store's trials, oldest first (of `experiment`, a path or glob, when given);
+    inside a running experiment, the running trial's id last, as noWorkflow lists it once
+    `store_operations` kept it.
 
     noWorkflow returns the ids of the trials whose operations `store_operations` kept; the
     store keeps every trial's, so every trial is listed. ValueError when there are none.
     """
-    st = api.open_store(store)
-    trials = api.select(st, experiment)
-    if not trials:
+    running = running_trial_id()
+    try:
+        st = api.open_store(store)
+    except LookupError:
+        if running is None or store is not None:
+            raise
+        return TrialIds([], running)  # the first run of a project: no store until it ends
+    trials = [t for t in api.select(st, experiment) if t.id != running] if st.trials() else []
+    if not trials and running is None:
         raise ValueError(f"no trials in {st.root} yet; run pytest on the experiments first")
-    return TrialIds(trials)
+    return TrialIds(trials, running)
+
+
+def running_trial_id() -> str | None:
+    """The id of the trial running in this process (under noWorkflow capture), else None."""
+    if _recorder.active() is None:
+        return None
+    running = getattr(getattr(builtins, "__noworkflow__", None), "trial_id", None)
+    return str(running) if running is not None else None
 
 
 def find_trial(ref: Any, st: TrialStore) -> Trial:
@@ -143,10 +189,10 @@ def var_tag_values(tag_name: str, experiment: str | None = None, *,
     st = api.open_store(store)
     by_id = {t.id: t for t in st.trials()}
     cells = [_cell(by_id[i], tag_name) for i in frame["id"]]
-    return pd.DataFrame({
+    return whole(pd.DataFrame({
         "trial_id": frame["id"], "short_trial_id": [i[-SHORT_ID:] for i in frame["id"]], "tag": tag_name,
         "value": pd.Series(cells, dtype=object), "name": frame["name"], "experiment": frame["experiment"],
-        "started": frame["started"], "status": frame["status"]})
+        "started": frame["started"], "status": frame["status"]}))
 
 
 def _cell(trial: Trial, tag: str) -> Any:
@@ -261,8 +307,8 @@ def store_operations(trial: str, ops_dict: dict) -> None:
         raise RuntimeError("store_operations keeps operations with the running trial, and no experiment is "
                            "running here; the store already keeps the slices of every recorded trial: "
                            "backward_deps(name, trial=ID) reads them")
-    running = getattr(getattr(builtins, "__noworkflow__", None), "trial_id", None)
-    if running is not None and str(trial) != str(running):
+    running = running_trial_id()
+    if running is not None and str(trial) != running:
         raise ValueError(f"store_operations({trial!r}, ...) names another trial than the running one "
                          f"({running}); pass __noworkflow__.trial_id")
     if not isinstance(ops_dict, dict):
@@ -310,7 +356,7 @@ def trial_intersection_diff(trial_a: Any, trial_b: Any, *, store: api.StoreLike 
     rows += [(code, ops_a[code], ops_b[code], "operation") for code in ops_a if code in ops_b]
     frame = pd.DataFrame(rows, columns=["key", col_a, col_b, "source"])
     frame["changed"] = [x != y for x, y in zip(frame[col_a], frame[col_b])]
-    return frame
+    return whole(frame)
 
 
 def _slice_values(trial: Trial) -> dict[str, str]:

@@ -6,6 +6,7 @@ twice with other tags (pca_components 3 -> 5, trees 10 -> 20), and an experiment
 """
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 import sys
@@ -38,7 +39,7 @@ label = now_tag_variable('label', 'forest')
 # a notebook: noWorkflow stores a notebook's operations as its cells run, a script's at its end
 LIVE = ["""\
 import builtins
-from pytest_nwtrials.noworkflow import backward_deps, store_operations
+from pytest_nwtrials.noworkflow import backward_deps, resume_trials, store_operations
 
 total = now_tag_variable('total', sum([1, 2, 3]) * 2)""", """\
 try:
@@ -46,7 +47,8 @@ try:
 except LookupError as exc:
     deps = {0: ('error', str(exc))}
 running = getattr(builtins, '__noworkflow__', None)
-store_operations(running.trial_id if running else None, deps)"""]
+store_operations(running.trial_id if running else None, deps)""", """\
+listed = now_tag_variable('listed', list(resume_trials()))"""]
 
 
 def _pytest(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -143,8 +145,10 @@ def test_var_tag_values_has_noworkflows_columns_and_whole_values(root, nw):
     assert list(frame.columns)[:4] == ["trial_id", "short_trial_id", "tag", "value"]
     assert frame[["trial_id", "short_trial_id", "tag", "value"]].values.tolist() == [
         [first, first[-5:], "pca_components", 3], [third, third[-5:], "pca_components", 5]]
-    models = nw.var_tag_values("model", store=root)["value"]
-    assert all("RandomForestClassifier" in text and not text.endswith("...") for text in models)
+    models = nw.var_tag_values("model", store=root)
+    assert all("RandomForestClassifier" in text and not text.endswith("...") for text in models["value"])
+    shown = html.unescape(models._repr_html_())
+    assert all(len(text) > 50 and text in shown and text in repr(models) for text in models["value"])  # whole
 
 
 def test_var_tag_plot_draws_one_bar_per_trial(root, nw):
@@ -177,9 +181,12 @@ def test_functions_called_inside_a_running_experiment(root):
     captured = load_trial("trial2", store=root / ".nwtrials").values
     operations = captured["operations"]  # store_operations kept noWorkflow's own dict with the trial
     assert operations[0][0] == "total" and all(isinstance(k, int) for k in operations)
-    plain = load_trial("trial4", store=root / ".nwtrials").values["operations"]
-    assert list(plain) == [0] and plain[0][0] == "error"
-    assert "without noWorkflow capture (--nw-capture=off)" in plain[0][1] and "trial=" in plain[0][1]
+    assert captured["listed"] == ids(root)[:2]  # the stored trial, then the running one
+    plain = load_trial("trial4", store=root / ".nwtrials").values
+    assert list(plain["operations"]) == [0] and plain["operations"][0][0] == "error"
+    assert "without noWorkflow capture (--nw-capture=off)" in plain["operations"][0][1]
+    assert "trial=" in plain["operations"][0][1]
+    assert plain["listed"] == ids(root)[:3]  # without capture the running trial's id is not known
 
 
 @pytest.mark.parametrize("call, error, words", [

@@ -9,6 +9,7 @@ the runs left.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -205,3 +206,5 @@ def test_comparison_notebook_plots_and_tables_a_tag_across_trials(tutorial):
                                    "tag": ["roc_metric"] * 3, "value": [t["tags"]["roc_metric"]["value"] for t in trials]}
     models = facts["model_values"]["value"]
     assert "RandomForestClassifier" in models[0] and all("XGBClassifier" in m for m in models[1:]), models
+    shown = html.unescape(cell_of(tutorial["comparison"], "var_tag_values('model')")["text/html"])
+    assert all(model in shown for model in models)  # whole, not cut at pandas' 50 characters
