@@ -228,10 +228,11 @@ def backward_deps(var_name: str, glanularity_level: bool | None = False, trial: 
     ``{n: (code, value), ..., 1: (code, value), 0: (the tagged call, its value)}``, key 0 the
     latest, iterated from the earliest; values are the operations' recorded values, whole.
 
-    From `trial` (an id or name), else, inside a running experiment, from the running trial
-    (by noWorkflow's own function, which reads the live capture), else from the latest trial
-    in the store with a slice of `var_name`. `glanularity_level` is kept for noWorkflow's calls:
-    the store's slices always hold the operations inside the experiment's own functions.
+    From `trial` (an id or name), else, inside a running notebook item, from the running trial
+    (read from noWorkflow's database as the cells store it; a running script's operations are
+    stored only when it ends), else from the latest trial in the store with a slice of
+    `var_name`. `glanularity_level` is kept for noWorkflow's calls: the store's slices always
+    hold the operations inside the experiment's own functions.
     """
     return _deps(var_name, glanularity_level, trial, store, union=False)
 
@@ -245,7 +246,7 @@ def global_backward_deps(var_name: str, glanularity_level: bool | None = False, 
 
 def _deps(name: str, level: bool | None, trial: Any, store: api.StoreLike, union: bool) -> dict[int, tuple[str, str]]:
     if trial is None and _recorder.active() is not None:
-        return _live_deps(name, level, union)
+        return _live_deps(name, union)
     st = api.open_store(store)
     chosen = find_trial(trial, st) if trial is not None else _latest_with_slice(name, st)
     try:
@@ -266,20 +267,29 @@ def _latest_with_slice(name: str, st: TrialStore) -> Trial:
                       "--nw-capture=off, or their records were removed); run the experiment with capture")
 
 
-def _live_deps(name: str, level: bool | None, union: bool) -> dict[int, tuple[str, str]]:
-    """The running trial's slice: only noWorkflow's own capture knows it before the trial ends."""
-    if not hasattr(builtins, "__noworkflow__"):
-        raise LookupError(f"{'global_' if union else ''}backward_deps({name!r}) in a run without noWorkflow "
-                          f"capture (--nw-capture=off) has no operations to read; {_LIVE_HINT}")
-    from noworkflow.now.tagging import var_tagging
+def _live_deps(name: str, union: bool) -> dict[int, tuple[str, str]]:
+    """The running trial's slice, read from the database noWorkflow is writing: a notebook's
+    operations are stored there as its cells run, a script's only when it ends."""
+    running = running_trial_id()
+    call = f"{'global_' if union else ''}backward_deps({name!r})"
+    if running is None:
+        raise LookupError(f"{call} in a run without noWorkflow capture (--nw-capture=off) has no operations "
+                          f"to read; {_LIVE_HINT}")
+    from pathlib import Path
 
-    function = var_tagging.global_backward_deps if union else var_tagging.backward_deps
+    from noworkflow.now.persistence import relational
+
+    from .provenance import ProvenanceError, read_slices
+
     try:
-        return function(name, level)
-    except IndexError:  # noWorkflow's own message would be "list index out of range"
-        raise LookupError(f"noWorkflow has no operation of {name!r} in the running trial yet (it stores a "
-                          f"script's operations when the script ends, a notebook's as its cells run); "
-                          f"{_LIVE_HINT}") from None
+        found = read_slices(Path(relational.engine.url.database), running, [name], union=union)
+    except ProvenanceError:
+        found = {}
+    if name not in found:
+        raise LookupError(f"{call}: noWorkflow has stored no operation of {name!r} in the running trial (it "
+                          f"stores a notebook's operations as its cells run, a script's when it ends); "
+                          f"{_LIVE_HINT}")
+    return ops_dict(found[name].ops)
 
 
 def ops_dict(ops: tuple[Op, ...] | list[Op]) -> dict[int, tuple[str, str]]:

@@ -34,6 +34,12 @@ model = now_tag_variable('model', RandomForestClassifier(n_estimators=trees, ran
 model.fit(X_train, y_train)
 roc_metric = now_tag_variable('roc_metric', roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
 label = now_tag_variable('label', 'forest')
+
+from pytest_nwtrials.noworkflow import backward_deps
+try:
+    backward_deps('roc_metric')
+except LookupError as exc:  # a script's operations are stored when it ends
+    live_error = now_tag_variable('live_error', str(exc))
 """
 
 # a notebook: noWorkflow stores a notebook's operations as its cells run, a script's at its end
@@ -111,7 +117,7 @@ def test_trial_intersection_diff_puts_shared_tags_and_operations_side_by_side(ro
     assert rows[("PCA(n_components=pca_components)", "operation")][:2] == ("PCA(n_components=3)", "PCA(n_components=5)")
     assert not {key for key, source in rows if source == "operation"} & {"PCA", "RandomForestClassifier", "0.25"}
     tag_rows = list(frame[frame["source"] == "tag"]["key"])
-    assert tag_rows == ["label", "model", "pca_components", "roc_metric", "trees"]  # the tags come first
+    assert tag_rows == ["label", "live_error", "model", "pca_components", "roc_metric", "trees"]  # the tags come first
 
 
 def test_trials_are_named_by_id_name_prefix_or_short_id(root, nw):
@@ -134,7 +140,8 @@ def test_trial_diff_is_the_comparison_engine_shown_whole(root, nw):
     model = load_trial("trial1", store=root / ".nwtrials").values["model"]
     assert len(full_text(model)) > 60 and full_text(model) in html.replace("&lt;", "<").replace("&gt;", ">")
     old, new = nw.trial_diff(first, third, raw=True, store=root)
-    assert old[0] == ("label", "'forest'") and new[0] == old[0]  # key 0: the last operation
+    assert old[0][0] == new[0][0] == "live_error"  # key 0: the last operation
+    assert ("label", "'forest'") in old.values()
     assert list(old) == sorted(old, reverse=True)
     assert ("pca_components", "3") in old.values() and ("pca_components", "5") in new.values()
 
@@ -175,12 +182,16 @@ def test_backward_deps_is_the_slice_in_noworkflows_shape(root, nw):
     assert nw.global_backward_deps("roc_metric", trial="trial1", store=root) == first  # tagged once
 
 
-def test_functions_called_inside_a_running_experiment(root):
+def test_functions_called_inside_a_running_experiment(root, nw):
     from pytest_nwtrials import load_trial
 
     captured = load_trial("trial2", store=root / ".nwtrials").values
-    operations = captured["operations"]  # store_operations kept noWorkflow's own dict with the trial
-    assert operations[0][0] == "total" and all(isinstance(k, int) for k in operations)
+    # backward_deps read the running notebook's slice from noWorkflow's database, whole, and
+    # store_operations kept it with the trial: the same as the slice the store has now
+    assert captured["operations"] == nw.backward_deps("total", trial="trial2", store=root)
+    assert captured["operations"][0] == ("sum([1, 2, 3]) * 2", "12")
+    script = load_trial("trial1", store=root / ".nwtrials").values["live_error"]
+    assert "backward_deps('roc_metric')" in script and "a script's when it ends" in script and "trial=" in script
     assert captured["listed"] == ids(root)[:2]  # the stored trial, then the running one
     plain = load_trial("trial4", store=root / ".nwtrials").values
     assert list(plain["operations"]) == [0] and plain["operations"][0][0] == "error"
