@@ -16,6 +16,11 @@ in Jupyter. A trial is named by its id (what `resume_trials` returns), its short
 (``trial3``), a unique id prefix of 4 or more characters, or the last 5 characters of its id
 (noWorkflow's ``short_trial_id``). Every function takes `store`: a ``.nwtrials`` folder or the
 folder holding one; by default the nearest at or above the working directory, as in `api`.
+
+Inside a running experiment (a trial notebook whose import line was changed too),
+`backward_deps` reads the running trial's slice from noWorkflow's database, `store_operations`
+keeps its dictionary with the trial as the tag ``operations``, and `resume_trials` lists the
+running trial last.
 """
 from __future__ import annotations
 
@@ -185,14 +190,14 @@ def var_tag_values(tag_name: str, experiment: str | None = None, *,
     """
     import pandas as pd
 
-    frame = api.values(tag_name, experiment, store=store)
     st = api.open_store(store)
-    by_id = {t.id: t for t in st.trials()}
-    cells = [_cell(by_id[i], tag_name) for i in frame["id"]]
-    return whole(pd.DataFrame({
-        "trial_id": frame["id"], "short_trial_id": [i[-SHORT_ID:] for i in frame["id"]], "tag": tag_name,
-        "value": pd.Series(cells, dtype=object), "name": frame["name"], "experiment": frame["experiment"],
-        "started": frame["started"], "status": frame["status"]}))
+    where = f"{st.root}" + (f" (experiment {experiment!r})" if experiment else "")
+    rows = [(t.id, short_id(t), tag_name, _cell(t, tag_name), t.name, t.experiment, t.started, t.status)
+            for t in api.with_tag(tag_name, api.select(st, experiment), where)]
+    frame = pd.DataFrame(rows, columns=["trial_id", "short_trial_id", "tag", "value", "name", "experiment",
+                                        "started", "status"])
+    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    return whole(frame)
 
 
 def _cell(trial: Trial, tag: str) -> Any:

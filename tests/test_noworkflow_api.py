@@ -225,3 +225,26 @@ def test_no_store_is_named_with_what_to_do(nw, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(LookupError, match=r"no trial store \(\.nwtrials\) found in .*run pytest on the experiments"):
         nw.resume_trials()
+
+
+def test_ops_dict_keeps_noworkflows_shape_for_any_operations():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from pytest_nwtrials.noworkflow import ops_dict, shown
+    from pytest_nwtrials.provenance import Op
+
+    kinds = st.sampled_from(["name", "call", "literal", "attribute", "subscript"])
+    texts = st.sampled_from(["x", "f(x)", "3", "<function f>", "PCA(n_components=3)"])
+    ops = st.lists(st.builds(Op, kinds, texts, st.just("e.py"), st.integers(1, 9), texts), max_size=30)
+
+    @given(ops)
+    def check(operations):
+        found = ops_dict(operations)
+        assert list(found) == list(range(len(found) - 1, -1, -1))  # from the earliest down to 0, the last
+        expected = [(op.code, op.value) for op in operations if shown(op)]
+        pairs = list(found.values())
+        assert all(a != b for a, b in zip(pairs, pairs[1:]))  # no operation repeated back to back
+        assert [p for i, p in enumerate(expected) if i == 0 or expected[i - 1] != p] == pairs
+
+    check()
