@@ -345,6 +345,10 @@ class NotebookCapture:
                     exc, self._cell_line, "finishing the trial")
         self.finished = True
         _recorder.install(None)
+        try:
+            self.recorder.finish()  # the objects tagged by reference, as the notebook left them
+        except OSError as exc:
+            self.internal_error = self.internal_error or str(exc)
         doc = self._result()
         try:
             write_json_atomic(self.spec["result"], doc)

@@ -366,6 +366,10 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
     finally:
         _recorder.install(None)
+    try:
+        recorder.finish()  # the objects tagged by reference, as the run left them
+    except OSError as exc:
+        internal_error = internal_error or str(exc)
     result = {
         "trial_id": trial_id,
         "exit_code": outcome.exit_code,
