@@ -34,14 +34,14 @@ def format_change(change: Change, *, width: int = 100) -> list[str]:
         phrase = "added" if len(split_path(change.path)) > 1 else "new tag"
         head = f"{path}: {phrase} (value: {summarize(change.new, room)})"
     elif kind is Kind.TYPE_CHANGED:
-        old, new = _share(_typed, change.old, change.new, room)
+        old, new = _distinct(_typed, change.old, change.new, room)
         head = f"{path}: {kind.value}: {old} -> {new}"
     else:
         old, new = summarize(change.old, room), summarize(change.new, room)
         if old == new:  # arrays and frames of the same outline: say what it is once, the detail says how
             head = f"{path}: {kind.value} ({old})"
         else:
-            old, new = _share(summarize, change.old, change.new, room)
+            old, new = _distinct(summarize, change.old, change.new, room)
             head = f"{path}: {kind.value}: {old} -> {new}"
     lines = [_fit("  " + head, width)]
     detail = change.detail.splitlines()
@@ -63,6 +63,34 @@ def _share(show: Callable[[Any, int], str], old: Any, new: Any, room: int) -> tu
     if len(new_text) <= half:
         return show(old, room - len(new_text)), new_text
     return show(old, half), show(new, room - half)
+
+
+def _distinct(show: Callable[[Any, int], str], old: Any, new: Any, room: int) -> tuple[str, str]:
+    """`_share`, but two different values never read the same: when both texts had to be
+    shortened (and so may differ only in what was cut) or read the same, both show the stretch
+    of their full texts around the first character that differs."""
+    old_text, new_text = _share(show, old, new, room)
+    old_full, new_full = show(old, 10_000), show(new, 10_000)
+    if old_full == new_full or (old_text != new_text and (old_text == old_full or new_text == new_full)):
+        return old_text, new_text
+    return difference_window(old_full, new_full, room // 2)
+
+
+def difference_window(old: str, new: str, width: int) -> tuple[str, str]:
+    """Both texts cut to at most `width` characters around where they first differ, with "..."
+    where something was left out; the differing character is always shown."""
+    width = max(width, 12)
+    at = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    start = max(at - width // 3, 0)
+
+    def cut(text: str) -> str:
+        head = "..." if start else ""
+        body = text[start: start + width - len(head)]
+        if start + width - len(head) < len(text):
+            body = body[:-3] + "..."
+        return head + body
+
+    return cut(old), cut(new)
 
 
 def _typed(value: Any, width: int) -> str:

@@ -20,6 +20,8 @@ it exactly. Plain data stays plain JSON; everything else is a dict with one rese
     scipy.sparse matrix / array          {"__nw__": "sparse", "type", "format", "dtype", "shape", "nnz",
                                           "blob": "<sha>.npz"} (values_sparse.py)
     anything else                        {"__nw__": "object", "type", "size", "digest", "blob", "note"}
+    an estimator (has get_params)        the same, plus "model": its class, params and fitted state
+                                         (values_models.py)
 
 With `secrets` (`redaction.Secrets`), `encode` masks them in the value first
 (`redaction_values.scrub`); an object whose pickle still holds one is stored as its summary
@@ -106,10 +108,17 @@ class Encoder:
         self.plain_only = plain_only
         self.secrets = secrets
         self.hits = hits if hits is not None else set()  # whose secrets kept a pickle out
+        self.in_model = False  # inside a model summary: objects are type and digest, no pickle
         self._open: set[int] = set()  # ids of containers being encoded, to stop at cycles
 
     def plain(self) -> Encoder:
         return self if self.plain_only else Encoder(self.blobs, plain_only=True, secrets=self.secrets, hits=self.hits)
+
+    def inside_model(self) -> Encoder:
+        """The encoder of a model summary's parts: the model's own pickle holds their objects."""
+        inner = Encoder(self.blobs, secrets=self.secrets, hits=self.hits)
+        inner.in_model = True
+        return inner
 
     def encode(self, value: Any) -> Any:
         kind = type(value)
@@ -147,6 +156,11 @@ class Encoder:
 
             if values_sparse.is_sparse(value):
                 return values_sparse.encode_sparse(value, self)
+        if not self.plain_only:
+            from . import values_models
+
+            if values_models.is_estimator(value):
+                return values_models.encode_model(value, self)
         return self.opaque(value)
 
     def _container(self, value: Any) -> Any:
@@ -173,6 +187,7 @@ class Encoder:
         holds a secret."""
         if self.plain_only:
             raise NotPlain(type(value).__qualname__)
+        keep = keep and not self.in_model
         summary, data = pickle_summary(value)
         if keep and data is not None and self.secrets and self.secrets.found_in(data):
             keep, note = False, "held a secret; only its summary is stored"
@@ -339,6 +354,10 @@ def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: b
     kinds = (str, (int, type(None)), (str, type(None)), str)
     if not all(isinstance(v, k) and type(v) is not bool for v, k in zip(fields, kinds)):
         raise StoreError(f"malformed 'object' value document (a field has the wrong type): {safe_repr(doc)}")
+    if isinstance(doc.get("model"), dict):
+        from .values_models import decode_model
+
+        return decode_model(doc, OpaqueValue(*fields), lambda d: _decode(d, blobs, False))
     return OpaqueValue(*fields)
 
 
@@ -361,6 +380,10 @@ def blob_refs(doc: Any, *, include_pickles: bool = False) -> set[str]:
             blob = item.get("blob") if tag is not None else None
             if isinstance(blob, str) and (include_pickles or tag != "object"):
                 found.add(blob)
+            if tag == "object" and "model" in item:
+                from .values_models import model_file_refs
+
+                found.update(model_file_refs(item))
             stack.extend(item.values())
     return found
 
