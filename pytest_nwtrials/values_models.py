@@ -210,8 +210,9 @@ def load_model_file(value: ModelValue, blobs: BlobStore, trusted: Iterable[str] 
 def load_models(values: dict[str, Any], blobs: BlobStore | None, trusted: Iterable[str] | None) -> dict[str, Any]:
     """`values` with each top-level stored model that has a model file replaced by the estimator.
 
-    `trusted` None: the types skops trusts by default; a model whose file names others stays
-    its summary, with a note and an `UntrustedModelWarning` naming them. `trusted` given: those
+    `trusted` None: the types skops trusts by default; a model whose file names others (or any
+    model, when skops is not installed) stays its summary, with a note and an
+    `UntrustedModelWarning` saying why. `trusted` given: those
     types are trusted too, and a file naming still others raises `UntrustedModelError`.
     """
     if blobs is None:
@@ -221,7 +222,7 @@ def load_models(values: dict[str, Any], blobs: BlobStore | None, trusted: Iterab
         if isinstance(value, ModelValue) and value.file:
             try:
                 value = load_model_file(value, blobs, trusted or ())
-            except UntrustedModelError as exc:
+            except (UntrustedModelError, ImportError) as exc:  # ImportError: skops is missing
                 if trusted is not None:
                     raise
                 warnings.warn(UntrustedModelWarning(f"tag {name!r}: {exc}"), stacklevel=3)

@@ -154,6 +154,21 @@ print(type(model).__name__, model.C, (model.predict(X) == y).mean() > 0.8)
 print(type(load_trial("trial1").values["model"]).__name__)
 """)
     assert done.stdout.split("\n")[:2] == ["LogisticRegression 0.5 True", "LogisticRegression"]
+    without = run_python(project, """
+import sys, warnings
+sys.modules["skops"] = sys.modules["skops.io"] = None  # as when the models extra is not installed
+from pytest_nwtrials import load_baseline
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    print(type(load_baseline("base", "experiments/fit.py")["model"]).__name__, caught[0].message)
+try:
+    load_baseline("base", "experiments/fit.py", trusted=[])
+except ImportError as exc:
+    print(exc)
+""")
+    summary, message = without.stdout.split("\n")[:2]
+    assert summary.startswith("ModelValue") and "pytest-nwtrials[models]" in summary
+    assert "needs skops: pip install 'pytest-nwtrials[models]'" in message
 
 
 def test_a_model_with_types_skops_does_not_trust_needs_them_named(project):
