@@ -324,3 +324,20 @@ def test_a_model_summary_records_params_and_fitted_arrays(tmp_path):
     assert diff(value, pipeline) == []  # a stored model and the live one agree
     pipeline[-1].set_params(C=3.0)
     assert [c.path for c in diff(value, pipeline, path="model")] == ["model['steps'][1][1]['C']"]
+
+
+def test_a_secret_in_a_model_parameter_reaches_no_stored_file(tmp_path):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from pytest_nwtrials.redaction import Secrets
+    from pytest_nwtrials.values import BlobStore, decode, encode
+
+    token = "tok-1234567890abcdef"
+    secrets = Secrets.from_environment({"MY_API_TOKEN": token})
+    blobs = BlobStore(tmp_path / "values")
+    hits: set[str] = set()
+    doc = encode(CountVectorizer(stop_words=[token, "the"]), blobs, secrets, hits)
+    assert hits and token not in json.dumps(doc)
+    assert not any(token.encode() in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+    assert doc["blob"] is None and "file" not in doc["model"]  # neither the pickle nor a model file
+    assert decode(doc, blobs).params["stop_words"][1] == "the"
