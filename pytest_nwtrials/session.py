@@ -124,6 +124,7 @@ class TrialSession:
                 env_redact=self.settings.env_redact,
                 env=env,
                 fork_slot=fork_slot,
+                model_files=self.settings.save_baseline is not None,
             )
             request, result, fallback = run_with_fallback(self._launch, request)
             result = masked(result, secrets)

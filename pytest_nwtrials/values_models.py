@@ -14,11 +14,14 @@ still kept as an opaque object (its pickle in the local store), and its document
 Fitted attributes follow scikit-learn's convention (public attributes ending in ``_`` are set by
 `fit`); arrays among them are `.npy` files, compared with the array engine. Objects inside the
 summary that are not plain data (a tree's node storage, a callable) are kept as type and digest
-only: the model's own pickle already holds them.
+only: the model's own pickle already holds them. A fitted attribute holding many estimators (a
+forest's trees) is one such entry for them all (`estimators_summary`).
 
-The skops file is written when skops is installed (the ``models`` extra). skops' format loads
-without running code, and refuses types that are not on its trusted list, so a baseline may keep
-the model itself and `load_model_file` may give it back without ``allow_pickle``.
+The skops file is written when skops is installed (the ``models`` extra) and the run saves a
+baseline (`Encoder.model_files`): writing one costs 10 to 30 times what the rest of the
+encoding does, and only baselines keep it. skops' format loads without running code, and
+refuses types that are not on its trusted list, so a baseline may keep the model itself and
+`load_model_file` may give it back without ``allow_pickle``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import StoreError
-from .values import TAG, OpaqueValue, qualified_type_name, safe_repr
+from .values import TAG, OpaqueValue, pickle_summary, qualified_type_name, safe_repr
 
 if TYPE_CHECKING:
     from .values import Encoder
@@ -99,7 +102,36 @@ def state_of(value: Any) -> ModelState:
     """The comparable state of a stored model or a live estimator."""
     if isinstance(value, ModelValue):
         return ModelState(value.type, value.text, value.params, value.fitted)
-    return ModelState(qualified_type_name(value), model_text(value), params_of(value), fitted_of(value))
+    fitted = {k: estimators_summary(v) or v for k, v in fitted_of(value).items()}
+    return ModelState(qualified_type_name(value), model_text(value), params_of(value), fitted)
+
+
+def estimators_summary(value: Any) -> OpaqueValue | None:
+    """One summary for a fitted attribute that holds many estimators (a forest's `estimators_`,
+    a list or an object array of trees): their class, how many, one digest of them all. None
+    for anything else.
+
+    A forest of 100 trees would otherwise be 100 model summaries with a pickle each, costing a
+    hundred times what the forest's own pickle costs, and a change of `max_depth` would report
+    every tree; the trees' fitted state is the forest's, compared through its other attributes.
+    """
+    items = _estimator_items(value)
+    if not items:
+        return None
+    classes = sorted({qualified_type_name(item) for item in items})
+    kind = "list" if isinstance(value, list) else qualified_type_name(value)
+    summary = pickle_summary(value)[0]
+    return OpaqueValue(f"{kind} of {len(items)} {' | '.join(classes)}", summary.size, summary.digest, summary.note)
+
+
+def _estimator_items(value: Any) -> list[Any]:
+    if type(value) in (list, tuple):
+        items = list(value)
+    elif type(value).__name__ == "ndarray" and getattr(value, "dtype", None) is not None and value.dtype.kind == "O":
+        items = list(value.ravel())
+    else:
+        return []
+    return items if len(items) > 1 and all(is_estimator(item) for item in items) else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +149,7 @@ def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
             "class": qualified_type_name(value),
             "text": model_text(value),
             "params": {k: inner.encode(v) for k, v in params_of(value).items()},
-            "fitted": {k: inner.encode(v) for k, v in fitted_of(value).items()},
+            "fitted": {k: _encode_fitted(v, inner) for k, v in fitted_of(value).items()},
         }
     except Exception as exc:  # get_params runs the estimator's own code
         return encoder.opaque(value, f"model summary unavailable ({safe_repr(exc)})")
@@ -127,7 +159,7 @@ def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
             summary = masked
             encoder.hits.add("a secret inside an object")
     doc = encoder.opaque(value)
-    if not encoder.in_model and doc.get("blob"):
+    if encoder.model_files and not encoder.in_model and doc.get("blob"):
         # only where the pickle is kept: a model that held a secret keeps no file either
         file, note = _skops_file(value, encoder)
         if file:
@@ -136,6 +168,14 @@ def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
             doc["note"] = note
     doc["model"] = summary
     return doc
+
+
+def _encode_fitted(value: Any, inner: Encoder) -> Any:
+    many = estimators_summary(value)
+    if many is None:
+        return inner.encode(value)
+    return {TAG: "object", "type": many.type, "size": many.size, "digest": many.digest, "blob": None,
+            "note": many.note}
 
 
 def _skops_file(value: Any, encoder: Encoder) -> tuple[str | None, str]:

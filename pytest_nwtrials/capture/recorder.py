@@ -125,6 +125,7 @@ class Recorder:
     secrets: Secrets = field(default_factory=Secrets)  # masked in names and values before encoding
     tags: dict[str, TagRecord] = field(default_factory=dict)
     masked: dict[str, set[str]] = field(default_factory=dict)  # tag name -> whose secrets were masked
+    model_files: bool = False  # write models' skops files (values.encode): the run saves a baseline
     _blobs: Any = None
 
     def record(self, name: str, value: Any, *, rtol: float | None = None,
@@ -159,7 +160,7 @@ class Recorder:
         hits: set[str] = set()
         try:
             with untracked_files():
-                doc = values.encode(value, self._blobs, self.secrets, hits)
+                doc = values.encode(value, self._blobs, self.secrets, hits, model_files=self.model_files)
         except OSError as exc:  # a full disk, a quota: say where, and what to do
             message = (f"could not write the value of tag {name!r} to {self.blobs_dir} ({exc.strerror or exc}); "
                        f"free space on that disk, or raise the limit on file size, and run the experiment again")
