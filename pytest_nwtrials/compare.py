@@ -64,6 +64,10 @@ class Kind(str, enum.Enum):
     DTYPE_CHANGED = "dtype changed"
     COLUMNS_CHANGED = "columns changed"
     INDEX_CHANGED = "index changed"
+    # models (compare_models): reported as "model: max_depth: None -> 5" and
+    # "model: RandomForestClassifier(...) -> GradientBoostingClassifier(...)"
+    HYPERPARAMETER = "hyperparameter changed"
+    CLASS_CHANGED = "class changed"
 
     def __str__(self) -> str:
         return self.value
@@ -285,8 +289,12 @@ class Differ:
         # Types first, from names: pickling (for the digest) is only worth it when they agree.
         if _type_name(old) != _type_name(new):
             self.add(path, Kind.TYPE_CHANGED, display(old), display(new))
-        elif as_opaque(old).digest != as_opaque(new).digest:
-            self.add(path, Kind.CHANGED, display(old), display(new))
+        else:
+            before, after = as_opaque(old), as_opaque(new)
+            if before.digest != after.digest:
+                # the summaries themselves (small): a report fits each in its room without
+                # cutting the type name, and they never read the same
+                self.add(path, Kind.CHANGED, before, after)
 
     def _array(self, old: np.ndarray, new: np.ndarray, path: str) -> None:
         from .values_numpy import dtype_label

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_nwtrials.compare import Kind, diff
-from pytest_nwtrials.render import difference_window, format_change
+from pytest_nwtrials.render import difference_window, format_change, format_changes
 from pytest_nwtrials.compare import Change
 from pytest_nwtrials.values import OpaqueValue
 
@@ -78,6 +78,12 @@ print((values["model"].predict(X) == y).mean() > 0.8)
                            capture_output=True, text=True, timeout=120)
     assert "state at the end of the run" in next(line for line in shown.stdout.splitlines() if "model" in line)
     assert "state at the end of the run" not in next(line for line in shown.stdout.splitlines() if "weights" in line)
+    # shown as the estimator with its parameters, in `nwtrials show` and in tag_values
+    assert "RandomForestClassifier(n_estimators=5, random_state=0)" in shown.stdout
+    listed = run_python(project, "from pytest_nwtrials import tag_values\nprint(tag_values('model')['value'][0])")
+    assert listed.stdout.strip() == "RandomForestClassifier(n_estimators=5, random_state=0)"
+    # a run that saves no baseline pays for no skops model file
+    assert not list((project.root / ".nwtrials").rglob("*.skops")) and "file" not in tags["model"]["value"]["model"]
 
 
 def test_a_notebook_keeps_a_model_fitted_in_a_later_cell(project):
@@ -99,20 +105,24 @@ print(load_trial("trial1", allow_pickle=True).values["model"].coef_.shape)
 
 
 def test_a_hyperparameter_change_is_named(project):
-    result = project.gate("fit.py", model_experiment("DecisionTreeClassifier(random_state=0)"),
-                          model_experiment("DecisionTreeClassifier(random_state=0, max_depth=2)"))
+    result = project.gate("fit.py", model_experiment("RandomForestClassifier(random_state=0)"),
+                          model_experiment("RandomForestClassifier(random_state=0, max_depth=2)"))
     report = report_of(result)
-    assert "model['max_depth']: type changed: None -> int 2" in report
-    assert "hyperparameter" in report
     assert "(model: state at the end of the run, not when tagged)" in report
+    # one line for the hyperparameter, one for the 100 trees (not a block per tree)
+    lines = [line for line in report.splitlines() if line.startswith("  model")]
+    assert lines[0] == "  model: max_depth: None -> 2", report
+    assert lines[1].startswith("  model['estimators_']: changed (list of 100 "), report
+    assert "DecisionTreeClassifier): " in lines[1] and "fitted attribute" in report, report
+    assert len(lines) == 2, report
 
 
 def test_a_model_class_change_is_named_with_both_estimators(project):
-    result = project.gate("fit.py", model_experiment("RandomForestClassifier(n_estimators=5, random_state=0)"),
+    result = project.gate("fit.py", model_experiment("RandomForestClassifier(random_state=0)"),
                           model_experiment("GradientBoostingClassifier(n_estimators=5, random_state=0)"))
     result.stdout.fnmatch_lines([
-        "  model: type changed: RandomForestClassifier -> GradientBoostingClassifier",
-        "    baseline: RandomForestClassifier(n_estimators=5, random_state=0)",
+        "  model: RandomForestClassifier(random_state=0) -> GradientBoostingClassifier(...)",
+        "    baseline: RandomForestClassifier(random_state=0)",
         "    new: GradientBoostingClassifier(n_estimators=5, random_state=0)",
         "    baseline class: sklearn.ensemble._forest.RandomForestClassifier",
         "    new class: sklearn.ensemble._gb.GradientBoostingClassifier",
@@ -271,8 +281,10 @@ def test_the_hyperparameter_diff_names_exactly_the_parameters_that_differ(old, n
     changes = diff(DecisionTreeClassifier(**old), DecisionTreeClassifier(**new), path="model")
     expected = {f"model['{k}']" for k in old if old[k] != new[k]}
     assert {c.path for c in changes} == expected
-    assert all(c.kind in (Kind.CHANGED, Kind.TYPE_CHANGED) and c.detail.startswith("hyperparameter")
-               for c in changes)
+    assert all(c.kind is Kind.HYPERPARAMETER and c.detail == "hyperparameter" for c in changes)
+    shown = format_changes(changes)
+    assert {line for line in shown if not line.startswith("    ")} == {
+        f"  model: {k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]}
 
 
 @settings(max_examples=200, deadline=None)
@@ -336,8 +348,26 @@ def test_a_secret_in_a_model_parameter_reaches_no_stored_file(tmp_path):
     secrets = Secrets.from_environment({"MY_API_TOKEN": token})
     blobs = BlobStore(tmp_path / "values")
     hits: set[str] = set()
-    doc = encode(CountVectorizer(stop_words=[token, "the"]), blobs, secrets, hits)
+    doc = encode(CountVectorizer(stop_words=[token, "the"]), blobs, secrets, hits, model_files=True)
     assert hits and token not in json.dumps(doc)
     assert not any(token.encode() in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
     assert doc["blob"] is None and "file" not in doc["model"]  # neither the pickle nor a model file
     assert decode(doc, blobs).params["stop_words"][1] == "the"
+
+
+def test_a_forest_is_summarised_with_its_trees_as_one_entry_and_no_model_file_unless_asked(tmp_path):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from pytest_nwtrials.values import BlobStore, decode, encode
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), rng.integers(0, 2, 60)
+    forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)
+    doc = encode(forest, BlobStore(tmp_path / "gate"))
+    trees = doc["model"]["fitted"]["estimators_"]
+    assert trees["type"] == "list of 100 sklearn.tree._classes.DecisionTreeClassifier" and trees["blob"] is None
+    assert "file" not in doc["model"] and not list((tmp_path / "gate").glob("*.skops"))
+    assert len(list((tmp_path / "gate").glob("*.pickle"))) == 1  # the forest's own, no pickle per tree
+    assert diff(decode(doc, BlobStore(tmp_path / "gate")), forest) == []  # stored and live agree
+    saved = encode(forest, BlobStore(tmp_path / "saved"), model_files=True)
+    assert saved["model"]["file"].endswith(".skops") and (tmp_path / "saved" / saved["model"]["file"]).is_file()
