@@ -100,7 +100,9 @@ def tag_value(trial: Trial, tag: str) -> Any:
 
 
 def table_cell(value: Any, width: int = SUMMARY_WIDTH) -> Any:
-    """A scalar as a Python number (or bool); anything else as its one-line summary."""
+    """A scalar as a Python number (or bool); a model as its repr, whole (what noWorkflow's
+    saved output shows: ``RandomForestClassifier(max_depth=5)``); anything else as its one-line
+    summary."""
     import numpy as np
 
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -108,6 +110,10 @@ def table_cell(value: Any, width: int = SUMMARY_WIDTH) -> Any:
     if type(value) in (bool, int, float):
         return value
     from .values import summarize
+    from .values_models import ModelValue
+
+    if isinstance(value, ModelValue) and value.text:
+        return value.text
 
     return summarize(value, width)
 

@@ -371,3 +371,20 @@ def test_a_forest_is_summarised_with_its_trees_as_one_entry_and_no_model_file_un
     assert diff(decode(doc, BlobStore(tmp_path / "gate")), forest) == []  # stored and live agree
     saved = encode(forest, BlobStore(tmp_path / "saved"), model_files=True)
     assert saved["model"]["file"].endswith(".skops") and (tmp_path / "saved" / saved["model"]["file"]).is_file()
+
+
+def test_a_long_model_shows_whole_in_tag_values_and_as_its_class_in_a_narrow_column(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from pytest_nwtrials.api import table_cell
+    from pytest_nwtrials.values import BlobStore, decode, encode, summarize
+
+    pipeline = make_pipeline(StandardScaler(with_mean=False), LogisticRegression(C=2.0, max_iter=500))
+    blobs = BlobStore(tmp_path)
+    stored = decode(encode(pipeline, blobs), blobs)
+    text = "Pipeline(steps=[('standardscaler', StandardScaler(with_mean=False)), " \
+           "('logisticregression', LogisticRegression(C=2.0, max_iter=500))])"
+    assert table_cell(stored) == text  # what noWorkflow's saved output shows, whole
+    assert summarize(stored, 60) == "Pipeline(...)"  # never cut inside a parameter
