@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, TypeVar
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 from .capture import recorder as _recorder
 
 if TYPE_CHECKING:
     from .store import Trial
     from .diffing import TrialDiff
 
-__all__ = ["tag", "load_trial", "trial_diff", "list_trials", "tag_values", "plot"]
+__all__ = ["tag", "load_trial", "load_baseline", "trial_diff", "list_trials", "tag_values", "plot"]
 __version__ = "0.1.0"
 
 T = TypeVar("T")
@@ -36,12 +39,17 @@ def tag(name: str, value: T, *, rtol: float | None = None, atol: float | None = 
     return value
 
 
-def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_pickle: bool = False) -> Trial:
+def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_pickle: bool = False,
+               trusted: Sequence[str] | None = None) -> Trial:
     """Load a recorded trial by short name (``trial3``), id or unique id prefix (4+ characters).
 
     `store` is the local store folder; by default the nearest ``.nwtrials`` at or above the
     working directory. Opaque objects (a fitted model) come back as their summary unless
     `allow_pickle` is set: unpickling runs code, so only do it for trials you trust.
+    A scikit-learn model recorded with skops installed (the ``models`` extra) comes back as the
+    estimator without `allow_pickle`, loaded from its skops file, which runs no code: when every
+    type the file names is one skops trusts by default or is listed in `trusted` (a file naming
+    others stays a summary with a warning; with `trusted` given, it raises, naming them).
     """
     from dataclasses import replace
     from pathlib import Path
@@ -57,7 +65,8 @@ def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_p
         raise LookupError(f"no trial {ref!r} in {root}")
     if len(found) > 1:
         raise LookupError(f"trial reference {ref!r} is ambiguous in {root}: " + ", ".join(t.name for t in found))
-    return replace(found[0], allow_pickle=allow_pickle)
+    return replace(found[0], allow_pickle=allow_pickle, load_models=True,
+                   trusted=None if trusted is None else tuple(trusted))
 
 
 def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None, atol: float | None = None,
@@ -82,5 +91,5 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
 # Browsing trials (pandas, numpy and matplotlib are imported on first use). The table of a tag's
 # values is exported as `tag_values`: the name `values` is the submodule pytest_nwtrials.values,
 # which the capture recorder imports with `from .. import values`.
-from .api import list_trials, plot  # noqa: E402
+from .api import list_trials, load_baseline, plot  # noqa: E402
 from .api import values as tag_values  # noqa: E402

@@ -20,7 +20,7 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from . import store_gc
 from .printable import printable
@@ -100,7 +100,9 @@ def tag_value(trial: Trial, tag: str) -> Any:
 
 
 def table_cell(value: Any, width: int = SUMMARY_WIDTH) -> Any:
-    """A scalar as a Python number (or bool); anything else as its one-line summary."""
+    """A scalar as a Python number (or bool); a model as its repr, whole (what noWorkflow's
+    saved output shows: ``RandomForestClassifier(max_depth=5)``); anything else as its one-line
+    summary."""
     import numpy as np
 
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -108,6 +110,10 @@ def table_cell(value: Any, width: int = SUMMARY_WIDTH) -> Any:
     if type(value) in (bool, int, float):
         return value
     from .values import summarize
+    from .values_models import ModelValue
+
+    if isinstance(value, ModelValue) and value.text:
+        return value.text
 
     return summarize(value, width)
 
@@ -303,6 +309,36 @@ def baseline_marks(tag: str, name: str, trials: list[Trial], folder: Path,
         raise LookupError(f"baseline {name!r} has no value of tag {tag!r} for "
                           + ", ".join(sorted({t.experiment for t in trials})))
     return marks
+
+
+def load_baseline(name: str, experiment: str, argv: Sequence[str] = (), *, baselines: str | os.PathLike[str] | None = None,
+                  trusted: Sequence[str] | None = None) -> dict[str, Any]:
+    """The tagged values of `experiment` (run with `argv`) in baseline `name`, decoded.
+
+    Baselines keep no pickles: an object is its summary, except a model saved with its skops
+    file, which comes back as the estimator under the rule of `load_trial`'s `trusted` (the
+    file runs no code on load). `baselines` is the folder, by default ``nw-baselines`` next to
+    the nearest store or in the working directory.
+    """
+    from .baselines import BaselineStore
+    from .record_fields import decode_tag
+    from .values_models import load_models
+
+    if baselines is not None:
+        folder = Path(baselines)
+    else:
+        root = find_store()
+        folder = (root.parent if root is not None else Path.cwd()) / "nw-baselines"
+    store = BaselineStore(folder, folder.parent)
+    if not store.exists(name):
+        known = ", ".join(store.names()) or "none"
+        raise LookupError(f"no baseline {name!r} in {folder}; baselines: {known}")
+    entry = store.entry(name, experiment, tuple(map(str, argv)))
+    if entry is None:
+        raise LookupError(f"baseline {name!r} has no entry for {experiment}; run pytest --nw-save-baseline={name}")
+    blobs = entry.blobs()
+    values = {tag: decode_tag(tag, doc, blobs, entry.where, entry.remedy) for tag, doc in entry.tags.items()}
+    return load_models(values, blobs, None if trusted is None else tuple(trusted))
 
 
 def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False) -> GcResult:

@@ -222,7 +222,7 @@ class BaselineStore:
                 found += self._misplaced(name, path, entries[path][1])
             else:
                 found.append(f"{path}: not a file of baseline '{name}' (entries are <experiment>.json, value "
-                             f"files values/<sha256>.npy|npz|parquet|pickle); move it out of {folder}")
+                             f"files values/<sha256>.npy|npz|parquet|pickle|skops); move it out of {folder}")
         return found
 
     def _misplaced(self, name: str, path: Path, doc: Any) -> list[str]:

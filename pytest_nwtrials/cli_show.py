@@ -69,6 +69,8 @@ def stability_lines(trial: Trial) -> list[str]:
 
 def trial_lines(trial: Trial) -> list[str]:
     """``nwtrials show``: metadata, tags, the stability of repeated runs, inputs."""
+    from .capture.recorder import END_OF_RUN
+
     from .api import tag_value
 
     code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""
@@ -95,6 +97,7 @@ def trial_lines(trial: Trial) -> list[str]:
                 shown = f"<unreadable: {exc}>"
             extra = [f"tagged {doc['count']} times"] if doc.get("count", 1) > 1 else []
             extra += [f"{key}={doc[key]:g}" for key in ("rtol", "atol") if doc.get(key) is not None]
+            extra += ["state at the end of the run"] if doc.get("state") == END_OF_RUN else []
             rows.append(["  " + name, shown + (f"  ({', '.join(extra)})" if extra else "")])
         lines += table(rows)
     lines += stability_lines(trial)

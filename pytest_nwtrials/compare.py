@@ -17,7 +17,9 @@ Decisions worth knowing:
   strings, bytes, datetimes and everything non-numeric always compare exactly.
 - Arrays: shape and dtype changes are their own kinds; after a dtype change the values are
   still compared when both sides are numeric (or of the same kind) and the shapes agree.
-- Anything else (a fitted model, ...) compares by type and pickle digest (`OpaqueValue`);
+- Models (objects with scikit-learn's `get_params`) compare by class, hyperparameters and
+  fitted attributes (compare_models).
+- Anything else compares by type and pickle digest (`OpaqueValue`);
   objects that cannot be pickled compare by type only. So do containers that hold themselves.
 - A byte-order difference ('>f8' vs '<f8') is storage, not a dtype change.
 """
@@ -62,6 +64,10 @@ class Kind(str, enum.Enum):
     DTYPE_CHANGED = "dtype changed"
     COLUMNS_CHANGED = "columns changed"
     INDEX_CHANGED = "index changed"
+    # models (compare_models): reported as "model: max_depth: None -> 5" and
+    # "model: RandomForestClassifier(...) -> GradientBoostingClassifier(...)"
+    HYPERPARAMETER = "hyperparameter changed"
+    CLASS_CHANGED = "class changed"
 
     def __str__(self) -> str:
         return self.value
@@ -110,7 +116,8 @@ def display(value: Any) -> Any:
     """What a Change keeps of a value: small scalars themselves, anything else a summary."""
     if category(value) in _SCALARS:
         return value
-    return Summary(summarize(value, 100))
+    # Objects (models with their parameters) get more room: the report decides what to show.
+    return Summary(summarize(value, 400 if category(value) == "object" else 100))
 
 
 _SCALARS = frozenset({"none", "bool", "int", "float", "complex", "str", "bytes", "datetime64", "timedelta64"})
@@ -178,7 +185,11 @@ class Differ:
 
     def compare(self, old: Any, new: Any, path: str) -> None:
         old_kind, new_kind = category(old), category(new)
-        if old_kind == "object" or new_kind == "object":
+        if old_kind == "object" and new_kind == "object" and _models(old, new):
+            from .compare_models import compare_models
+
+            compare_models(self, old, new, path)
+        elif old_kind == "object" or new_kind == "object":
             self._opaque(old, new, path)
         elif old_kind != new_kind:
             self.add(path, Kind.TYPE_CHANGED, display(old), display(new))
@@ -250,6 +261,10 @@ class Differ:
             if key not in old:
                 self._one_sided(path, key, value, Kind.ADDED)
 
+    def compare_mapping(self, old: dict[Any, Any], new: dict[Any, Any], path: str) -> None:
+        """Compare two mappings key by key under `path` (a model's parameters, ...)."""
+        self._mapping(old, new, path)
+
     def _child(self, old: Any, new: Any, path: str, key: Any) -> None:
         inner = child_path(path, key)
         if not self.rules.ignored(inner):
@@ -274,8 +289,12 @@ class Differ:
         # Types first, from names: pickling (for the digest) is only worth it when they agree.
         if _type_name(old) != _type_name(new):
             self.add(path, Kind.TYPE_CHANGED, display(old), display(new))
-        elif as_opaque(old).digest != as_opaque(new).digest:
-            self.add(path, Kind.CHANGED, display(old), display(new))
+        else:
+            before, after = as_opaque(old), as_opaque(new)
+            if before.digest != after.digest:
+                # the summaries themselves (small): a report fits each in its room without
+                # cutting the type name, and they never read the same
+                self.add(path, Kind.CHANGED, before, after)
 
     def _array(self, old: np.ndarray, new: np.ndarray, path: str) -> None:
         from .values_numpy import dtype_label
@@ -298,6 +317,15 @@ class Differ:
 def _native(dtype: np.dtype) -> np.dtype:
     # Byte order is how an array is stored, not what it holds: '>f8' vs '<f8' is no dtype change.
     return dtype.newbyteorder("=") if dtype.byteorder in "<>" else dtype
+
+
+def _models(old: Any, new: Any) -> bool:
+    if "pytest_nwtrials.values_models" not in sys.modules and not (
+            hasattr(type(old), "get_params") or hasattr(type(new), "get_params")):
+        return False  # no model was stored or met: skip the import
+    from .values_models import is_model
+
+    return is_model(old) and is_model(new)
 
 
 def _type_name(value: Any) -> str:

@@ -6,8 +6,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .compare import Change, Kind, split_path
+from .compare import Change, Kind, dotted_path, split_path
 from .values import OpaqueValue, Summary, summarize
+from .values_summary import DOTTED as _DOTTED
 
 DETAIL_LINES = 12  # a single array or frame summary never takes more than this
 
@@ -33,15 +34,23 @@ def format_change(change: Change, *, width: int = 100) -> list[str]:
     elif kind is Kind.ADDED:
         phrase = "added" if len(split_path(change.path)) > 1 else "new tag"
         head = f"{path}: {phrase} (value: {summarize(change.new, room)})"
+    elif kind is Kind.HYPERPARAMETER:  # "model: max_depth: None -> 5"
+        *_, key = split_path(change.path)
+        old, new = _distinct(summarize, change.old, change.new, room)
+        head = f"{change.path[: len(change.path) - len(key) - 2]}: {dotted_path(change.path).rpartition('.')[2]}: {old} -> {new}"
+    elif kind is Kind.CLASS_CHANGED:  # "model: RandomForestClassifier(n_estimators=100) -> XGBClassifier(...)"
+        head = f"{path}: " + " -> ".join(estimators_within(str(change.old), str(change.new), width - len(path) - 10))
     elif kind is Kind.TYPE_CHANGED:
-        old, new = _share(_typed, change.old, change.new, room)
+        old, new = _distinct(_typed, change.old, change.new, room)
         head = f"{path}: {kind.value}: {old} -> {new}"
+    elif _same_type_objects(change.old, change.new):
+        head = _object_change(path, change.old, change.new, width)
     else:
         old, new = summarize(change.old, room), summarize(change.new, room)
         if old == new:  # arrays and frames of the same outline: say what it is once, the detail says how
             head = f"{path}: {kind.value} ({old})"
         else:
-            old, new = _share(summarize, change.old, change.new, room)
+            old, new = _distinct(summarize, change.old, change.new, room)
             head = f"{path}: {kind.value}: {old} -> {new}"
     lines = [_fit("  " + head, width)]
     detail = change.detail.splitlines()
@@ -63,6 +72,66 @@ def _share(show: Callable[[Any, int], str], old: Any, new: Any, room: int) -> tu
     if len(new_text) <= half:
         return show(old, room - len(new_text)), new_text
     return show(old, half), show(new, room - half)
+
+
+def _distinct(show: Callable[[Any, int], str], old: Any, new: Any, room: int) -> tuple[str, str]:
+    """`_share`, but two different values never read the same: when both texts had to be
+    shortened (and so may differ only in what was cut) or read the same, both show the stretch
+    of their full texts around the first character that differs."""
+    old_text, new_text = _share(show, old, new, room)
+    old_full, new_full = show(old, 10_000), show(new, 10_000)
+    whole = old_text == old_full or new_text == new_full
+    uncut = not old_text.endswith("...") and not new_text.endswith("...")  # shorter forms of objects
+    if old_full == new_full or (old_text != new_text and (whole or uncut)):
+        return old_text, new_text
+    return difference_window(old_full, new_full, room // 2)
+
+
+def difference_window(old: str, new: str, width: int) -> tuple[str, str]:
+    """Both texts cut to at most `width` characters around where they first differ, with "..."
+    where something was left out; the differing character is always shown."""
+    width = max(width, 12)
+    at = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    start = max(at - width // 3, 0)
+
+    def cut(text: str) -> str:
+        head = "..." if start else ""
+        body = text[start: start + width - len(head)]
+        if start + width - len(head) < len(text):
+            body = body[:-3] + "..."
+        return head + body
+
+    return cut(old), cut(new)
+
+
+def _same_type_objects(old: Any, new: Any) -> bool:
+    return (type(old) is OpaqueValue and type(new) is OpaqueValue and old.type == new.type
+            and old.digest is not None and new.digest is not None)
+
+
+def _object_change(path: str, old: OpaqueValue, new: OpaqueValue, width: int) -> str:
+    """`path: changed (type): size, digest -> size, digest`: the type said once, whole when it
+    fits, so the line shows what differs (the digests) and never two identical texts."""
+    def sides(value: OpaqueValue) -> tuple[str, ...]:
+        return f"{value.size} bytes, digest={value.digest[:8]}", f"digest={value.digest[:8]}", value.digest[:8]
+
+    type_texts = (old.type, _DOTTED.sub(lambda match: match.group(1), old.type))
+    heads = [f"{path}: changed ({kind}): {a} -> {b}" for kind in type_texts for a, b in zip(sides(old), sides(new))]
+    return next((head for head in heads if len(head) + 2 <= width), heads[-1])
+
+
+def estimators_within(old: str, new: str, room: int) -> tuple[str, str]:
+    """Two estimators' texts ("RandomForestClassifier(n_estimators=100)") in about `room`
+    characters: the longer one's parameters become "(...)" first, then the other's; class
+    names are never cut (the detail lines name both classes whole)."""
+    def short(text: str) -> str:
+        return text.partition("(")[0] + "(...)" if "(" in text else text
+
+    longer_first = [(old, short(new)), (short(old), new)] if len(new) >= len(old) else [(short(old), new), (old, short(new))]
+    for pair in [(old, new), *longer_first]:
+        if len(pair[0]) + len(pair[1]) <= room:
+            return pair
+    return short(old), short(new)
 
 
 def _typed(value: Any, width: int) -> str:

@@ -84,7 +84,7 @@ def accept_hint(baseline_label: str, baseline_name: str | None) -> str:
 
 def values_changed(experiment: str, trial: Trial, against: str, change_lines: Sequence[str],
                    tags: int, baseline_name: str | None, why: Sequence[str] = (),
-                   ops_changed: bool = False) -> str:
+                   ops_changed: bool = False, changed: Sequence[str] = ()) -> str:
     """The report of a trial that moved: which tags, against what, why, how to accept."""
     if tags:
         noun = "tagged value differs" if tags == 1 else "tagged values differ"
@@ -94,10 +94,21 @@ def values_changed(experiment: str, trial: Trial, against: str, change_lines: Se
                 f"produced them changed; new trial: {trial.name}")
     else:
         head = f"{experiment}: the trial ran with other arguments than {against}; new trial: {trial.name}"
-    lines = [head, *change_lines]
+    lines = [head, *change_lines, *end_state_lines(trial, changed)]
     if why:
         lines += ["", "Why it changed:", *why]
     return "\n".join([*lines, "", accept_hint(against, baseline_name)])
+
+
+def end_state_lines(trial: Trial, names: Sequence[str]) -> list[str]:
+    """Which of the changed tags `names` were kept in their state at the end of the run (objects
+    such as models, tagged by reference), not as they were when tagged."""
+    from .capture.recorder import END_OF_RUN
+
+    kept = [name for name in names if (trial.tags.get(name) or {}).get("state") == END_OF_RUN]
+    if not kept:
+        return []
+    return [f"  ({', '.join(kept)}: state at the end of the run, not when tagged)"]
 
 
 def missing_entry(experiment: str, argv: Sequence[str], baseline_name: str) -> str:

@@ -124,6 +124,7 @@ class TrialSession:
                 env_redact=self.settings.env_redact,
                 env=env,
                 fork_slot=fork_slot,
+                model_files=self.settings.save_baseline is not None,
             )
             request, result, fallback = run_with_fallback(self._launch, request)
             result = masked(result, secrets)
@@ -305,7 +306,7 @@ class TrialSession:
             why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
         self.fail(trial, "changed",
                   report.values_changed(trial.experiment, trial, label, diff.value_lines(),
-                                        len(diff.tags), name, why, bool(diff.operations)),
+                                        len(diff.tags), name, why, bool(diff.operations), diff.tags),
                   changes=diff.values, why=tuple(why))
 
     def rules(self, trial: Trial, options: Comparison = Comparison()) -> Any:

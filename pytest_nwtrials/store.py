@@ -94,6 +94,9 @@ class Trial:
     fallback: str | None = None  # why it was recorded with coarse capture, not fine (see fallback.py)
     values_dir: Path | None = field(default=None, compare=False, repr=False)
     allow_pickle: bool = field(default=False, compare=False, repr=False)
+    # load models from their skops files (values_models.load_models); None in the gate: summaries
+    trusted: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    load_models: bool = field(default=False, compare=False, repr=False)
 
     @cached_property
     def values(self) -> dict[str, Any]:
@@ -101,8 +104,13 @@ class Trial:
         from .values import BlobStore
 
         blobs = BlobStore(self.values_dir, remedy=LOCAL_REMEDY) if self.values_dir is not None else None
-        return {name: decode_tag(name, doc, blobs, self.where, TRIAL_REMEDY, allow_pickle=self.allow_pickle)
-                for name, doc in self.tags.items()}
+        values = {name: decode_tag(name, doc, blobs, self.where, TRIAL_REMEDY, allow_pickle=self.allow_pickle)
+                  for name, doc in self.tags.items()}
+        if self.load_models and not self.allow_pickle:
+            from .values_models import load_models
+
+            values = load_models(values, blobs, self.trusted)
+        return values
 
     @property
     def where(self) -> str:

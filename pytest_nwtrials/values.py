@@ -20,6 +20,8 @@ it exactly. Plain data stays plain JSON; everything else is a dict with one rese
     scipy.sparse matrix / array          {"__nw__": "sparse", "type", "format", "dtype", "shape", "nnz",
                                           "blob": "<sha>.npz"} (values_sparse.py)
     anything else                        {"__nw__": "object", "type", "size", "digest", "blob", "note"}
+    an estimator (has get_params)        the same, plus "model": its class, params and fitted state
+                                         (values_models.py)
 
 With `secrets` (`redaction.Secrets`), `encode` masks them in the value first
 (`redaction_values.scrub`); an object whose pickle still holds one is stored as its summary
@@ -45,7 +47,7 @@ import numpy as np
 from .errors import StoreError
 from .redaction import Secrets
 from .redaction_values import Withheld
-from .values_blobs import BlobError, BlobStore
+from .values_blobs import BlobStore
 
 __all__ = [
     "BlobStore", "OpaqueValue", "Summary", "TAG", "blob_refs", "decode", "encode", "summarize", "value_digest",
@@ -55,7 +57,6 @@ TAG = "__nw__"
 # Fixed, not pickle.DEFAULT_PROTOCOL, so an object's digest does not move with the Python version.
 PICKLE_PROTOCOL = 5
 _NOTE_REPR_LIMIT = 200
-_FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,18 +99,27 @@ class Encoder:
     """Walks a value and writes blobs; `plain_only` refuses opaque objects (object arrays, labels).
 
     `secrets`: pickles holding one of them are not written (see the module docstring).
+    `model_files`: models also get a skops file (values_models), which only baselines keep.
     """
 
     def __init__(self, blobs: BlobStore, *, plain_only: bool = False, secrets: Secrets | None = None,
-                 hits: set[str] | None = None) -> None:
+                 hits: set[str] | None = None, model_files: bool = False) -> None:
         self.blobs = blobs
         self.plain_only = plain_only
         self.secrets = secrets
         self.hits = hits if hits is not None else set()  # whose secrets kept a pickle out
+        self.model_files = model_files
+        self.in_model = False  # inside a model summary: objects are type and digest, no pickle
         self._open: set[int] = set()  # ids of containers being encoded, to stop at cycles
 
     def plain(self) -> Encoder:
         return self if self.plain_only else Encoder(self.blobs, plain_only=True, secrets=self.secrets, hits=self.hits)
+
+    def inside_model(self) -> Encoder:
+        """The encoder of a model summary's parts: the model's own pickle holds their objects."""
+        inner = Encoder(self.blobs, secrets=self.secrets, hits=self.hits)
+        inner.in_model = True
+        return inner
 
     def encode(self, value: Any) -> Any:
         kind = type(value)
@@ -147,6 +157,11 @@ class Encoder:
 
             if values_sparse.is_sparse(value):
                 return values_sparse.encode_sparse(value, self)
+        if not self.plain_only:
+            from . import values_models
+
+            if values_models.is_estimator(value):
+                return values_models.encode_model(value, self)
         return self.opaque(value)
 
     def _container(self, value: Any) -> Any:
@@ -173,6 +188,7 @@ class Encoder:
         holds a secret."""
         if self.plain_only:
             raise NotPlain(type(value).__qualname__)
+        keep = keep and not self.in_model
         summary, data = pickle_summary(value)
         if keep and data is not None and self.secrets and self.secrets.found_in(data):
             keep, note = False, "held a secret; only its summary is stored"
@@ -192,7 +208,8 @@ class _Cycle(Exception):
     pass
 
 
-def encode(value: Any, blobs: BlobStore, secrets: Secrets | None = None, hits: set[str] | None = None) -> Any:
+def encode(value: Any, blobs: BlobStore, secrets: Secrets | None = None, hits: set[str] | None = None,
+           *, model_files: bool = False) -> Any:
     """Encode `value` as a JSON-able document (json.dumps accepts it with allow_nan=False).
 
     Never raises for a value: what cannot be encoded structurally is kept as an opaque object.
@@ -201,7 +218,7 @@ def encode(value: Any, blobs: BlobStore, secrets: Secrets | None = None, hits: s
     hits = hits if hits is not None else set()
     if secrets:
         value = secrets.scrub(value, hits)
-    encoder = Encoder(blobs, secrets=secrets, hits=hits)
+    encoder = Encoder(blobs, secrets=secrets, hits=hits, model_files=model_files)
     try:
         return encoder.encode(value)
     except (_Cycle, RecursionError):
@@ -262,90 +279,12 @@ def decode(doc: Any, blobs: BlobStore | None, *, allow_pickle: bool = False) -> 
     A document that is not one raises `store.StoreError` (a ValueError); a value file that is
     missing or damaged raises `values_blobs.BlobError` (a StoreError), naming the file.
     """
+    from .values_decode import decode_document
+
     try:
-        return _decode(doc, blobs, allow_pickle)
+        return decode_document(doc, blobs, allow_pickle)
     except RecursionError:
         raise StoreError("value document nested too deeply to decode") from None
-
-
-def _decode(doc: Any, blobs: BlobStore | None, allow_pickle: bool) -> Any:
-    kind = type(doc)
-    if doc is None or kind in (bool, int, float, str):
-        return doc
-    if kind is list:
-        return [_decode(d, blobs, allow_pickle) for d in doc]
-    if kind is not dict:
-        raise StoreError(f"not a value document: {safe_repr(doc)}")
-    tag = doc.get(TAG)
-    if tag is None:
-        return {k: _decode(v, blobs, allow_pickle) for k, v in doc.items()}
-    try:
-        return _decode_tagged(tag, doc, blobs, allow_pickle)
-    except StoreError:
-        raise
-    except Exception as exc:  # numpy, pandas and pyarrow raise many kinds for documents they refuse
-        raise StoreError(f"malformed {safe_repr(tag)} value document ({safe_repr(exc)}): {safe_repr(doc)}") from None
-
-
-def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: bool) -> Any:
-    def sub(d: Any) -> Any:
-        return _decode(d, blobs, allow_pickle)
-
-    if tag == "float":
-        return _FLOAT_WORDS[doc["value"]]
-    if tag == "int":
-        return int(doc["hex"], 16)
-    if tag == "complex":
-        return complex(sub(doc["real"]), sub(doc["imag"]))
-    if tag == "bytes":
-        return base64.b64decode(doc["base64"])
-    if tag == "tuple":
-        return tuple(sub(d) for d in doc["items"])
-    if tag in ("set", "frozenset"):
-        items = (sub(d) for d in doc["items"])
-        return set(items) if tag == "set" else frozenset(items)
-    if tag == "dict":
-        return {sub(k): sub(v) for k, v in doc["items"]}
-    if tag in ("numpy", "ndarray"):
-        from . import values_numpy
-
-        if tag == "numpy":
-            return values_numpy.decode_scalar(doc)
-        return values_numpy.decode_array(doc, blobs, sub)
-    if tag in ("frame", "series"):
-        from . import values_frames
-
-        return values_frames.decode_pandas(doc, _need(blobs, doc))
-    if tag == "sparse":
-        from . import values_sparse
-
-        return values_sparse.decode_sparse(doc, blobs)
-    if tag == "object":
-        return _decode_object(doc, blobs, allow_pickle)
-    raise StoreError(f"unknown value kind {safe_repr(tag)} in document (written by a newer version?)")
-
-
-def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: bool) -> Any:
-    if allow_pickle and doc.get("blob"):
-        store = _need(blobs, doc)
-        with store.open(doc["blob"]) as f:
-            try:
-                return pickle.load(f)
-            except Exception as exc:  # a class that moved or no longer exists, a damaged file, ...
-                raise BlobError(f"{store.root / doc['blob']}: cannot load the pickled {safe_repr(doc.get('type'))} "
-                                f"({safe_repr(exc)}); it needs the code that pickled it, or the file is "
-                                "damaged") from None
-    fields = (doc["type"], doc.get("size"), doc.get("digest"), doc.get("note", ""))
-    kinds = (str, (int, type(None)), (str, type(None)), str)
-    if not all(isinstance(v, k) and type(v) is not bool for v, k in zip(fields, kinds)):
-        raise StoreError(f"malformed 'object' value document (a field has the wrong type): {safe_repr(doc)}")
-    return OpaqueValue(*fields)
-
-
-def _need(blobs: BlobStore | None, doc: dict[str, Any]) -> BlobStore:
-    if blobs is None:
-        raise StoreError(f"decoding {safe_repr(doc.get('blob'))} needs a blob store, and none was given")
-    return blobs
 
 
 def blob_refs(doc: Any, *, include_pickles: bool = False) -> set[str]:
@@ -361,6 +300,10 @@ def blob_refs(doc: Any, *, include_pickles: bool = False) -> set[str]:
             blob = item.get("blob") if tag is not None else None
             if isinstance(blob, str) and (include_pickles or tag != "object"):
                 found.add(blob)
+            if tag == "object" and "model" in item:
+                from .values_models import model_file_refs
+
+                found.update(model_file_refs(item))
             stack.extend(item.values())
     return found
 

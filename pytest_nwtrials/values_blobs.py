@@ -24,8 +24,8 @@ from typing import BinaryIO
 from .errors import StoreError, short
 from .paths import OutsideError, check_within
 
-BLOB_EXTENSIONS = frozenset({"npy", "npz", "parquet", "pickle"})
-_BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|npz|parquet|pickle)\Z")
+BLOB_EXTENSIONS = frozenset({"npy", "npz", "parquet", "pickle", "skops"})
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}\.(npy|npz|parquet|pickle|skops)\Z")
 DEFAULT_REMEDY = ("run the experiment again to write it anew (for a file of a baseline, save the "
                   "baseline again with --nw-save-baseline=NAME)")
 
@@ -93,7 +93,7 @@ class BlobStore:
 
     def path(self, name: str) -> Path:
         if not isinstance(name, str) or not _BLOB_NAME.match(name):
-            raise StoreError(f"{short(name, 80)} is not a blob name (expected '<sha256>.npy|npz|parquet|pickle')")
+            raise StoreError(f"{short(name, 80)} is not a blob name (expected '<sha256>.npy|npz|parquet|pickle|skops')")
         return self.root / name
 
     def open(self, name: str) -> BinaryIO:
@@ -127,7 +127,7 @@ class BlobStore:
 
 
 def is_blob_name(name: object) -> bool:
-    """Whether `name` is a blob's file name, ``<sha256>.npy|npz|parquet|pickle``."""
+    """Whether `name` is a blob's file name, ``<sha256>.npy|npz|parquet|pickle|skops``."""
     return isinstance(name, str) and bool(_BLOB_NAME.match(name))
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from typing import Any
 
@@ -106,7 +107,7 @@ def summary_text(value: Any, width: int) -> str:
     if isinstance(value, Summary):
         return str(value)
     if isinstance(value, OpaqueValue):
-        return _opaque_text(value)
+        return _model_text(value, width) or _opaque_text(value, width)
     if kind is int and value.bit_length() >= 10_000:
         return f"<int of {value.bit_length()} bits>"  # repr() refuses ints past ~4300 digits
     if value is None or kind in (bool, int, float, complex, str, bytes):
@@ -127,7 +128,12 @@ def summary_text(value: Any, width: int) -> str:
         from . import values_sparse
 
         return values_sparse.sparse_text(value, width, digest)
-    return _opaque_text(as_opaque(value))
+    if "pytest_nwtrials.values_models" in sys.modules or hasattr(kind, "get_params"):
+        from .values_models import is_estimator, model_text
+
+        if is_estimator(value):
+            return model_text(value)
+    return _opaque_text(as_opaque(value), width)
 
 
 def _container_text(value: Any, width: int) -> str:
@@ -153,7 +159,25 @@ def _container_text(value: Any, width: int) -> str:
     return text + closing
 
 
-def _opaque_text(summary: OpaqueValue) -> str:
+def _model_text(summary: OpaqueValue, width: int) -> str:
+    """A stored model's own repr, ``RandomForestClassifier(max_depth=5)``, or
+    ``RandomForestClassifier(...)`` when that is longer than `width`; "" for other objects."""
+    text = getattr(summary, "text", "")
+    return text if len(text) <= width or "(" not in text else text.partition("(")[0] + "(...)"
+
+
+DOTTED = re.compile(r"[\w.]+\.(\w+)")  # a qualified name, its last part the group: list of 9 sklearn...Tree -> list of 9 Tree
+
+
+def _opaque_text(summary: OpaqueValue, width: int) -> str:
+    """The type name whole, and the digest that tells two objects apart: parts that do not fit
+    in `width` are left out (the size first), never cut in the middle."""
     if summary.digest is None:
         return f"<object {summary.type}, not picklable>"
-    return f"<object {summary.type}, {summary.size} bytes, digest={summary.digest[:8]}>"
+    digest = summary.digest[:8]
+    short = DOTTED.sub(lambda match: match.group(1), summary.type)
+    forms = (f"<object {summary.type}, {summary.size} bytes, digest={digest}>",
+             f"<object {summary.type}, digest={digest}>",
+             f"<{summary.type} {digest}>",
+             f"<{short} {digest}>")
+    return next((form for form in forms if len(form) <= width), forms[-1])

@@ -55,7 +55,8 @@ class NotebookCapture:
         self.spec = spec
         self.notebook = spec["notebook"]
         self.secrets = environment.secrets_of(spec)
-        self.recorder = _recorder.Recorder(spec["blobs_dir"], self.secrets)
+        self.recorder = _recorder.Recorder(spec["blobs_dir"], self.secrets,
+                                           model_files=bool(spec.get("model_files")))
         self.cells: list[Cell] = []
         self.cell_tags: dict[str, int | None] = {}
         self.current: Cell | None = None
@@ -345,6 +346,10 @@ class NotebookCapture:
                     exc, self._cell_line, "finishing the trial")
         self.finished = True
         _recorder.install(None)
+        try:
+            self.recorder.finish()  # the objects tagged by reference, as the notebook left them
+        except OSError as exc:
+            self.internal_error = self.internal_error or str(exc)
         doc = self._result()
         try:
             write_json_atomic(self.spec["result"], doc)

@@ -46,6 +46,7 @@ class RunRequest:
     env_redact: tuple[str, ...] = ()  # extra patterns of environment variables kept out of the store
     env: tuple[tuple[str, str], ...] = ()  # set on top of pytest's environment (PYTHONHASHSEED for a repeat)
     fork_slot: int | None = 0  # the warm process that forks it (forkserver.shared); None: a fresh one
+    model_files: bool = False  # write models' skops files too: only a run that saves a baseline keeps them
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def capture_spec(request: RunRequest, result_path: Path) -> dict[str, Any]:
         "ini_tags": list(request.ini_tags),
         "root": str(request.root or request.script.parent),
         "env_redact": list(request.env_redact),
+        "model_files": request.model_files,
         "result": str(result_path),
         # what the process is doing, rewritten at each stage: read when it dies without a result
         "progress": str(result_path.with_name("progress.json")),

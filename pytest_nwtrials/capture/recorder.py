@@ -1,8 +1,12 @@
 """The tag recorder active inside a captured child process.
 
 `pytest_nwtrials.tag` hands values to the recorder installed here; outside a capture there is
-none and tagging is a no-op. Values are encoded at tag time, so a later mutation of the tagged
-object does not change what was recorded.
+none and tagging is a no-op. Data (numbers, strings, containers, arrays, frames, sparse
+matrices) is encoded at tag time, so a later change to it does not change what was recorded.
+Every other object (a model, anything kept as an opaque object) is kept by reference and
+encoded when the run ends (`finish`): such objects are tagged to be kept, and are often tagged
+before they are complete, as ``model = tag("model", RandomForestClassifier())`` before
+``model.fit(X, y)``. Their record says so (``"state": "end of run"``).
 
 A name tagged several times keeps its last value. Tagging in a loop is the usual reason; a name
 recorded from two places in the code with different values is more likely a mistake, so the
@@ -21,6 +25,7 @@ from ..redaction import Secrets
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 NW_TAGS_SITE = "ini nw_tags"
+END_OF_RUN = "end of run"  # a tag record's "state": encoded when the run ended, not when tagged
 
 _active: Recorder | None = None
 
@@ -94,9 +99,13 @@ class TagRecord:
     source: str = "tag"
     sites: list[str] = field(default_factory=list)
     varied: bool = False
+    live: Any = None  # an object to encode when the run ends (see the module docstring)
+    deferred: bool = False
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"value": self.value, "count": self.count, "source": self.source}
+        if self.deferred:
+            doc["state"] = END_OF_RUN
         if self.rtol is not None:
             doc["rtol"] = self.rtol
         if self.atol is not None:
@@ -116,6 +125,7 @@ class Recorder:
     secrets: Secrets = field(default_factory=Secrets)  # masked in names and values before encoding
     tags: dict[str, TagRecord] = field(default_factory=dict)
     masked: dict[str, set[str]] = field(default_factory=dict)  # tag name -> whose secrets were masked
+    model_files: bool = False  # write models' skops files (values.encode): the run saves a baseline
     _blobs: Any = None
 
     def record(self, name: str, value: Any, *, rtol: float | None = None,
@@ -129,26 +139,53 @@ class Recorder:
         from .. import values
 
         site = NW_TAGS_SITE if source == "nw_tags" else caller_site()
+        hits: set[str] = set()
+        name = self.secrets.mask_text(name, hits)
+        if hits:
+            self.masked.setdefault(name, set()).update(hits)
+        deferred = not is_data(value)
+        doc = None if deferred else self._encode(name, value, values)
+        previous = self.tags.get(name)
+        record = TagRecord(doc, 1, rtol, atol, source, [site], live=value if deferred else None, deferred=deferred)
+        if previous is not None:
+            record.count = previous.count + 1
+            record.sites = previous.sites + [site] if site not in previous.sites else previous.sites
+            same = previous.live is value if deferred and previous.deferred else previous.value == doc
+            record.varied = previous.varied or not same
+        self.tags[name] = record
+
+    def _encode(self, name: str, value: Any, values: Any) -> Any:
         if self._blobs is None:
             self._blobs = values.BlobStore(self.blobs_dir)
         hits: set[str] = set()
-        name = self.secrets.mask_text(name, hits)
         try:
             with untracked_files():
-                doc = values.encode(value, self._blobs, self.secrets, hits)
+                doc = values.encode(value, self._blobs, self.secrets, hits, model_files=self.model_files)
         except OSError as exc:  # a full disk, a quota: say where, and what to do
             message = (f"could not write the value of tag {name!r} to {self.blobs_dir} ({exc.strerror or exc}); "
                        f"free space on that disk, or raise the limit on file size, and run the experiment again")
             raise (OSError(exc.errno, message) if exc.errno else OSError(message)) from None
         if hits:
             self.masked.setdefault(name, set()).update(hits)
-        previous = self.tags.get(name)
-        if previous is None:
-            self.tags[name] = TagRecord(doc, 1, rtol, atol, source, [site])
+        return doc
+
+    def finish(self) -> None:
+        """Encode the objects kept by reference, in the state the run left them in.
+
+        Called once the experiment's code has ended and before the result is written; calling it
+        again does nothing. An OSError names the tag and what to do.
+        """
+        from .experiment_imports import ours
+
+        pending = [(name, record) for name, record in self.tags.items() if record.live is not None]
+        if not pending:
             return
-        sites = previous.sites + [site] if site not in previous.sites else previous.sites
-        varied = previous.varied or previous.value != doc
-        self.tags[name] = TagRecord(doc, previous.count + 1, rtol, atol, source, sites, varied)
+        from .. import values
+
+        with ours():
+            for name, record in pending:
+                record.value = self._encode(name, record.live, values)
+                record.live = None
 
     def record_ini_tags(self, names: Any, namespace: Any) -> None:
         """Record the ini ``nw_tags`` variables the experiment left in `namespace`, those it
@@ -172,6 +209,30 @@ class Recorder:
                 notes.append(f"{name!r} is listed in ini nw_tags and also tagged by the experiment "
                              f"({', '.join(record.sites)}); the tagged value is kept, the variable is not recorded")
         return notes
+
+
+def is_data(value: Any) -> bool:
+    """Whether a tagged value is data, encoded (snapshotted) when tagged; other objects (models
+    and whatever would be stored as an opaque object) are encoded when the run ends.
+
+    Decided from the type alone, without importing numpy, pandas or scipy: a value of theirs
+    exists only once the experiment imported them.
+    """
+    kind = type(value)
+    if value is None or kind in (bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset):
+        return True
+    module = getattr(kind, "__module__", "") or ""
+    if module.startswith("numpy"):
+        numpy = sys.modules["numpy"]
+        return isinstance(value, (numpy.generic, numpy.ndarray))
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and kind in (pandas.DataFrame, pandas.Series):
+        return True
+    if module.startswith("scipy.sparse"):
+        from ..values_sparse import is_sparse
+
+        return is_sparse(value)
+    return False
 
 
 def caller_site() -> str:

@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     lifeline.guard(spec.get("lifeline"))  # ends this process and what the script started with pytest
     faulthandler.enable()  # a crash in native code prints where the script was
     secrets = environment.secrets_of(spec)
-    recorder = _recorder.Recorder(spec["blobs_dir"], secrets)
+    recorder = _recorder.Recorder(spec["blobs_dir"], secrets, model_files=bool(spec.get("model_files")))
     _recorder.install(recorder)
     outcome = Outcome(spec.get("progress"))
     outcome.source = _read_bytes(spec["script"])  # before the capture, which would record the read
@@ -366,6 +366,10 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
     finally:
         _recorder.install(None)
+    try:
+        recorder.finish()  # the objects tagged by reference, as the run left them
+    except OSError as exc:
+        internal_error = internal_error or str(exc)
     result = {
         "trial_id": trial_id,
         "exit_code": outcome.exit_code,
