@@ -6,9 +6,10 @@ package is loaded under another name), each timed as the best of a few repeats, 
 value folder each time:
 - this checkout as a run that does not save a baseline pays (no skops file);
 - this checkout as a run that saves one pays (`model_files=True`: the skops file too);
-- the other checkout (by default /work/main; any pytest-nwtrials checkout path).
+- another checkout of pytest-nwtrials, an earlier version for instance
+  (`git worktree add /tmp/before <commit>`).
 
-Usage: python benchmarks/bench_models.py [--against PATH] [--trees 100] [--repeat 5]
+Usage: python benchmarks/bench_models.py --against PATH [--trees 100] [--repeat 5]
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def encoder(module: Any, **options: Any) -> Callable[[Any, Path], Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--against", type=Path, default=Path("/work/main"), help="Another checkout to compare with")
+    parser.add_argument("--against", type=Path, required=True,
+                        help="another checkout of pytest-nwtrials to compare with")
     parser.add_argument("--trees", type=int, default=100, help="Trees in the forest (default 100)")
     parser.add_argument("--repeat", type=int, default=5, help="Timed runs per encoder; the best counts")
     args = parser.parse_args()

@@ -90,18 +90,25 @@ class TrialDiff:
 
     def _repr_html_(self) -> str:
         """Jupyter's rendering: a table of value changes and the why-section as text."""
+        head = (f"<p><b>{html.escape(self.new)}</b> {'matches' if self.empty else 'differs from'} "
+                f"<b>{html.escape(self.old)}</b></p>")
         if self.empty:
-            return f"<p><b>{html.escape(self.new)}</b> matches <b>{html.escape(self.old)}</b></p>"
+            return head
         rows = "".join(
             f"<tr><td><code>{html.escape(c.path)}</code></td><td>{html.escape(str(c.kind))}</td>"
-            f"<td>{html.escape(_short(c.old))}</td><td>{html.escape(_short(c.new))}</td></tr>"
+            f"<td>{self._html_value(c.old)}</td><td>{self._html_value(c.new)}</td></tr>"
             for c in self.values)
         table = ("<table><thead><tr><th>path</th><th>change</th><th>old</th><th>new</th></tr></thead>"
                  f"<tbody>{rows}</tbody></table>") if rows else ""
-        why = self.why()
+        why = self.why(outputs=self.whole)
         why_html = f"<h4>Why it changed</h4><pre>{html.escape(chr(10).join(why))}</pre>" if why else ""
-        return (f"<div><p><b>{html.escape(self.new)}</b> differs from <b>{html.escape(self.old)}</b></p>"
-                f"{table}{why_html}</div>")
+        return f"<div>{head}{table}{why_html}</div>"
+
+    #: values and outputs shown whole rather than cut to a width (noWorkflow's API shows them so)
+    whole = False
+
+    def _html_value(self, value: Any) -> str:
+        return html.escape(_short(value))
 
 
 def _short(value: Any) -> str:

@@ -80,18 +80,10 @@ class NotebookTrialDiff(TrialDiff):
     def __repr__(self) -> str:
         return self.text(outputs=True)
 
-    def _repr_html_(self) -> str:
-        head = f"<p><b>{html.escape(self.new)}</b> {'matches' if self.empty else 'differs from'} " \
-               f"<b>{html.escape(self.old)}</b></p>"
-        rows = "".join(
-            f"<tr><td><code>{html.escape(c.path)}</code></td><td>{html.escape(str(c.kind))}</td>"
-            f"<td><pre>{html.escape(full_text(c.old))}</pre></td><td><pre>{html.escape(full_text(c.new))}</pre></td></tr>"
-            for c in self.values)
-        table = ("<table><thead><tr><th>path</th><th>change</th><th>old</th><th>new</th></tr></thead>"
-                 f"<tbody>{rows}</tbody></table>") if rows else ""
-        why = self.why(outputs=True)
-        why_html = f"<h4>Why it changed</h4><pre>{html.escape(chr(10).join(why))}</pre>" if why else ""
-        return f"<div>{head}{table}{why_html}</div>"
+    whole = True
+
+    def _html_value(self, value: Any) -> str:
+        return f"<pre>{html.escape(full_text(value))}</pre>"
 
 
 @lru_cache(maxsize=1)
