@@ -222,7 +222,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str
     root = tmp_path_factory.mktemp("variation") / "project"
     write_project(root, changed=False)
     saved = run_pytest(root, "1", "--nw-save-baseline=base")
-    assert re.search(r"^=+ \d+ passed in [\d.]+s =+$", saved, re.M), saved
+    assert re.search(r"^=+ \d+ passed in [\d.]+s( \([\d:]+\))? =+$", saved, re.M), saved
     write_project(root, changed=True)
     out = run_pytest(root, "2", "--nw-baseline=base")
     return root, out, sections(out)

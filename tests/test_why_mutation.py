@@ -261,7 +261,7 @@ def gate(root: Path, write) -> Gated:
     """Save a baseline of the experiments `write(changed=False)` makes, change them, gate."""
     write(changed=False)
     first = run_pytest(root, "--nw-save-baseline=base")
-    assert re.search(r"^=+ \d+ passed in [\d.]+s =+$", first, re.M), first
+    assert re.search(r"^=+ \d+ passed in [\d.]+s( \([\d:]+\))? =+$", first, re.M), first
     write(changed=True)
     return Gated(root, sections(run_pytest(root, "--nw-baseline=base")))
 
