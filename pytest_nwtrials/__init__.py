@@ -88,8 +88,16 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
                        old_trial.record(), new_trial.record(), operations=operations)
 
 
-# Browsing trials (pandas, numpy and matplotlib are imported on first use). The table of a tag's
+# Browsing trials: `api` (the store, pandas, numpy and matplotlib) is imported on first use, so
+# that importing this package, as pytest does for the plugin, stays light. The table of a tag's
 # values is exported as `tag_values`: the name `values` is the submodule pytest_nwtrials.values,
 # which the capture recorder imports with `from .. import values`.
-from .api import list_trials, load_baseline, plot  # noqa: E402
-from .api import values as tag_values  # noqa: E402
+_API = {"list_trials": "list_trials", "load_baseline": "load_baseline", "plot": "plot", "tag_values": "values"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, _API[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,10 +16,9 @@ from __future__ import annotations
 import ast
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
-
-import numpy as np
 
 BUILTIN = (1e-7, 0.0)  # rtol, atol when nothing else is set
 _CACHE_SIZE = 4096
@@ -27,7 +26,8 @@ _CACHE_SIZE = 4096
 
 def child_path(path: str, key: Any) -> str:
     """The path of `key` inside `path`: `summary` + 'auc' -> `summary['auc']`."""
-    if isinstance(key, np.generic):
+    numpy = sys.modules.get("numpy")  # a numpy key exists only once numpy is imported: not imported here
+    if numpy is not None and isinstance(key, numpy.generic):
         key = key.item()  # `layers[2]`, not `layers[np.int64(2)]`
     try:
         text = repr(key)

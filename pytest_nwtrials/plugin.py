@@ -1,17 +1,26 @@
-"""pytest hooks of pytest-nwtrials: options, ini keys, the marker, collection and the fixture."""
+"""pytest hooks of pytest-nwtrials: options, ini keys, the marker, collection and the fixture.
+
+Inert when unused: this module imports pytest and the settings alone. The session, the store
+and the capture machinery are loaded and registered only in a run that uses them: one with
+experiments configured, a baseline, a report or a save asked for, workers to collect trials
+from, or a test that uses the `nw_trial` fixture (seen at collection).
+"""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from . import settings as S
-from .capture import forkserver
-from .fixture import NwTrial
-from .items import ExperimentFile
-from .printable import printable
-from .session import SESSION_KEY, TrialSession
 
+if TYPE_CHECKING:
+    from .fixture import NwTrial
+    from .session import TrialSession
+
+FIXTURE = "nw_trial"
+_NOWORKFLOW_MODES = ("fine", "coarse")  # the capture modes that run noWorkflow, which the fork server preloads
 SETTINGS_KEY = pytest.StashKey[S.Settings]()
 
 
@@ -90,8 +99,38 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))
     except S.SettingsError as exc:
+        from .printable import printable
+
         raise pytest.UsageError(printable(exc)) from None  # it may quote the committed ini file
     config.stash[SETTINGS_KEY] = settings
+    if (settings.experiments or settings.baseline or settings.save_baseline or settings.html_report
+            or settings.json_report or _distributing(config)):
+        start_session(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the session once a test that uses `nw_trial` is collected, and only then."""
+    if _SESSION_STARTED not in config.stash and any(FIXTURE in getattr(item, "fixturenames", ()) for item in items):
+        start_session(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    forkserver = sys.modules.get("pytest_nwtrials.capture.forkserver")
+    if forkserver is not None:
+        forkserver.shutdown()  # the warm capture process, if one was started
+
+
+_SESSION_STARTED = pytest.StashKey[bool]()
+
+
+def start_session(config: pytest.Config) -> TrialSession:
+    """The session's bookkeeping, registered as plugins at the first call; the session later."""
+    from .session import SESSION_KEY, TrialSession
+
+    if _SESSION_STARTED in config.stash:
+        return config.stash[SESSION_KEY]
+    config.stash[_SESSION_STARTED] = True
+    settings = config.stash[SETTINGS_KEY]
     session = TrialSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "nwtrials-session")
@@ -100,24 +139,29 @@ def pytest_configure(config: pytest.Config) -> None:
         from .workers import Worker
 
         config.pluginmanager.register(Worker(session), "nwtrials-xdist-worker")
-    elif config.pluginmanager.hasplugin("xdist"):
+    elif _distributing(config):
         from .workers import Controller
 
         config.pluginmanager.register(Controller(session), "nwtrials-xdist-controller")
+    return session
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    forkserver.shutdown()  # the warm capture process, if one was started
+def _distributing(config: pytest.Config) -> bool:
+    """Whether this is a pytest-xdist controller with workers: they may record trials, which it
+    cannot know before they collect."""
+    return getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
 
 
 def _start_fork_server(config: pytest.Config, settings: S.Settings) -> None:
     """Start the warm capture process now when this process may run experiments: it preloads
-    noWorkflow while pytest collects, instead of after the first experiment has started. (Tests
-    that run experiments through `nw_trial` alone start it at their first run.)"""
+    noWorkflow while pytest collects (or runs the tests before the first `nw_trial` run),
+    instead of after the first experiment has started. Runs that are not captured in full
+    never need it."""
     option = config.option
-    controller = getattr(option, "dist", "no") != "no" and not hasattr(config, "workerinput")
-    if (settings.experiments and settings.capture != "off" and not controller and not option.collectonly
+    if (settings.capture in _NOWORKFLOW_MODES and not _distributing(config) and not option.collectonly
             and not getattr(option, "help", False) and not getattr(option, "version", False)):
+        from .capture import forkserver
+
         forkserver.shared()
 
 
@@ -137,12 +181,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     collected = yield
     if not is_experiment(parent.config, file_path):
         return collected
+    from .items import ExperimentFile
+
     # an experiment that also matches python_files is run as an experiment, never imported as tests
     kept = [node for node in collected if not isinstance(node, pytest.Module)]
     return kept + [ExperimentFile.from_parent(parent, path=file_path)]
 
 
-@pytest.fixture
+@pytest.fixture(name=FIXTURE)
 def nw_trial(request: pytest.FixtureRequest) -> NwTrial:
     """Run experiments (scripts or notebooks) from a test and compare their trials with a baseline."""
-    return NwTrial(request.config.stash[SESSION_KEY], request)
+    from .fixture import NwTrial
+
+    # started at collection, unless the fixture was requested dynamically (getfixturevalue)
+    return NwTrial(start_session(request.config), request)

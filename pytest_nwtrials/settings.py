@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .baselines import check_baseline_name
 from .paths import OutsideError, check_within
 
 EXPERIMENTS = "nw_experiments"
@@ -229,6 +228,8 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         baseline = None  # saving accepts the new values; only an explicit --nw-baseline still compares
     if save is not None:
         try:
+            from .baselines import check_baseline_name  # the store modules load only when a baseline is saved
+
             check_baseline_name(save)
         except ValueError as exc:
             raise SettingsError(f"{option(SAVE_BASELINE)}: {exc}") from None

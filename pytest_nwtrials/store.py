@@ -300,17 +300,20 @@ class TrialStore:
     def _numbers(self) -> list[int]:
         return [number for number, _ in self._files()]
 
-    def add(self, trial: Trial, staged: Path | None = None) -> Trial:
+    def add(self, trial: Trial, staged: Path | None = None, *, check_names: bool = False) -> Trial:
         """Store `trial` under the next free ``trialN`` name and return it with that name.
 
         With `staged` (a folder from `stage`), the run's files are moved into the store first,
-        under the same hold of the store lock as the record: a value file already there is
-        reused only when intact, a damaged one is replaced.
+        under the same hold of the store lock as the record. A value file is named by the
+        capture process that wrote it, from the bytes as it wrote them, and replaces one of the
+        same name (a rename costs less than reading that one to check it). With `check_names`
+        (files that came from elsewhere: a pytest-xdist worker) each file is hashed first, and
+        one already there is reused only when intact, a damaged one replaced.
         """
         self.ensure()
         with self.locked():
             if staged is not None:
-                self._move_in(trial.id, staged)
+                self._move_in(trial.id, staged, check_names)
             named = self._claim(trial)
             if self.session is not None:
                 self.session.pin(named.name)
@@ -333,13 +336,13 @@ class TrialStore:
             write_json_atomic(path, trial.to_json())
         return replace(trial, values_dir=self.values_dir)
 
-    def _move_in(self, trial_id: str, staged: Path) -> None:
+    def _move_in(self, trial_id: str, staged: Path, check_names: bool) -> None:
         from .values_blobs import BlobStore, is_blob_name
 
         blobs = BlobStore(self.values_dir)
         for path in sorted((staged / "values").iterdir()):
             if is_blob_name(path.name) and path.is_file() and not path.is_symlink():
-                blobs.put_file(path, path.suffix[1:])
+                blobs.put_file(path, path.suffix[1:], digest=None if check_names else path.stem)
         for target in (self.record_path(trial_id), self.root / archive_name(trial_id)):
             source = staged / target.parent.name / target.name
             if source.is_file():

@@ -67,15 +67,23 @@ class BlobStore:
                 tmp.unlink(missing_ok=True)
         return name
 
-    def put_file(self, tmp_path: Path, ext: str) -> str:
-        """Move a finished file into the store, hashing it by streaming; return its blob name."""
+    def put_file(self, tmp_path: Path, ext: str, digest: str | None = None) -> str:
+        """Move a finished file into the store; return its blob name.
+
+        `digest` is the sha256 of the file's bytes when the caller computed it as it wrote them:
+        the file is then not read again, and replaces a blob of that name, which costs a rename
+        where checking that blob would read it whole. Without it the file is hashed by streaming.
+        """
         _check_extension(ext)
         tmp_path = Path(tmp_path)
-        with open(tmp_path, "rb") as f:
-            name = f"{hashlib.file_digest(f, 'sha256').hexdigest()}.{ext}"
-        target = self.root / name
+        known = digest is not None
+        if digest is None:
+            with open(tmp_path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        name = f"{digest}.{ext}"
+        target = self.path(name)  # os.replace below replaces a link there, never writes through it
         self.root.mkdir(parents=True, exist_ok=True)
-        if self.intact(name):
+        if not known and self.intact(name):
             tmp_path.unlink()
             return name
         try:

@@ -8,6 +8,7 @@ back to raw bytes or a `.npy` blob, so a round-trip is always exact.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import math
 from typing import Any, Callable
@@ -131,14 +132,29 @@ def _save(arr: np.ndarray, blobs: BlobStore) -> str:
         buffer = io.BytesIO()
         np.save(buffer, arr, allow_pickle=False)
         return blobs.put_bytes(buffer.getvalue(), "npy")
-    # Big arrays go straight to disk: no second in-memory copy of the data.
+    # Big arrays go straight to disk, hashed as they are written: no second in-memory copy of
+    # the data, and no second pass over the file to name it.
     tmp = blobs.temp_path()
     try:
         with open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        return blobs.put_file(tmp, "npy")
+            writer = _HashingWriter(f)
+            np.save(writer, arr, allow_pickle=False)
+        return blobs.put_file(tmp, "npy", digest=writer.digest.hexdigest())
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class _HashingWriter:
+    """A binary file that hashes (sha256) what is written to it; np.save writes through it in
+    chunks of 16 MB."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
 
 
 def decode_array(doc: dict[str, Any], blobs: BlobStore | None, decode_item: Callable[[Any], Any]) -> np.ndarray:

@@ -256,7 +256,7 @@ def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) 
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)
         put(item["provenance"], folder / provenance)
-    return store.add(replace(staged, name="", provenance=provenance), staged=folder)
+    return store.add(replace(staged, name="", provenance=provenance), staged=folder, check_names=True)
 
 
 def _worker_name(node: Any) -> str:

@@ -13,7 +13,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy  # noqa: F401 - loaded once, before pytester's sys.modules snapshots (see below)
 import pytest
+
+# The plugin does not import numpy when pytest starts. A test that loads a trial in this
+# process imports it inside pytester's snapshot of sys.modules, which forgets it afterwards;
+# numpy's C extension cannot be imported a second time in one process.
 
 INI = """
 [pytest]

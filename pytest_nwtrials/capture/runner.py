@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import (capture_fault, environment, experiment_imports, file_access, lifeline, repair_recursion,
-               repair_runtime, repairs)
+from . import (capture_fault, database, environment, experiment_imports, file_access, lifeline,
+               repair_recursion, repair_runtime, repairs)
 from . import recorder as _recorder
 
 CAPTURE_OPTIONS = {
@@ -246,6 +246,7 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
     from ..provenance_serialize import serialize
 
     now_io.verbose = False
+    database.unsynced_writes()  # before read_cmd_args, which creates the database
     # noWorkflow stores its command line (trial command, arguments table) with secrets masked;
     # the script gets the real arguments
     masked = recorder.secrets.mask_argv(spec.get("argv", []))
