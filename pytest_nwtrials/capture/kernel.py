@@ -34,7 +34,8 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import capture_fault, environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
+from . import (capture_fault, environment, experiment_imports, file_access, lifeline, provenance_db, repair_runtime,
+               repairs)
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit,
@@ -129,6 +130,7 @@ class NotebookCapture:
 
         from noworkflow.now.cmd.cmd_run import Run
         from noworkflow.now.collection.metadata import Metascript
+        from noworkflow.now.persistence import relational
         from noworkflow.now.persistence.models import Argument, Trial
         from noworkflow.now.utils import io as now_io
 
@@ -140,7 +142,9 @@ class NotebookCapture:
         argv = ["run", "--dir", self.spec["provenance_dir"], "--name", self.spec["name"]]
         argv += CAPTURE_OPTIONS[self.spec.get("capture", "fine")]
         args = parser.parse_args([*argv, self.notebook])
+        provenance_db.create_database(self.spec["provenance_dir"])  # else noWorkflow's, over a second slower
         metascript = Metascript().read_cmd_args(args, cmd=f"notebook {self.notebook}")
+        provenance_db.relax(relational.engine)  # before its first connection, which Trial.create opens
         # as the script runner does: the notebook's name, not the kernel's connection file
         sys.argv = [os.path.basename(self.notebook), *self.spec.get("argv", [])]
         metascript.namespace = self.shell.user_ns
