@@ -1,9 +1,10 @@
 """The capture kernel: an IPython kernel whose whole session is recorded as one noWorkflow trial.
 
-Started by `capture.notebook` as ``python -m pytest_nwtrials.capture.kernel -f CONNECTION_FILE``
-with the capture spec (a JSON file) named by the environment variable ``NWTRIALS_KERNEL_SPEC``:
-``{"notebook", "argv", "provenance_dir", "blobs_dir", "name", "capture", "ini_tags", "root",
-"result"}``.
+Started ahead of need by `capture.notebook_warm` as ``python -m pytest_nwtrials.capture.kernel
+-f CONNECTION_FILE``. The file named by the environment variable ``NWTRIALS_KERNEL_SPEC`` holds
+the run's capture spec by the time the driver asks the kernel to start the trial: ``{"notebook",
+"argv", "provenance_dir", "blobs_dir", "name", "capture", "ini_tags", "root", "result"}`` (see
+`capture.kernel_boot` for how the kernel starts before that).
 
 Each cell is run the way IPython runs it (magics and ``!shell`` are turned into plain Python by
 ``shell.transform_cell`` first), except that the cell's syntax tree is rewritten by noWorkflow's
@@ -24,18 +25,18 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import json
 import os
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import (capture_fault, environment, experiment_imports, file_access, lifeline, provenance_db, repair_runtime,
-               repairs)
+from . import (capture_fault, environment, experiment_imports, file_access, kernel_boot, lifeline, provenance_db,
+               repair_runtime, repairs)
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit,
@@ -45,7 +46,6 @@ from .kernel_errors import describe_cell_error, point_into_notebook
 from .kernel_shell import hook_shell
 from .runner import CAPTURE_OPTIONS
 
-SPEC_ENV = "NWTRIALS_KERNEL_SPEC"
 META_KEY = "nwtrials"
 
 class NotebookCapture:
@@ -424,19 +424,31 @@ class CaptureKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.capture = NotebookCapture(self.shell, _read_spec())
-        hook_shell(self.shell, self.capture)
+        self.capture: NotebookCapture | None = None  # the notebook comes with the start request
+
+    def _take_notebook(self) -> NotebookCapture:
+        """The capture of the notebook the driver has just written into the spec file."""
+        if self.capture is None:
+            try:
+                self.capture = NotebookCapture(self.shell, kernel_boot.take_notebook())
+                hook_shell(self.shell, self.capture)
+            except BaseException:  # as a kernel that does not start: the driver quotes this traceback
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
+        return self.capture
 
     async def do_execute(self, code, silent, store_history=True, user_expressions=None,
                          allow_stdin=False, *, cell_meta=None, cell_id=None):
-        capture = self.capture
         request = (cell_meta or {}).get(META_KEY) or {}
         if request.get("start") or request.get("finish"):
             # the driver starts the trial before the first cell, so that its cost is not the cell's
+            capture = self._take_notebook()
             capture.start() if request.get("start") else capture.finish()
             return {"status": "ok", "execution_count": self.shell.execution_count - 1,
                     "payload": [], "user_expressions": {}}
-        if silent or not store_history or capture.finished:
+        capture = self.capture
+        if silent or not store_history or capture is None or capture.finished:
             return await super().do_execute(code, silent, store_history, user_expressions, allow_stdin,
                                             cell_meta=cell_meta, cell_id=cell_id)
         exit_before = capture.exit
@@ -460,21 +472,19 @@ class CaptureKernel(IPythonKernel):
         return reply
 
     async def do_shutdown(self, restart):
-        if self.capture.started is not None and not self.capture.finished:
+        if self.capture is not None and self.capture.started is not None and not self.capture.finished:
             self.capture.finish()  # the driver never asked: the trial ends with the session
         return super().do_shutdown(restart)
-
-
-def _read_spec() -> dict[str, Any]:
-    with open(os.environ[SPEC_ENV], encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def main() -> None:
     from ipykernel.kernelapp import IPKernelApp
 
+    boot = kernel_boot.read_boot()
     # before the kernel starts: it ends with pytest, and so does every process a cell started
-    lifeline.guard(_read_spec().get("lifeline"))
+    lifeline.guard(boot.get("lifeline"))
+    if boot.get("preload"):
+        kernel_boot.preload()
     IPKernelApp.launch_instance(kernel_class=CaptureKernel)
 
 
