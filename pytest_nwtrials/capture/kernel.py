@@ -24,7 +24,6 @@ call and its text are), which also keeps the store from growing with every repet
 from __future__ import annotations
 
 import builtins
-import importlib
 import os
 import sys
 import time
@@ -114,13 +113,7 @@ class NotebookCapture:
 
     def _forget_kernel_modules(self) -> None:
         """What the kernel and capture imported so far is not the notebook's environment."""
-        # IPython imports these only to show a traceback; imported now, they are not taken for
-        # libraries the notebook used
-        for name in ("stack_data", "pygments.formatters", "pygments.lexers"):
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
+        kernel_boot.import_traceback_modules()  # done while the kernel started, unless it failed
         self._modules_before = set(sys.modules)
         self._threads = repair_runtime.running_threads()
         experiment_imports.LEDGER.start()
@@ -142,7 +135,8 @@ class NotebookCapture:
         argv = ["run", "--dir", self.spec["provenance_dir"], "--name", self.spec["name"]]
         argv += CAPTURE_OPTIONS[self.spec.get("capture", "fine")]
         args = parser.parse_args([*argv, self.notebook])
-        provenance_db.create_database(self.spec["provenance_dir"])  # else noWorkflow's, over a second slower
+        # else noWorkflow's, over a second slower; a copy of the one made while the kernel started
+        provenance_db.create_database(self.spec["provenance_dir"], kernel_boot.template_database())
         metascript = Metascript().read_cmd_args(args, cmd=f"notebook {self.notebook}")
         provenance_db.relax(relational.engine)  # before its first connection, which Trial.create opens
         # as the script runner does: the notebook's name, not the kernel's connection file
@@ -483,8 +477,7 @@ def main() -> None:
     boot = kernel_boot.read_boot()
     # before the kernel starts: it ends with pytest, and so does every process a cell started
     lifeline.guard(boot.get("lifeline"))
-    if boot.get("preload"):
-        kernel_boot.preload()
+    kernel_boot.preload(noworkflow=bool(boot.get("preload")))
     IPKernelApp.launch_instance(kernel_class=CaptureKernel)
 
 

@@ -8,11 +8,13 @@ and one flush, per statement (Python's sqlite3 opens no transaction around DDL),
 provenance after each cell commits about ten times more. On an ordinary ext4 disk that is over a
 second per trial, longer than running a small notebook. Written here with ``synchronous = OFF``,
 the file has the same bytes; noWorkflow then finds it and skips its own creation, and its own
-connection to the file (`relax`) waits no more either.
+connection to the file (`relax`) waits no more either. A kernel started ahead of need makes one
+while it waits (`kernel_boot.preload`); each trial then starts from a copy.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 # noWorkflow's names: persistence.config.PROVENANCE_DIRNAME, relational_database.DB_FILENAME
@@ -20,11 +22,12 @@ PROVENANCE_DIRNAME = ".noworkflow"
 DB_FILENAME = "db.sqlite"
 
 
-def create_database(provenance_dir: str) -> bool:
+def create_database(provenance_dir: str, template: str | None = None) -> bool:
     """Write noWorkflow's empty database into `provenance_dir` unless one is there; True if written.
 
-    A failure leaves no file behind and is not raised: noWorkflow then creates the database
-    itself, as it would without this, and reports what stops it.
+    `template` is a folder where this wrote one before: it is copied, if it is there. A failure
+    leaves no file behind and is not raised: noWorkflow then creates the database itself, as it
+    would without this, and reports what stops it.
     """
     from noworkflow.now.persistence import relational
     from sqlalchemy import create_engine
@@ -37,6 +40,13 @@ def create_database(provenance_dir: str) -> bool:
         os.makedirs(folder, exist_ok=True)
     except OSError:
         return False
+    made = os.path.join(template, PROVENANCE_DIRNAME, DB_FILENAME) if template else None
+    if made and os.path.isfile(made):
+        try:
+            shutil.copyfile(made, path)
+            return True
+        except OSError:
+            _remove(path)
     engine = create_engine("sqlite:///" + path)
     relax(engine)
     try:
