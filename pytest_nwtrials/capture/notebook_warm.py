@@ -36,6 +36,7 @@ from typing import Any
 from . import lifeline
 from .kernel_boot import BOOT_FILE
 from .launch import kill_group
+from .runner import CAPTURE_OPTIONS
 from .notebook_kernel import NotebookError, kernel_spec, start_failure
 
 # variables read while a kernel starts, by Python, the loader, IPython or Jupyter: a kernel started
@@ -46,14 +47,15 @@ STARTUP_PREFIXES = ("PYTHON", "LD_", "IPYTHON", "JUPYTER", "JPY_")
 @dataclass(frozen=True)
 class Kind:
     """What a kernel must be to run a notebook: its kernelspec (None: this Python), and whether
-    it preloads noWorkflow (every capture mode but off)."""
+    it preloads noWorkflow (for the modes that capture with it: fine and coarse)."""
 
     kernel: str | None
     preload: bool
 
     @classmethod
     def of(cls, kernel: str | None, capture: str) -> Kind:
-        return cls(kernel, capture != "off")
+        # any other mode runs, at least first, without noWorkflow
+        return cls(kernel, capture in CAPTURE_OPTIONS)
 
 
 class WarmKernel:
