@@ -135,6 +135,10 @@ def start_session(config: pytest.Config) -> TrialSession:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "nwtrials-session")
     _start_fork_server(config, settings)
+    if settings.experiments:
+        from .kernels_ahead import register
+
+        register(config, settings)  # notebooks' capture kernels
     if session.is_worker:
         from .workers import Worker
 

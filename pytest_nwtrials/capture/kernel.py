@@ -1,9 +1,10 @@
 """The capture kernel: an IPython kernel whose whole session is recorded as one noWorkflow trial.
 
-Started by `capture.notebook` as ``python -m pytest_nwtrials.capture.kernel -f CONNECTION_FILE``
-with the capture spec (a JSON file) named by the environment variable ``NWTRIALS_KERNEL_SPEC``:
-``{"notebook", "argv", "provenance_dir", "blobs_dir", "name", "capture", "ini_tags", "root",
-"result"}``.
+Started ahead of need by `capture.notebook_warm` as ``python -m pytest_nwtrials.capture.kernel
+-f CONNECTION_FILE``. The file named by the environment variable ``NWTRIALS_KERNEL_SPEC`` holds
+the run's capture spec by the time the driver asks the kernel to start the trial: ``{"notebook",
+"argv", "provenance_dir", "blobs_dir", "name", "capture", "ini_tags", "root", "result"}`` (see
+`capture.kernel_boot` for how the kernel starts before that).
 
 Each cell is run the way IPython runs it (magics and ``!shell`` are turned into plain Python by
 ``shell.transform_cell`` first), except that the cell's syntax tree is rewritten by noWorkflow's
@@ -23,18 +24,18 @@ call and its text are), which also keeps the store from growing with every repet
 from __future__ import annotations
 
 import builtins
-import importlib
-import json
 import os
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
 from .. import __version__
-from . import capture_fault, environment, experiment_imports, file_access, lifeline, repair_runtime, repairs
+from . import (capture_fault, environment, experiment_imports, file_access, kernel_boot, lifeline, provenance_db,
+               repair_runtime, repairs)
 from . import recorder as _recorder
 from ..files import write_json_atomic
 from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit,
@@ -44,7 +45,6 @@ from .kernel_errors import describe_cell_error, point_into_notebook
 from .kernel_shell import hook_shell
 from .runner import CAPTURE_OPTIONS
 
-SPEC_ENV = "NWTRIALS_KERNEL_SPEC"
 META_KEY = "nwtrials"
 
 class NotebookCapture:
@@ -113,13 +113,7 @@ class NotebookCapture:
 
     def _forget_kernel_modules(self) -> None:
         """What the kernel and capture imported so far is not the notebook's environment."""
-        # IPython imports these only to show a traceback; imported now, they are not taken for
-        # libraries the notebook used
-        for name in ("stack_data", "pygments.formatters", "pygments.lexers"):
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
+        kernel_boot.import_traceback_modules()  # done while the kernel started, unless it failed
         self._modules_before = set(sys.modules)
         self._threads = repair_runtime.running_threads()
         experiment_imports.LEDGER.start()
@@ -129,6 +123,7 @@ class NotebookCapture:
 
         from noworkflow.now.cmd.cmd_run import Run
         from noworkflow.now.collection.metadata import Metascript
+        from noworkflow.now.persistence import relational
         from noworkflow.now.persistence.models import Argument, Trial
         from noworkflow.now.utils import io as now_io
 
@@ -140,7 +135,10 @@ class NotebookCapture:
         argv = ["run", "--dir", self.spec["provenance_dir"], "--name", self.spec["name"]]
         argv += CAPTURE_OPTIONS[self.spec.get("capture", "fine")]
         args = parser.parse_args([*argv, self.notebook])
+        # else noWorkflow's, over a second slower; a copy of the one made while the kernel started
+        provenance_db.create_database(self.spec["provenance_dir"], kernel_boot.template_database())
         metascript = Metascript().read_cmd_args(args, cmd=f"notebook {self.notebook}")
+        provenance_db.relax(relational.engine)  # before its first connection, which Trial.create opens
         # as the script runner does: the notebook's name, not the kernel's connection file
         sys.argv = [os.path.basename(self.notebook), *self.spec.get("argv", [])]
         metascript.namespace = self.shell.user_ns
@@ -420,19 +418,31 @@ class CaptureKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.capture = NotebookCapture(self.shell, _read_spec())
-        hook_shell(self.shell, self.capture)
+        self.capture: NotebookCapture | None = None  # the notebook comes with the start request
+
+    def _take_notebook(self) -> NotebookCapture:
+        """The capture of the notebook the driver has just written into the spec file."""
+        if self.capture is None:
+            try:
+                self.capture = NotebookCapture(self.shell, kernel_boot.take_notebook())
+                hook_shell(self.shell, self.capture)
+            except BaseException:  # as a kernel that does not start: the driver quotes this traceback
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
+        return self.capture
 
     async def do_execute(self, code, silent, store_history=True, user_expressions=None,
                          allow_stdin=False, *, cell_meta=None, cell_id=None):
-        capture = self.capture
         request = (cell_meta or {}).get(META_KEY) or {}
         if request.get("start") or request.get("finish"):
             # the driver starts the trial before the first cell, so that its cost is not the cell's
+            capture = self._take_notebook()
             capture.start() if request.get("start") else capture.finish()
             return {"status": "ok", "execution_count": self.shell.execution_count - 1,
                     "payload": [], "user_expressions": {}}
-        if silent or not store_history or capture.finished:
+        capture = self.capture
+        if silent or not store_history or capture is None or capture.finished:
             return await super().do_execute(code, silent, store_history, user_expressions, allow_stdin,
                                             cell_meta=cell_meta, cell_id=cell_id)
         exit_before = capture.exit
@@ -456,21 +466,18 @@ class CaptureKernel(IPythonKernel):
         return reply
 
     async def do_shutdown(self, restart):
-        if self.capture.started is not None and not self.capture.finished:
+        if self.capture is not None and self.capture.started is not None and not self.capture.finished:
             self.capture.finish()  # the driver never asked: the trial ends with the session
         return super().do_shutdown(restart)
-
-
-def _read_spec() -> dict[str, Any]:
-    with open(os.environ[SPEC_ENV], encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def main() -> None:
     from ipykernel.kernelapp import IPKernelApp
 
+    boot = kernel_boot.read_boot()
     # before the kernel starts: it ends with pytest, and so does every process a cell started
-    lifeline.guard(_read_spec().get("lifeline"))
+    lifeline.guard(boot.get("lifeline"))
+    kernel_boot.preload(noworkflow=bool(boot.get("preload")))
     IPKernelApp.launch_instance(kernel_class=CaptureKernel)
 
 

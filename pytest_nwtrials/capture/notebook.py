@@ -1,8 +1,9 @@
 """Runs a Jupyter notebook under capture: every cell, top to bottom, in the capture kernel.
 
 The notebook is read here and executed from a copy in memory (the file is never written) by
-nbclient, against `capture.kernel` started with the notebook's folder as working directory.
-One kernel session is one trial. The result is the same `RunResult` scripts give, extended with
+nbclient, against `capture.kernel`, which works in the notebook's folder. The kernel was usually
+started ahead of need (`capture.notebook_warm`); it serves this notebook alone. One kernel
+session is one trial. The result is the same `RunResult` scripts give, extended with
 what only a notebook has (`NotebookResult.notebook`).
 
 Cells are numbered from 1 over *all* cells of the notebook, markdown included, the way editors
@@ -18,19 +19,19 @@ import asyncio
 import json
 import math
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import lifeline
 from .kernel_cells import OUTPUT_FAILED
 from .launch import RunRequest, RunResult, capture_spec, kill_group
 from .notebook_file import out_of_order_message, read_notebook, saved_execution_order
-from .notebook_kernel import META_KEY, NotebookError, classes, kernel_spec, start_failure
+from ..files import write_json_atomic
+from .notebook_kernel import META_KEY, NotebookError, classes, start_failure
 from .notebook_limits import (RAISES_TAG, Limits, cell_text, error_output, limits_for, not_run_text,
                               timeout_text)
+from .notebook_warm import Kind, take
 
 # re-exported: the notebook's reader and its error belong to running it
 __all__ = ["NotebookError", "NotebookResult", "NotebookRun", "out_of_order_message", "read_notebook",
@@ -77,11 +78,10 @@ class _Progress:
     stderr: list[str] = field(default_factory=list)
 
 
-async def _start(client: Any, started: list[int], log: Any) -> None:
-    """Start the kernel and have it create the trial: all within the start limit, none of it a cell's time."""
+async def _start(client: Any, started: list[int]) -> None:
+    """Connect to the kernel and have it create the trial: all within the start limit, none of it a cell's time."""
     try:
-        # the kernel's own output (the cells' comes as messages) goes to the log file
-        await client.async_start_new_kernel(stdout=log, stderr=log, pass_fds=lifeline.pass_fds())
+        await client.async_start_new_kernel()  # the kernel is running: this connects to it
         started.append(client.km.provisioner.pid)
         await client.async_start_new_kernel_client()
     except Exception as exc:
@@ -108,10 +108,10 @@ def _on_executed(progress: _Progress) -> Any:
     return hook
 
 
-async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int], log: Any) -> None:
+async def _drive(client: Any, nb: Any, progress: _Progress, started: list[int]) -> None:
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-    await _start(client, started, log)
+    await _start(client, started)
     client.on_cell_executed = _on_executed(progress)
     kc = client.kc
     for number, cell in enumerate(nb.cells, start=1):
@@ -181,13 +181,13 @@ def _deadline(progress: _Progress, limits: Limits, began: float) -> tuple[float,
     return deadline, which
 
 
-async def _run(client: Any, nb: Any, progress: _Progress, limits: Limits, log: Any) -> tuple[str | None, list[int]]:
+async def _run(client: Any, nb: Any, progress: _Progress, limits: Limits) -> tuple[str | None, list[int]]:
     """Drive the notebook; when a limit is reached or on cancellation kill the kernel's group first.
 
     Returns which limit stopped the run (start, total, cell, or None) and the kernel's pid.
     """
     started: list[int] = []
-    driving = asyncio.ensure_future(_drive(client, nb, progress, started, log))
+    driving = asyncio.ensure_future(_drive(client, nb, progress, started))
     stopped = None
     began = time.monotonic()
     try:
@@ -237,7 +237,7 @@ async def _close(client: Any) -> None:
 
 
 def run_notebook(request: RunRequest, kernel: str | None = None, cell_timeout: float | None = None) -> NotebookResult:
-    """Run the notebook `request.script` under capture, top to bottom, in a fresh kernel.
+    """Run the notebook `request.script` under capture, top to bottom, in a kernel of its own.
 
     `kernel` names a Jupyter kernelspec whose Python runs the capture kernel; None means this
     Python. `request.timeout` limits the run from its first cell on; `cell_timeout` (ini
@@ -254,32 +254,27 @@ def run_notebook(request: RunRequest, kernel: str | None = None, cell_timeout: f
     request.provenance_dir.mkdir(parents=True, exist_ok=True)
     request.blobs_dir.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="nwtrials-nb-") as tmp:
-        spec_path = Path(tmp, "spec.json")
-        result_path = Path(tmp, "result.json")
-        log_path = Path(tmp, "kernel.log")
-        spec, python, kernel_name = kernel_spec(kernel, notebook, spec_path)
-        spec_path.write_text(json.dumps({**capture_spec(request, result_path), "notebook": str(notebook)}),
-                             encoding="utf-8")
+    with take(Kind.of(kernel, request.capture), notebook) as warm:
+        result_path, log_path = warm.result_path, warm.log_path
+        # read by the kernel when the driver asks it to start the trial
+        write_json_atomic(warm.spec_path, {**capture_spec(request, result_path), "notebook": str(notebook),
+                                           "environ": warm.environ_changes()})
         client_class, spec_manager, manager_class = classes()
-        # local sockets in our temporary folder: no TCP ports, nothing written beside the notebook
-        km = manager_class(kernel_name=CAPTURE_KERNEL_NAME, transport="ipc", ip=str(Path(tmp, "kernel")),
-                           kernel_spec_manager=spec_manager(spec=spec), client_factory=client_class)
+        km = manager_class(kernel_name=CAPTURE_KERNEL_NAME, kernel_spec_manager=spec_manager(spec=warm.spec),
+                           client_factory=client_class)
+        km.provisioner = warm.provisioner(km)
         client = NotebookClient(
             nb, km=km, timeout=None, startup_timeout=math.ceil(limits.start),  # an int for nbclient
             allow_errors=False, skip_cells_with_tag=SKIP_TAG, record_timing=False, kernel_name=CAPTURE_KERNEL_NAME,
             resources={"metadata": {"path": str(notebook.parent)}})
         progress = _Progress()
-        with open(log_path, "wb") as log:
-            try:
-                stopped, started = asyncio.run(_run(client, nb, progress, limits, log))
-            except _StartError as exc:
-                log.flush()
-                raise NotebookError(start_failure(notebook, kernel_name, python, log_path, exc)) from None
-            if stopped == "start":
-                log.flush()
-                raise NotebookError(start_failure(notebook, kernel_name, python, log_path, TimeoutError(
-                    f"it did not answer within {limits.start:g} s")))
+        try:
+            stopped, started = asyncio.run(_run(client, nb, progress, limits))
+        except _StartError as exc:
+            raise NotebookError(start_failure(notebook, warm.name, warm.python, log_path, exc)) from None
+        if stopped == "start":
+            raise NotebookError(start_failure(notebook, warm.name, warm.python, log_path, TimeoutError(
+                f"it did not answer within {limits.start:g} s")))
         stderr_log = log_path.read_text(encoding="utf-8", errors="replace")
         for pid in started:
             kill_group(pid)  # whatever the notebook left running

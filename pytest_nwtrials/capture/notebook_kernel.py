@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from . import lifeline
+from .kernel_boot import SPEC_ENV
 
 KERNEL_MODULE = "pytest_nwtrials.capture.kernel"
-# the same names as in `capture.kernel`, which is not imported here: it imports ipykernel
-SPEC_ENV = "NWTRIALS_KERNEL_SPEC"
+# the same name as in `capture.kernel`, which is not imported here: it imports ipykernel
 META_KEY = "nwtrials"
 TRACEBACK_LINES = 40  # lines of the kernel's last traceback quoted when it does not start
 

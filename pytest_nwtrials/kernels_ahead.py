@@ -1,0 +1,57 @@
+"""Notebook items' capture kernels, started ahead of need: the next notebook's starts while the
+running item runs, the first one's when collection ends (see `capture.notebook_warm`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .capture import notebook_warm
+from .items import ExperimentItem
+from .marker import GateFailure, comparison_from_marker
+from .settings import Settings
+
+
+class KernelsAhead:
+    """Tells `capture.notebook_warm` which notebooks this pytest process runs next."""
+
+    def __init__(self, settings: Settings, first_at_collection: bool) -> None:
+        self.settings = settings
+        # an xdist worker is sent its items as it goes: the first one collected may be another's
+        self.first_at_collection = first_at_collection
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.first_at_collection and session.items:
+            notebook_warm.prepare(self._wanted(session.items[:1]))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        notebook_warm.prepare(self._wanted([item, nextitem]))
+
+    def pytest_unconfigure(self) -> None:
+        notebook_warm.shutdown()
+
+    def _wanted(self, items: list[pytest.Item | None]) -> list[tuple[notebook_warm.Kind, Path]]:
+        """The kernels the notebooks among `items` will take, in order."""
+        from .capture.notebook_limits import other_language
+
+        wanted = []
+        for item in items:
+            if not isinstance(item, ExperimentItem) or item.path.suffix != ".ipynb" or other_language(item.path):
+                continue
+            try:
+                capture = comparison_from_marker(item).capture or self.settings.capture
+            except GateFailure:  # the item fails on its marker before it runs
+                continue
+            wanted.append((notebook_warm.Kind.of(self.settings.kernel, capture), item.path))
+        return wanted
+
+
+def register(config: pytest.Config, settings: Settings) -> None:
+    """Start kernels ahead in a process that runs experiment items (not an xdist controller, not
+    ``--collect-only``); tests that run notebooks through `nw_trial` start theirs when they run."""
+    option = config.option
+    worker = hasattr(config, "workerinput")
+    controller = getattr(option, "dist", "no") != "no" and not worker
+    if settings.experiments and not controller and not option.collectonly:
+        config.pluginmanager.register(KernelsAhead(settings, first_at_collection=not worker), "nwtrials-kernels-ahead")
