@@ -8,8 +8,10 @@ and one flush, per statement (Python's sqlite3 opens no transaction around DDL),
 provenance after each cell commits about ten times more. On an ordinary ext4 disk that is over a
 second per trial, longer than running a small notebook. Written here with ``synchronous = OFF``,
 the file has the same bytes; noWorkflow then finds it and skips its own creation, and its own
-connection to the file (`relax`) waits no more either. A kernel started ahead of need makes one
-while it waits (`kernel_boot.preload`); each trial then starts from a copy.
+connection to the file (`relax`) waits no more either. Both the script runner and the notebook
+kernel do so; a kernel started ahead of need makes one while it waits (`kernel_boot.preload`)
+and each trial then starts from a copy. Only noWorkflow's engine is relaxed: an experiment's own
+SQLite databases keep SQLite's defaults.
 """
 from __future__ import annotations
 

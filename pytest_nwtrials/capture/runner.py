@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..files import write_json_atomic
-from . import (capture_fault, database, environment, experiment_imports, file_access, lifeline,
+from . import (capture_fault, environment, experiment_imports, file_access, lifeline, provenance_db,
                repair_recursion, repair_runtime, repairs)
 from . import recorder as _recorder
 
@@ -241,17 +241,20 @@ def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder
 
     from noworkflow.now.cmd.cmd_run import run
     from noworkflow.now.collection.metadata import Metascript
+    from noworkflow.now.persistence import relational
     from noworkflow.now.utils import io as now_io
 
     from ..provenance_serialize import serialize
 
     now_io.verbose = False
-    database.unsynced_writes()  # before read_cmd_args, which creates the database
+    # written without waiting for the disk, else noWorkflow's schema costs most of a small capture
+    provenance_db.create_database(spec["provenance_dir"])
     # noWorkflow stores its command line (trial command, arguments table) with secrets masked;
     # the script gets the real arguments
     masked = recorder.secrets.mask_argv(spec.get("argv", []))
     args = _parse_now_args(spec, masked)
     metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *masked]))
+    provenance_db.relax(relational.engine)  # before its first connection, which Trial.create opens
     metascript.argv = [spec["script"], *spec.get("argv", [])]
     # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
     environment.hide_secrets(metascript, serialize, recorder.secrets)
