@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from . import settings as S
+from .auto import may_skip_capture
 from .capture import forkserver
 from .fixture import NwTrial
 from .items import ExperimentFile
@@ -33,9 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "strict (also fail when the operation sequence changed)")
     group.addoption(S.option(S.CAPTURE), dest=S.CAPTURE, metavar="MODE", default=None,
                     choices=S.CAPTURE_MODES,
-                    help="Provenance capture: fine (default: every operation of the experiment); "
-                         "coarse (calls, returns and file accesses only: for long loops); "
-                         "off (no noWorkflow: values and versions only)")
+                    help="Provenance capture: auto (default: a gate runs without capture and reruns "
+                         "under fine capture only to explain a difference or failure); fine (every "
+                         "operation of the experiment); coarse (calls, returns and file accesses only: "
+                         "for long loops); off (no noWorkflow: values and versions only)")
     group.addoption(S.option(S.REPEAT), dest=S.REPEAT, metavar="N", default=None,
                     help="Run each experiment N times and fail it as not reproducible when the runs' "
                          "values differ beyond tolerance (default 1)")
@@ -65,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
     parser.addini(S.OPS, "Default for --nw-ops: off, report or strict", default="")
     parser.addini(S.KERNEL, "Default for --nw-kernel", default="")
-    parser.addini(S.CAPTURE, "Default for --nw-capture: fine, coarse or off", default="")
+    parser.addini(S.CAPTURE, "Default for --nw-capture: auto, fine, coarse or off", default="")
     parser.addini(S.KEEP, f"Trials per experiment kept in the local store, older ones removed at the "
                   f"end of a session; 0 keeps every trial (default {S.DEFAULT_KEEP})", default="")
     parser.addini(S.REPEAT, "Default for --nw-repeat: runs of each experiment, compared with each other",
@@ -78,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "nw(rtol=None, atol=None, ignore=(), capture=None, repeat=None): tolerances and ignored "
-                   "tags for the comparison; capture mode (fine, coarse, off) of the experiment; "
+                   "tags for the comparison; capture mode (auto, fine, coarse, off) of the experiment; "
                    "runs of the experiment, compared with each other")
     cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL,
                                                       S.OPS, S.REPORT, S.JSON, S.KERNEL, S.CAPTURE,
@@ -116,7 +118,8 @@ def _start_fork_server(config: pytest.Config, settings: S.Settings) -> None:
     that run experiments through `nw_trial` alone start it at their first run.)"""
     option = config.option
     controller = getattr(option, "dist", "no") != "no" and not hasattr(config, "workerinput")
-    if (settings.experiments and settings.capture != "off" and not controller and not option.collectonly
+    # a gate under auto runs without capture first: the warm process waits until one differs
+    if (settings.experiments and not may_skip_capture(settings) and not controller and not option.collectonly
             and not getattr(option, "help", False) and not getattr(option, "version", False)):
         forkserver.shared()
 
