@@ -45,9 +45,11 @@ class ExperimentItem(pytest.Item):
         if self.path.suffix == ".ipynb":
             self._check_language(session.settings.other_kernels)
         options = comparison_from_marker(self)
-        capture = options.capture or session.settings.capture
-        if capture == AUTO and full_capture_reason(session.settings, repeat_count(session, options)) is None:
-            return self._run_auto(session, options)
+        if (options.capture or session.settings.capture) == AUTO:
+            reason = full_capture_reason(session.settings, repeat_count(session, options))
+            if reason is None:
+                return self._run_auto(session, options)
+            self.add_report_section("call", "nwtrials", f"captured in full under --nw-capture=auto: {reason}")
         trial, result = session.run(self.path, capture=options.capture)
         self._show(session, trial, result)
         session.check_run(trial, result)
