@@ -102,7 +102,8 @@ def test_matching_run_records_a_trial_without_provenance_and_show_and_diff_say_s
 
 
 def test_saving_a_baseline_and_a_first_run_capture_in_full(project):
-    project.experiment("calc.py", BEFORE)
+    project.ini("nw_capture = auto")
+    project.experiment("calc.py", BEFORE + LOGGED)
     project.run("-rA").assert_outcomes(passed=1)  # no baseline: a later gate may explain against it
     project.run("--nw-save-baseline=base", "-rA").assert_outcomes(passed=1)
     first, saved = project.trials()
@@ -110,6 +111,7 @@ def test_saving_a_baseline_and_a_first_run_capture_in_full(project):
     assert first["provenance"] and saved["provenance"] and len(records(project)) == 2
     entry = project.baseline_entry("base", "experiments/calc.py")
     assert entry["trial"] == saved["name"]
+    assert (project.root / "runs.log").read_text().split() == ["captured", "captured"]  # no plain run first
 
 
 def test_strict_operations_need_full_capture_and_say_so(project):
@@ -123,12 +125,13 @@ def test_strict_operations_need_full_capture_and_say_so(project):
 
 
 def test_fine_coarse_and_off_keep_their_meaning_on_a_gate(project):
+    project.ini("nw_capture = auto")  # the command line wins over it
     project.experiment("calc.py", BEFORE)
     project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
-    for mode in ("fine", "coarse", "off"):
+    for mode in ("fine", "coarse", "off", "auto"):
         project.run("--nw-baseline=base", f"--nw-capture={mode}").assert_outcomes(passed=1)
     modes = [(t["capture"], bool(t["provenance"])) for t in project.trials()[1:]]
-    assert modes == [("fine", True), ("coarse", True), ("off", False)]
+    assert modes == [("fine", True), ("coarse", True), ("off", False), ("auto", False)]
 
 
 def test_runs_that_disagree_are_reported_as_variation_not_as_a_cause(project):
@@ -159,13 +162,14 @@ def test_runs_that_both_differ_differently_add_the_evidence_to_the_explanation(p
 def test_a_failing_run_is_rerun_under_fine_capture(project):
     project.experiment("calc.py", BEFORE)
     project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
-    project.experiment("calc.py", BEFORE + "raise ValueError('bad input')\n")
-    result = project.run("--nw-baseline=base")
+    project.experiment("calc.py", BEFORE + LOGGED + "raise ValueError('bad input')\n")
+    result = project.run("--nw-baseline=base", "--nw-capture=auto")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*ValueError: bad input*"])
     failed = project.trials()[-1]
     assert len(project.trials()) == 2 and failed["capture"] == "fine" and failed["provenance"]
     assert failed["error"]["type"] == "ValueError"
+    assert (project.root / "runs.log").read_text().split() == ["plain", "captured"]
 
 
 def notebook(project, *cells: str) -> None:
