@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .baselines import Entry, entry_from_trial
+from .baselines import LATEST, Entry, entry_from_trial
 from .capture.launch import RunResult
 from .errors import StoreError
 from .marker import Comparison, GateFailure
@@ -42,6 +42,9 @@ def full_capture_reason(settings: Settings, repeat: int = 1) -> str | None:
     if settings.baseline is None:
         return ("with no baseline to compare with, the trial is captured in full: a later gate may "
                 "need to explain a difference against it")
+    if settings.baseline == LATEST:
+        return ("--nw-baseline=latest makes this trial the baseline of the next run, which may need to "
+                "explain a difference against it")
     if repeat > 1:
         return "repeated runs are compared operation by operation to find where they diverge"
     return None

@@ -101,17 +101,20 @@ def test_matching_run_records_a_trial_without_provenance_and_show_and_diff_say_s
         nw.backward_deps("total", trial="trial2", store=store)
 
 
-def test_saving_a_baseline_and_a_first_run_capture_in_full(project):
+def test_saving_a_baseline_a_first_run_and_latest_capture_in_full(project):
     project.ini("nw_capture = auto")
     project.experiment("calc.py", BEFORE + LOGGED)
     project.run("-rA").assert_outcomes(passed=1)  # no baseline: a later gate may explain against it
     project.run("--nw-save-baseline=base", "-rA").assert_outcomes(passed=1)
-    first, saved = project.trials()
-    assert first["capture"] == saved["capture"] == "fine"
-    assert first["provenance"] and saved["provenance"] and len(records(project)) == 2
+    latest = project.run("--nw-baseline=latest", "-rA")  # this trial is the next run's baseline
+    latest.assert_outcomes(passed=1)
+    latest.stdout.fnmatch_lines(["*captured in full under --nw-capture=auto: --nw-baseline=latest makes*"])
+    first, saved, gated = project.trials()
+    assert first["capture"] == saved["capture"] == gated["capture"] == "fine"
+    assert all(t["provenance"] for t in (first, saved, gated)) and len(records(project)) == 3
     entry = project.baseline_entry("base", "experiments/calc.py")
     assert entry["trial"] == saved["name"]
-    assert (project.root / "runs.log").read_text().split() == ["captured", "captured"]  # no plain run first
+    assert (project.root / "runs.log").read_text().split() == ["captured"] * 3  # no plain run first
 
 
 def test_strict_operations_need_full_capture_and_say_so(project):
@@ -191,3 +194,19 @@ def test_notebooks_under_auto(project):
     saved, matched, changed = project.trials()
     assert (matched["capture"], matched["provenance"]) == ("auto", "")
     assert changed["capture"] == "fine" and changed["provenance"]
+
+
+def test_auto_under_xdist_sends_the_trials_it_keeps(project):
+    project.experiment("same.py", BEFORE)
+    project.experiment("moved.py", BEFORE)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=2)
+    project.experiment("moved.py", AFTER)
+    result = project.run("--nw-baseline=base", "--nw-capture=auto", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*root cause: moved.py:3*"])
+    gated = {t["experiment"]: t for t in project.trials()[2:]}
+    assert len(project.trials()) == 4  # the run without capture of moved.py is not kept
+    same, moved = gated["experiments/same.py"], gated["experiments/moved.py"]
+    assert (same["capture"], same["provenance"]) == ("auto", "")
+    assert moved["capture"] == "fine" and (project.root / ".nwtrials" / moved["provenance"]).is_file()
+    assert (project.root / ".nwtrials" / "records" / f"{moved['id']}.json").is_file()
