@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import sqlite3
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from . import provenance_archive as archive
+from . import session_provenance as kept
 from . import report, workers
 from .baselines import BaselineStore, Entry, entry_from_trial
 from .capture.launch import RunRequest, RunResult, masked, run_experiment
@@ -27,7 +27,6 @@ from .references import Reference, ReferenceError_, resolve
 from .settings import AUTO, Settings
 from .spread import Stability
 from .store import StoreError, Trial, TrialStore
-from .files import write_bytes_atomic, write_json_atomic
 from .fallback import run_with_fallback
 from .marker import Comparison, GateFailure
 
@@ -159,10 +158,12 @@ class TrialSession:
                 inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
             provenance = ""
             db = archive.database_in(request.provenance_dir)
-            if result.trial_id and request.capture != "off" and self._redacted(db, experiment, trial_id, secrets):
+            warnings = self.store.warnings
+            if result.trial_id and request.capture != "off" and kept.redacted(db, experiment, trial_id, secrets, warnings):
                 if self.settings.ops != "off":
-                    inputs["files"] = self._record_provenance(db, staged, experiment, trial_id, result)
-                provenance = self._keep_database(db, staged, experiment, trial_id)
+                    inputs["files"] = kept.record_provenance(db, staged, experiment, trial_id, result,
+                                                             self.settings.rootdir, warnings)
+                provenance = kept.keep_database(db, staged, experiment, trial_id, warnings)
         trial = Trial(
             name="",
             id=trial_id,
@@ -219,54 +220,6 @@ class TrialSession:
             except NotebookError as exc:  # may quote the kernel's output
                 raise GateFailure(self.secrets.mask_text(str(exc))) from None
         return run_experiment(request)
-
-    def _redacted(self, db: Path, experiment: str, trial_id: str, secrets: Secrets) -> bool:
-        """Mask secrets in the capture's noWorkflow database; False (with a warning) when it
-        cannot be read or still holds one, and is not to be used."""
-        if not db.is_file():
-            return True  # nothing to mask; reading it reports what is missing
-        try:
-            if archive.redact(db, secrets):
-                return True
-            reason = "it holds a secret that could not be masked"
-        except (sqlite3.Error, OSError) as exc:
-            reason = f"secrets could not be masked in it ({exc})"
-        self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {reason}")
-        return False
-
-    def _keep_database(self, db: Path, staged: Path, experiment: str, trial_id: str) -> str:
-        """Compress the capture's noWorkflow database into the run's staging folder; its path
-        relative to the store, once the trial is added."""
-        name = archive.archive_name(trial_id)
-        try:
-            write_bytes_atomic(staged / name, archive.pack(db))
-        except OSError as exc:
-            self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {exc}")
-            return ""
-        return name
-
-    def _record_provenance(self, db: Path, staged: Path, experiment: str, trial_id: str,
-                           result: RunResult) -> dict | None:
-        """Keep the trial's operations and tag slices; return its data files with their hashes.
-
-        A capture whose database cannot be read still yields a trial, without provenance.
-        """
-        from .explain import read_files, read_record
-        from .provenance import ProvenanceError
-
-        try:
-            record = read_record(db, trial_id, result.tags, self.settings.rootdir)
-            files = read_files(db, trial_id, self.settings.rootdir, record.slices)
-        except (ProvenanceError, sqlite3.Error) as exc:
-            self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
-            return None
-        try:
-            write_json_atomic(staged / "records" / f"{trial_id}.json", record.to_json())
-        except OSError as exc:  # the trial itself may still fit: it is written next
-            self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
-            return None
-        files.pop(experiment, None)  # its own source: a change there is explained by the slices
-        return files
 
     def check_run(self, trial: Trial, result: RunResult, timeout: float | None = None) -> None:
         if trial.status != "finished":
