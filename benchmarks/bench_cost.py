@@ -106,6 +106,10 @@ def target(label: str, value: float, limit: float, below: bool = True) -> None:
     print(f"  target {label}: {value:.2f} {'<=' if below else '>='} {limit:g}: {verdict}")
 
 
+# the default, auto, runs a gate without capture first; fine is what every gate paid before auto
+FINE = "--nw-capture=fine"
+
+
 def fraud_case(root: Path, runs: int) -> None:
     for name in ("gate", "failing", "save"):
         shutil.copytree(EXAMPLES / "fraud", root / name / "fraud", ignore=shutil.ignore_patterns("*.ipynb"))
@@ -121,7 +125,9 @@ def fraud_case(root: Path, runs: int) -> None:
         Variant("empty pytest run (-p no:nwtrials)", (*PYTEST, "-p", "no:nwtrials"), root / "empty", (5,)),
         Variant("now run train.py", (PYTHON, "-m", "noworkflow", "run", "-v", "train.py"), root / "now" / "fraud"),
         Variant("pytest, passing gate", PYTEST, root / "gate"),
+        Variant("pytest, passing gate, --nw-capture=fine", (*PYTEST, FINE), root / "gate"),
         Variant("pytest, failing gate", PYTEST, root / "failing", (1,)),
+        Variant("pytest, failing gate, --nw-capture=fine", (*PYTEST, FINE), root / "failing", (1,)),
         Variant("pytest --nw-save-baseline", (*PYTEST, "--nw-save-baseline=reference"), root / "save"),
     ], runs)
     reference = Cost(*(getattr(costs["python train.py"], field) + getattr(costs["empty pytest run (-p no:nwtrials)"], field)
@@ -166,6 +172,7 @@ def array_case(root: Path, runs: int) -> None:
     costs = rounds([
         Variant("python big.py", (PYTHON, "big.py"), root / "array"),
         Variant("pytest, passing gate on the array", PYTEST, root / "array"),
+        Variant("pytest, passing gate on the array, --nw-capture=fine", (*PYTEST, FINE), root / "array"),
         Variant("pytest-regressions ndarrays_regression", (*PYTEST, "-p", "no:nwtrials"), root / "regressions"),
     ], runs)
     table(f"a tag of 10 million floats (median of {runs} rounds)", costs, "python big.py")
@@ -201,6 +208,7 @@ def notebooks_case(root: Path, runs: int) -> None:
         Variant("pytest --nbmake (-p no:nwtrials)", (*PYTEST, "-p", "no:nwtrials", "--nbmake", "notebooks"),
                 root / "nbmake"),
         Variant("pytest, passing gate on five notebooks", PYTEST, root / "items"),
+        Variant("pytest, passing gate on five notebooks, --nw-capture=fine", (*PYTEST, FINE), root / "items"),
     ], runs)
     table(f"five small notebooks (median of {runs} rounds)", costs, "pytest --nbmake (-p no:nwtrials)")
     target("notebooks / nbmake", costs["pytest, passing gate on five notebooks"].wall

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from dataclasses import replace
 from typing import Any, NoReturn, Sequence
 
 from . import api
@@ -113,7 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from .compare import Rules, Tolerance
-    from .diffing import diff_trials
+    from .diffing import diff_trials, provenance_notes
 
     store = _store(args)
     _trials(store)
@@ -121,6 +122,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     # what pytest_nwtrials.trial_diff does, with trials already found in this store
     diff = diff_trials(old.name, new.name, old.values, new.values, Rules(default=Tolerance(args.rtol, args.atol)),
                        old.inputs, old.argv, new.inputs, new.argv, old.record(), new.record(), operations=args.ops)
+    diff = replace(diff, notes=provenance_notes(old, new))
     if args.html:
         from .html_report import html_page
         from .files import write_text_atomic
@@ -131,7 +133,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     "detail": c.detail} for c in diff.values]
         print(json.dumps({"old": old.name, "new": new.name, "match": diff.empty,
                           "argv_changed": diff.argv_changed, "tags": list(diff.tags),
-                          "changes": changes, "why": diff.why(outputs=args.outputs)}, indent=1))
+                          "changes": changes, "why": diff.why(outputs=args.outputs), "notes": list(diff.notes)}, indent=1))
     else:
         print(diff.text(outputs=args.outputs))
         if args.html:

@@ -72,6 +72,7 @@ def trial_lines(trial: Trial) -> list[str]:
     from .capture.recorder import END_OF_RUN
 
     from .api import tag_value
+    from .diffing import no_provenance_note
 
     code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""
     lines = [f"{trial.name}  {trial.experiment}  {trial.status}{code}",
@@ -83,6 +84,8 @@ def trial_lines(trial: Trial) -> list[str]:
              f"  provenance: {trial.provenance or '(none)'}"]
     if trial.capture:
         lines.append(f"  capture:    {trial.capture}")
+    if no_provenance_note(trial):
+        lines.append(f"  ({no_provenance_note(trial)})")
     if trial.fallback:
         lines.append(f"  fallback:   {trial.fallback}")
     if trial.error:

@@ -41,6 +41,8 @@ class TrialDiff:
     facts: Mapping[str, Any] | None = None  # the new trial's inputs: the objects it found unseeded
     new_operations: tuple[Op, ...] = ()  # the new trial's sequence: whether it seeded a global generator
     within: tuple[str, ...] = ()  # paths whose change lay inside the baseline's run-to-run spread (bands.py)
+    # why a side has no provenance, when it was recorded without it on purpose (`no_provenance_note`)
+    notes: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -80,10 +82,11 @@ class TrialDiff:
 
     def text(self, *, outputs: bool = False) -> str:
         """The whole report as text: a one-line verdict when the trials match."""
+        notes = [f"({note})" for note in self.notes]
         if self.empty:
             within = f" within {PHRASE} ({listed(self.within)})" if self.within else ""
-            return f"{self.new} matches {self.old}{within}"
-        return "\n".join([f"{self.new} differs from {self.old}", *self.lines(outputs=outputs)])
+            return "\n".join([f"{self.new} matches {self.old}{within}", *notes])
+        return "\n".join([f"{self.new} differs from {self.old}", *self.lines(outputs=outputs), *notes])
 
     def __str__(self) -> str:
         return self.text()
@@ -92,6 +95,7 @@ class TrialDiff:
         """Jupyter's rendering: a table of value changes and the why-section as text."""
         head = (f"<p><b>{html.escape(self.new)}</b> {'matches' if self.empty else 'differs from'} "
                 f"<b>{html.escape(self.old)}</b></p>")
+        head += "".join(f"<p><i>{html.escape(note)}</i></p>" for note in self.notes)
         if self.empty:
             return head
         rows = "".join(
@@ -109,6 +113,25 @@ class TrialDiff:
 
     def _html_value(self, value: Any) -> str:
         return html.escape(_short(value))
+
+
+# why a trial has no provenance, by the capture mode it was recorded with
+NO_PROVENANCE = {
+    "auto": ("it ran without capture under --nw-capture=auto: its values matched its baseline, so no "
+             "provenance was needed (a run whose values differ is rerun under fine capture and explained)"),
+    "off": "it ran with --nw-capture=off: values and versions only",
+}
+
+
+def no_provenance_note(trial: Any) -> str | None:
+    """Why `trial` (a `store.Trial`) has no provenance, when it was recorded without it on purpose."""
+    reason = NO_PROVENANCE.get(trial.capture) if not trial.provenance else None
+    return f"{trial.name} has no provenance: {reason}" if reason else None
+
+
+def provenance_notes(*trials: Any) -> tuple[str, ...]:
+    """`no_provenance_note` of each of `trials` that has one."""
+    return tuple(note for note in map(no_provenance_note, trials) if note)
 
 
 def _short(value: Any) -> str:

@@ -34,7 +34,9 @@ class NwTrial:
 
         With `check` (the default) a script that raises, exits non-zero or times out fails the
         test with its traceback; with ``check=False`` the failed trial is returned. `capture`
-        (fine, coarse, off) overrides the test's ``@pytest.mark.nw(capture=...)`` and ``--nw-capture``.
+        (auto, fine, coarse, off) overrides the test's ``@pytest.mark.nw(capture=...)`` and
+        ``--nw-capture``; auto runs under fine capture here, as the comparison comes after the run
+        and the test may read the trial's slices.
         `repeat` runs it that many times (default: the marker's repeat, else ``--nw-repeat``) and
         returns the first run's trial with its ``stability``; with `check`, runs that differ
         beyond the test's tolerances fail the test as not reproducible.

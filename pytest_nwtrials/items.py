@@ -5,7 +5,10 @@ import pytest
 
 from .printable import printable
 from .marker import GateFailure, comparison_from_marker
+from .auto import FULL, check_rerun, first_run, full_capture_reason
+from .diffing import no_provenance_note
 from .session import SESSION_KEY
+from .settings import AUTO
 
 
 class ExperimentFile(pytest.File):
@@ -36,13 +39,43 @@ class ExperimentItem(pytest.Item):
     """Runs the experiment in a child process under noWorkflow, records the trial, gates it."""
 
     def runtest(self) -> None:
-        from .repeats import repeat_group
+        from .repeats import repeat_count, repeat_group
 
         session = self.config.stash[SESSION_KEY]
         if self.path.suffix == ".ipynb":
             self._check_language(session.settings.other_kernels)
         options = comparison_from_marker(self)
+        if (options.capture or session.settings.capture) == AUTO:
+            reason = full_capture_reason(session.settings, repeat_count(session, options))
+            if reason is None:
+                return self._run_auto(session, options)
+            self.add_report_section("call", "nwtrials", f"captured in full under --nw-capture=auto: {reason}")
         trial, result = session.run(self.path, capture=options.capture)
+        self._show(session, trial, result)
+        session.check_run(trial, result)
+        # the repeats of a run recorded with coarse capture after a fallback go straight to coarse
+        capture = trial.capture if trial.fallback else options.capture
+        trial = repeat_group(self, session, trial, self.path, (), None, capture, options)
+        if session.reference is not None:
+            self.user_properties.append(("nw_baseline", printable(session.reference.label)))
+            session.compare(trial, session.reference, options)
+
+    def _run_auto(self, session, options) -> None:
+        """``--nw-capture=auto`` on a gate: without capture first, under fine capture when that
+        run differs from the baseline or fails (see auto.py)."""
+        self.user_properties.append(("nw_baseline", printable(session.reference.label)))
+        trial, first = first_run(session, self.path, options)
+        if trial is not None:
+            self._show(session, trial, first.pending.result)
+            self.add_report_section("call", "nwtrials", no_provenance_note(trial))
+            return
+        trial, result = session.run(self.path, capture=FULL)
+        self._show(session, trial, result)
+        check_rerun(session, first, trial, result, options,
+                    lambda: session.compare(trial, session.reference, options))
+
+    def _show(self, session, trial, result) -> None:
+        """The run's output as report sections, its trial as JUnit properties."""
         if result.stdout:
             self.add_report_section("call", "stdout", result.stdout)
         if result.stderr:
@@ -51,13 +84,6 @@ class ExperimentItem(pytest.Item):
         if trial.fallback:  # shown with -rA as well as on failure, and in JUnit XML
             self.add_report_section("call", "nwtrials", trial.fallback)
             self.add_report_section("call", "noWorkflow traceback", session.outcomes[trial.name].fallback_traceback)
-        session.check_run(trial, result)
-        # the repeats of a run recorded with coarse capture after a fallback go straight to coarse
-        capture = trial.capture if trial.fallback else options.capture
-        trial = repeat_group(self, session, trial, self.path, (), None, capture, options)
-        if session.reference is not None:
-            self.user_properties.append(("nw_baseline", printable(session.reference.label)))
-            session.compare(trial, session.reference, options)
 
     def _check_language(self, other_kernels: str) -> None:
         """Skip or fail (ini nw_other_kernels) a notebook whose kernel runs another language than Python."""

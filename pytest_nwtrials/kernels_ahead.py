@@ -33,7 +33,9 @@ class KernelsAhead:
 
     def _wanted(self, items: list[pytest.Item | None]) -> list[tuple[notebook_warm.Kind, Path]]:
         """The kernels the notebooks among `items` will take, in order."""
+        from .auto import FULL, full_capture_reason
         from .capture.notebook_limits import other_language
+        from .settings import AUTO
 
         wanted = []
         for item in items:
@@ -43,6 +45,8 @@ class KernelsAhead:
                 capture = comparison_from_marker(item).capture or self.settings.capture
             except GateFailure:  # the item fails on its marker before it runs
                 continue
+            if capture == AUTO:  # the first run's capture: off on a gate, in full where auto cannot skip it
+                capture = FULL if full_capture_reason(self.settings) else "off"
             wanted.append((notebook_warm.Kind.of(self.settings.kernel, capture), item.path))
         return wanted
 

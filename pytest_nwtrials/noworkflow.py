@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import builtins
 import html
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -249,6 +249,11 @@ def _deps(name: str, level: bool | None, trial: Any, store: api.StoreLike, union
     try:
         found = chosen.slice(name, union=union)
     except KeyError:
+        from .diffing import no_provenance_note
+
+        why = no_provenance_note(chosen)
+        if why:  # recorded without capture on purpose: the slice was never made
+            raise LookupError(f"{why}; run it with --nw-capture=fine for its slices") from None
         known = ", ".join(sorted(chosen.tags)) or "none"
         raise LookupError(f"{chosen.name} has no provenance slice of {name!r}; its tags: {known}") from None
     return ops_dict(found.ops)
@@ -261,7 +266,8 @@ def _latest_with_slice(name: str, st: TrialStore) -> Trial:
         if record is not None and name in record.slices:
             return candidate
     raise LookupError(f"no trial in {st.root} has a provenance slice of {name!r} (they ran with "
-                      "--nw-capture=off, or their records were removed); run the experiment with capture")
+                      "--nw-capture=off, matched their baseline under --nw-capture=auto, or their records "
+                      "were removed); run the experiment with capture")
 
 
 def _live_deps(name: str, union: bool) -> dict[int, tuple[str, str]]:
@@ -333,7 +339,7 @@ def trial_diff(trial_a: Any, trial_b: Any, raw: bool = False, *,
     returns both dictionaries, and here both trials' operation sequences in that shape.
     """
     from .compare import Rules
-    from .diffing import diff_trials
+    from .diffing import diff_trials, provenance_notes
 
     st = api.open_store(store)
     old, new = find_trial(trial_a, st), find_trial(trial_b, st)
@@ -342,6 +348,7 @@ def trial_diff(trial_a: Any, trial_b: Any, raw: bool = False, *,
         return tuple(ops_dict(r.operations if r is not None else ()) for r in (old_record, new_record))
     diff = diff_trials(old.name, new.name, old.values, new.values, Rules(), old.inputs, old.argv,
                        new.inputs, new.argv, old_record, new_record, operations=True)
+    diff = replace(diff, notes=provenance_notes(old, new))
     return NotebookTrialDiff(**{f.name: getattr(diff, f.name) for f in fields(diff)})
 
 

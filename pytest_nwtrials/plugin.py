@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .session import TrialSession
 
 FIXTURE = "nw_trial"
-_NOWORKFLOW_MODES = ("fine", "coarse")  # the capture modes that run noWorkflow, which the fork server preloads
 SETTINGS_KEY = pytest.StashKey[S.Settings]()
 
 
@@ -42,9 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "strict (also fail when the operation sequence changed)")
     group.addoption(S.option(S.CAPTURE), dest=S.CAPTURE, metavar="MODE", default=None,
                     choices=S.CAPTURE_MODES,
-                    help="Provenance capture: fine (default: every operation of the experiment); "
-                         "coarse (calls, returns and file accesses only: for long loops); "
-                         "off (no noWorkflow: values and versions only)")
+                    help="Provenance capture: auto (default: a gate runs without capture and reruns "
+                         "under fine capture only to explain a difference or failure); fine (every "
+                         "operation of the experiment); coarse (calls, returns and file accesses only: "
+                         "for long loops); off (no noWorkflow: values and versions only)")
     group.addoption(S.option(S.REPEAT), dest=S.REPEAT, metavar="N", default=None,
                     help="Run each experiment N times and fail it as not reproducible when the runs' "
                          "values differ beyond tolerance (default 1)")
@@ -74,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.IGNORE, "Tags or paths (glob patterns) left out of comparisons", type="args", default=[])
     parser.addini(S.OPS, "Default for --nw-ops: off, report or strict", default="")
     parser.addini(S.KERNEL, "Default for --nw-kernel", default="")
-    parser.addini(S.CAPTURE, "Default for --nw-capture: fine, coarse or off", default="")
+    parser.addini(S.CAPTURE, "Default for --nw-capture: auto, fine, coarse or off", default="")
     parser.addini(S.KEEP, f"Trials per experiment kept in the local store, older ones removed at the "
                   f"end of a session; 0 keeps every trial (default {S.DEFAULT_KEEP})", default="")
     parser.addini(S.REPEAT, "Default for --nw-repeat: runs of each experiment, compared with each other",
@@ -87,7 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "nw(rtol=None, atol=None, ignore=(), capture=None, repeat=None): tolerances and ignored "
-                   "tags for the comparison; capture mode (fine, coarse, off) of the experiment; "
+                   "tags for the comparison; capture mode (auto, fine, coarse, off) of the experiment; "
                    "runs of the experiment, compared with each other")
     cli = {name: config.getoption(name) for name in (S.BASELINE, S.SAVE_BASELINE, S.TIMEOUT, S.RTOL, S.ATOL,
                                                       S.OPS, S.REPORT, S.JSON, S.KERNEL, S.CAPTURE,
@@ -162,7 +162,10 @@ def _start_fork_server(config: pytest.Config, settings: S.Settings) -> None:
     instead of after the first experiment has started. Runs that are not captured in full
     never need it."""
     option = config.option
-    if (settings.capture in _NOWORKFLOW_MODES and not _distributing(config) and not option.collectonly
+    from .auto import may_skip_capture
+
+    # a gate under auto runs without capture first: the warm process waits until one differs
+    if (not may_skip_capture(settings) and not _distributing(config) and not option.collectonly
             and not getattr(option, "help", False) and not getattr(option, "version", False)):
         from .capture import forkserver
 

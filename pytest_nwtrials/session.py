@@ -7,30 +7,35 @@ from __future__ import annotations
 
 import os
 import platform
-import sqlite3
+import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import provenance_archive as archive
+from . import session_provenance as kept
 from . import report, workers
 from .baselines import BaselineStore, Entry, entry_from_trial
 from .capture.launch import RunRequest, RunResult, masked, run_experiment
 from .printable import printable
 from .redaction import Secrets
 from .references import Reference, ReferenceError_, resolve
-from .settings import Settings
+from .settings import AUTO, Settings
 from .spread import Stability
 from .store import StoreError, Trial, TrialStore
-from .files import write_bytes_atomic, write_json_atomic
 from .fallback import run_with_fallback
 from .marker import Comparison, GateFailure
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
+
+
+def full_or(capture: str) -> str:
+    """The capture a run gets: auto means fine unless `auto.first_run` ran it without capture first."""
+    return "fine" if capture == AUTO else capture
 
 
 @dataclass
@@ -47,6 +52,16 @@ class Outcome:
     change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
     stability: Stability | None = None  # of the first run of a group run with --nw-repeat
     fallback_traceback: str = ""  # noWorkflow's failure under fine capture, when it fell back
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A run that `TrialSession.launch` made and that is not recorded yet."""
+
+    trial: Trial  # unnamed; its values are read from `staged`
+    result: RunResult
+    staged: Path  # its files, moved into the store when it is recorded
+    fallback: Any = None  # fallback.Fallback, when fine capture fell back to coarse
 
 
 class TrialSession:
@@ -102,6 +117,14 @@ class TrialSession:
         is set in the capture process's environment on top of pytest's; `fork_slot` says which
         warm process forks it (see capture.forkserver).
         """
+        pending = self.launch(script, argv, timeout, capture, env, fork_slot)
+        return self.record(pending), pending.result
+
+    def launch(self, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,
+               capture: str | None = None, env: tuple[tuple[str, str], ...] = (),
+               fork_slot: int | None = 0) -> Pending:
+        """Run `script` as `run` does, without recording it: its trial is not yet in the store
+        (its values are read from the run's staging folder) until `record` adds it."""
         experiment = self.experiment_name(script)
         self.secrets = secrets = self.secrets.with_argv(argv)
         try:
@@ -118,7 +141,7 @@ class TrialSession:
                 blobs_dir=staged / "values",
                 name=experiment,
                 timeout=timeout or self.settings.timeout,
-                capture=capture or self.settings.capture,
+                capture=full_or(capture or self.settings.capture),
                 ini_tags=self.settings.tags_for(experiment),
                 root=self.settings.rootdir,
                 env_redact=self.settings.env_redact,
@@ -135,28 +158,39 @@ class TrialSession:
                 inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
             provenance = ""
             db = archive.database_in(request.provenance_dir)
-            if result.trial_id and request.capture != "off" and self._redacted(db, experiment, trial_id, secrets):
+            warnings = self.store.warnings
+            if result.trial_id and request.capture != "off" and kept.redacted(db, experiment, trial_id, secrets, warnings):
                 if self.settings.ops != "off":
-                    inputs["files"] = self._record_provenance(db, staged, experiment, trial_id, result)
-                provenance = self._keep_database(db, staged, experiment, trial_id)
+                    inputs["files"] = kept.record_provenance(db, staged, experiment, trial_id, result,
+                                                             self.settings.rootdir, warnings)
+                provenance = kept.keep_database(db, staged, experiment, trial_id, warnings)
+        trial = Trial(
+            name="",
+            id=trial_id,
+            experiment=experiment,
+            argv=secrets.mask_argv(argv),
+            status=result.status,
+            exit_code=result.exit_code,
+            started=result.started,
+            duration=result.duration,
+            tags=result.tags,
+            error=result.error,
+            python=result.environment.get("python") or platform.python_version(),
+            inputs=inputs,
+            provenance=provenance,
+            capture=request.capture,
+            fallback=secrets.mask_text(fallback.note) if fallback is not None else None,
+            values_dir=staged / "values")
+        return Pending(trial, result, staged, fallback)
+
+    def record(self, pending: Pending, capture: str | None = None) -> Trial:
+        """Add the trial of a `launch`ed run to the store (with `capture` as its recorded capture
+        mode, when given) and to this session's outcomes; its name is set then."""
+        result, staged, fallback, secrets = pending.result, pending.staged, pending.fallback, self.secrets
+        experiment = pending.trial.experiment
+        unnamed = replace(pending.trial, capture=capture or pending.trial.capture, values_dir=None)
         try:
-            trial = self.writer.add(Trial(
-                name="",
-                id=trial_id,
-                experiment=experiment,
-                argv=secrets.mask_argv(argv),
-                status=result.status,
-                exit_code=result.exit_code,
-                started=result.started,
-                duration=result.duration,
-                tags=result.tags,
-                error=result.error,
-                python=result.environment.get("python") or platform.python_version(),
-                inputs=inputs,
-                provenance=provenance,
-                capture=request.capture,
-                fallback=secrets.mask_text(fallback.note) if fallback is not None else None,
-            ), staged=staged)
+            trial = self.writer.add(unnamed, staged=staged)
         except OSError as exc:  # a full disk, a folder without write permission
             raise GateFailure(report.store_write_failed(experiment, str(self.writer.trials_dir), exc)) from None
         except StoreError as exc:
@@ -167,9 +201,15 @@ class TrialSession:
             self.outcomes[trial.name].notes.append(f"{experiment}: {trial.fallback}")
             self.outcomes[trial.name].fallback_traceback = secrets.mask_text(fallback.traceback)
         self.outcomes[trial.name].notes.extend(f"{experiment}: {note}" for note in result.notes)
+        notebook = getattr(result, "notebook", None)
         if notebook is not None and notebook.out_of_order:
             self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")
-        return trial, result
+        return trial
+
+    def discard(self, pending: Pending) -> None:
+        """Forget a `launch`ed run that is not to be recorded, and the files it left staged."""
+        if pending.staged != self.writer.root:  # a pytest-xdist worker stages in its store itself
+            shutil.rmtree(pending.staged, ignore_errors=True)
 
     def _launch(self, request: RunRequest) -> RunResult:
         if request.script.suffix == ".ipynb":
@@ -180,54 +220,6 @@ class TrialSession:
             except NotebookError as exc:  # may quote the kernel's output
                 raise GateFailure(self.secrets.mask_text(str(exc))) from None
         return run_experiment(request)
-
-    def _redacted(self, db: Path, experiment: str, trial_id: str, secrets: Secrets) -> bool:
-        """Mask secrets in the capture's noWorkflow database; False (with a warning) when it
-        cannot be read or still holds one, and is not to be used."""
-        if not db.is_file():
-            return True  # nothing to mask; reading it reports what is missing
-        try:
-            if archive.redact(db, secrets):
-                return True
-            reason = "it holds a secret that could not be masked"
-        except (sqlite3.Error, OSError) as exc:
-            reason = f"secrets could not be masked in it ({exc})"
-        self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {reason}")
-        return False
-
-    def _keep_database(self, db: Path, staged: Path, experiment: str, trial_id: str) -> str:
-        """Compress the capture's noWorkflow database into the run's staging folder; its path
-        relative to the store, once the trial is added."""
-        name = archive.archive_name(trial_id)
-        try:
-            write_bytes_atomic(staged / name, archive.pack(db))
-        except OSError as exc:
-            self.store.warnings.append(f"{experiment}: noWorkflow database of trial {trial_id} not kept: {exc}")
-            return ""
-        return name
-
-    def _record_provenance(self, db: Path, staged: Path, experiment: str, trial_id: str,
-                           result: RunResult) -> dict | None:
-        """Keep the trial's operations and tag slices; return its data files with their hashes.
-
-        A capture whose database cannot be read still yields a trial, without provenance.
-        """
-        from .explain import read_files, read_record
-        from .provenance import ProvenanceError
-
-        try:
-            record = read_record(db, trial_id, result.tags, self.settings.rootdir)
-            files = read_files(db, trial_id, self.settings.rootdir, record.slices)
-        except (ProvenanceError, sqlite3.Error) as exc:
-            self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
-            return None
-        try:
-            write_json_atomic(staged / "records" / f"{trial_id}.json", record.to_json())
-        except OSError as exc:  # the trial itself may still fit: it is written next
-            self.store.warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
-            return None
-        files.pop(experiment, None)  # its own source: a change there is explained by the slices
-        return files
 
     def check_run(self, trial: Trial, result: RunResult, timeout: float | None = None) -> None:
         if trial.status != "finished":
@@ -288,7 +280,7 @@ class TrialSession:
         settings = self.settings
         rules = self.rules(trial, options)
         old_record, new_record = self._records(entry, trial)
-        label = entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
+        label = self.label(entry)
         diff = diff_trials(label, trial.name, old, new, rules, entry.inputs, entry.argv,
                            trial.inputs, trial.argv, old_record, new_record,
                            operations=settings.ops == "strict", spreads=entry.spread)
@@ -308,6 +300,11 @@ class TrialSession:
                   report.values_changed(trial.experiment, trial, label, diff.value_lines(),
                                         len(diff.tags), name, why, bool(diff.operations), diff.tags),
                   changes=diff.values, why=tuple(why))
+
+    @staticmethod
+    def label(entry: Entry) -> str:
+        """How reports name what a trial was compared with."""
+        return entry.label if entry.label == entry.trial else f"{entry.label} (recorded in {entry.trial})"
 
     def rules(self, trial: Trial, options: Comparison = Comparison()) -> Any:
         """The tolerances and ignored paths `trial` is compared under (`compare.Rules`): against

@@ -33,9 +33,11 @@ CAPTURE = "nw_capture"
 KEEP = "nw_keep"
 REPEAT = "nw_repeat"
 OPS_MODES = ("off", "report", "strict")
-# fine: every operation of the script; coarse: calls, arguments, returns and file accesses only;
-# off: no noWorkflow at all (tags, exit status and library versions are still recorded)
-CAPTURE_MODES = ("fine", "coarse", "off")
+# auto: without capture first, rerun under fine capture when a value differs or the run fails
+# (see auto.py); fine: every operation of the script; coarse: calls, arguments, returns and file
+# accesses only; off: no noWorkflow at all (tags, exit status and library versions are still recorded)
+AUTO = "auto"
+CAPTURE_MODES = (AUTO, "fine", "coarse", "off")
 DEFAULT_KEEP = 50
 # what to do with a notebook whose kernel runs another language than Python (R, Julia, ...)
 OTHER_KERNEL_CHOICES = ("skip", "fail")
@@ -87,7 +89,7 @@ class Settings:
     kernel: str | None = None
     html_report: Path | None = None
     json_report: Path | None = None
-    capture: str = "fine"
+    capture: str = AUTO
     keep: int = DEFAULT_KEEP  # trials per experiment kept in the local store; 0 keeps all
     repeat: int = 1  # runs of each experiment in the session, compared with each other
     cell_timeout: float | None = None  # seconds one notebook cell may run; None: no limit of its own
@@ -240,7 +242,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
     tags, pattern_tags = parse_tag_lines(ini.get(TAGS) or ())
     experiments = tuple(line.strip() for line in ini.get(EXPERIMENTS) or () if line.strip())
     ops = parse_choice(*pick(OPS), OPS_MODES, "report")
-    capture = parse_choice(*pick(CAPTURE), CAPTURE_MODES, "fine")
+    capture = parse_choice(*pick(CAPTURE), CAPTURE_MODES, AUTO)
     rtol = parse_tolerance(*pick(RTOL))
     atol = parse_tolerance(*pick(ATOL))
     from .compare_rules import parse_tolerance_lines

@@ -83,11 +83,16 @@ def test_a_fault_inside_noworkflow_is_recorded_with_coarse_capture_and_said(proj
                            cwd=project.root, capture_output=True, text=True)
     assert "capture:    coarse" in shown.stdout and f"fallback:   {note}" in shown.stdout, shown.stderr
 
-    # the gate: the coarse trial is compared with the baseline saved from a coarse trial
-    gated = project.run("--nw-baseline=base", *xdist)
+    # the gate under fine capture: the coarse trial is compared with the baseline saved from a coarse trial
+    gated = project.run("--nw-baseline=base", "--nw-capture=fine", *xdist)
     gated.assert_outcomes(passed=1)
     assert "1 matched" in summary_part(gated)
     assert runs(project, "train") == 5  # and one more: the plain python run above
+    # under auto, the default, a gate that matches runs once, without capture: nothing to fall back from
+    gated = project.run("--nw-baseline=base", *xdist)
+    gated.assert_outcomes(passed=1)
+    assert "1 matched" in summary_part(gated) and "recorded with coarse capture" not in summary_part(gated)
+    assert runs(project, "train") == 6
 
 
 def test_a_notebook_cell_failing_inside_noworkflow_is_recorded_with_coarse_capture(project):

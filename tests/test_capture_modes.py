@@ -75,7 +75,7 @@ def test_bad_capture_marker_fails_the_item(project):
         "    items[0].add_marker(pytest.mark.nw(capture='full'))\n")
     result = project.run()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*@pytest.mark.nw capture must be one of fine, coarse, off, got 'full'*"])
+    result.stdout.fnmatch_lines(["*@pytest.mark.nw capture must be one of auto, fine, coarse, off, got 'full'*"])
 
 
 def test_each_trial_keeps_its_own_compressed_database(project):
