@@ -20,7 +20,7 @@ from .provenance_graph import CONTROL, DATA, MUTATION, STATE
 from .slices import SliceDiff
 from .slices_text import format_slice_diff
 from .store import StoreError
-from .variation import between_identical_runs
+from .variation import between_identical_runs, unseeded
 from .files import read_json
 
 SCHEMA = 2  # 2 added each slice's "edges" and "site"; records of schema 1 are still read
@@ -342,6 +342,30 @@ def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *
         lines.append(f"  in the provenance of {names[0]}{also}:")
         longest, explanation = max(members, key=lambda member: len(member[0].changes))
         lines += ["  " + line for line in format_slice_diff(longest, limit=limit, explanation=explanation)]
+    for diff, explanation in explained:
+        if explanation is None:
+            lines += no_step_differs(diff, identical, facts, operations)
+    return lines
+
+
+def no_step_differs(diff: SliceDiff, identical: bool, facts: Mapping[str, Any] | None,
+                    operations: Sequence[Op]) -> list[str]:
+    """What a changed value whose slice shows no difference says: no recorded step differs, so
+    its provenance cannot tell why (a fitted model whose repr is the same in both runs, read at
+    the end of the run). Between identical runs it varies, with the unseeded constructs its
+    slice reaches; otherwise the changed inputs listed above may explain it."""
+    head = f"  in the provenance of {diff.tag}: no recorded step differs between the two runs"
+    if not identical:
+        return [f"{head}: its provenance cannot tell why it changed (the changes listed above may; so may "
+                "state the capture does not see)"]
+    s = diff.new
+    constructs = unseeded(s, len(s.ops) - 1, facts, operations) if s is not None and s.ops else ()
+    lines = [head, "    varies between identical runs: the same code, inputs and recorded values at every "
+                   "step, so what changed it is state the capture does not see"]
+    lines += [f"    behind it: {c.what}: {c.seed}" for c in constructs]
+    if not constructs:
+        lines.append("    behind it: nothing the capture reads shows what varies (a library's own unseeded "
+                     "generator, thread scheduling or a GPU kernel can)")
     return lines
 
 

@@ -458,3 +458,38 @@ def test_an_unseeded_object_whose_calls_gave_the_same_values_is_not_named():
     s = Slice("proba", ops, 1, 0, edges)
     assert [c.what for c in unseeded(s, 6, facts)] == ["rf is a Forest whose random_state is None"]
     assert varying_op(s, 6, facts) == 4
+
+
+FOREST = '''
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from pytest_nwtrials import tag
+
+X, y = make_classification(n_samples=120, n_features=5, random_state=0)
+model = RandomForestClassifier(n_estimators=5)
+model.fit(X, y)
+tag("model", model)
+'''
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn is not installed")
+@pytest.mark.parametrize("edited", [False, True], ids=["identical runs", "code edited"])
+def test_a_value_whose_provenance_shows_no_difference_says_its_provenance_cannot_tell(project, edited):
+    """An unseeded forest tagged whole: its repr, and every recorded step, are the same in both
+    runs; only its trees differ. The report says so instead of staying silent."""
+    project.ini()
+    project.experiment("forest.py", FOREST)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    if edited:  # another code digest: the runs are no longer identical
+        project.experiment("forest.py", FOREST + "# edited\n")
+    result = project.run("--nw-baseline=base", "--nw-capture=fine")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str().split("short test summary info")[0]
+    assert "Why it changed:\n  in the provenance of model: no recorded step differs between the two runs" in text, text
+    if edited:
+        assert "its provenance cannot tell why it changed" in text and "varies" not in text, text
+    else:
+        assert ("    varies between identical runs: the same code, inputs and recorded values at every step, "
+                "so what changed it is state the capture does not see") in text, text
+        assert ("    behind it: model is a RandomForestClassifier whose random_state is None: pass random_state=0 "
+                "(or any fixed number) to RandomForestClassifier(...)") in text, text
