@@ -15,6 +15,7 @@ Some runs capture in full from the start (`full_capture_reason`): a baseline bei
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,10 @@ from .store import Trial
 
 FULL = "fine"  # the capture that explains: what auto reruns with, and runs under when it cannot skip it
 
-def full_capture_reason(settings: Settings, repeat: int = 1) -> str | None:
+def full_capture_reason(settings: Settings, repeat: int = 1, script: Path | None = None) -> str | None:
     """Why a run under auto captures in full from the start; None when it may run without
-    capture first (a gate with a baseline to compare with)."""
+    capture first (a gate with a baseline to compare with). `script` is the experiment: one
+    that uses noWorkflow itself runs as it was written to, under capture."""
     if settings.save_baseline:
         return "a baseline is saved with full provenance: later gates explain their differences against it"
     if settings.ops == "strict":
@@ -48,7 +50,25 @@ def full_capture_reason(settings: Settings, repeat: int = 1) -> str | None:
                 "explain a difference against it")
     if repeat > 1:
         return "repeated runs are compared operation by operation to find where they diverge"
+    if script is not None and uses_noworkflow(script):
+        return (f"{script.name} uses noWorkflow itself (`__noworkflow__` or an import of noworkflow), "
+                "which exists only under capture")
     return None
+
+
+# `__noworkflow__`, or a statement importing the package (`import noworkflow`, `from noworkflow.now
+# ...`; in a notebook's JSON a source line starts with a quote), not this plugin's module of the
+# same name (`from pytest_nwtrials import noworkflow` runs without capture)
+_NOWORKFLOW = re.compile(r'__noworkflow__|^\s*"?(?:from|import)\s+noworkflow\b', re.MULTILINE)
+
+
+def uses_noworkflow(script: Path) -> bool:
+    """Whether the experiment's text names noWorkflow's runtime: run without capture it would
+    fail where its author's runs did not. A notebook's JSON is read as text; unreadable is no."""
+    try:
+        return _NOWORKFLOW.search(script.read_text(encoding="utf-8", errors="replace")) is not None
+    except OSError:
+        return False
 
 
 def may_skip_capture(settings: Settings) -> bool:

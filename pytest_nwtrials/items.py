@@ -46,7 +46,7 @@ class ExperimentItem(pytest.Item):
             self._check_language(session.settings.other_kernels)
         options = comparison_from_marker(self)
         if (options.capture or session.settings.capture) == AUTO:
-            reason = full_capture_reason(session.settings, repeat_count(session, options))
+            reason = full_capture_reason(session.settings, repeat_count(session, options), self.path)
             if reason is None:
                 return self._run_auto(session, options)
             self.add_report_section("call", "nwtrials", f"captured in full under --nw-capture=auto: {reason}")

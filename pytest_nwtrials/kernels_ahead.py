@@ -53,7 +53,7 @@ class KernelsAhead:
             except GateFailure:  # the item fails on its marker before it runs
                 continue
             if capture == AUTO:  # the first run's capture: off on a gate, in full where auto cannot skip it
-                capture = FULL if full_capture_reason(self.settings) else "off"
+                capture = FULL if full_capture_reason(self.settings, script=item.path) else "off"
             wanted.append((notebook_warm.Kind.of(self.settings.kernel, capture), item.path))
         return wanted
 

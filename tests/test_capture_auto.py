@@ -16,11 +16,12 @@ total = rate * 2
 tag("total", total)
 """
 AFTER = BEFORE.replace("rate = 3", "rate = 4")
-# says in runs.log whether each run was under capture (noWorkflow puts its objects in builtins)
+# says in runs.log whether each run was under capture (noWorkflow's collector is loaded; a run
+# without capture is a fresh interpreter that never imports it)
 LOGGED = """
-import builtins
+import sys
 with open("../runs.log", "a") as log:
-    log.write("captured\\n" if hasattr(builtins, "__noworkflow__") else "plain\\n")
+    log.write("captured\\n" if "noworkflow.now.collection" in sys.modules else "plain\\n")
 """
 
 # its value flips between runs: each run reads and advances a counter in the project folder
@@ -210,3 +211,17 @@ def test_auto_under_xdist_sends_the_trials_it_keeps(project):
     assert (same["capture"], same["provenance"]) == ("auto", "")
     assert moved["capture"] == "fine" and (project.root / ".nwtrials" / moved["provenance"]).is_file()
     assert (project.root / ".nwtrials" / "records" / f"{moved['id']}.json").is_file()
+
+
+def test_an_experiment_that_uses_noworkflow_itself_is_captured_in_full_from_the_start(project):
+    # as the noWorkflow tutorial's notebooks do: without capture `__noworkflow__` does not exist
+    uses = BEFORE + LOGGED + 'tag("trial_id_known", bool(__noworkflow__.trial_id))\n'
+    project.experiment("calc.py", uses)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    (project.root / "runs.log").unlink()
+    result = project.run("--nw-baseline=base", "--nw-capture=auto", "-rA")
+    result.assert_outcomes(passed=1)
+    assert (project.root / "runs.log").read_text().split() == ["captured"]  # once, and captured
+    result.stdout.fnmatch_lines(["*captured in full under --nw-capture=auto: calc.py uses noWorkflow itself "
+                                 "(`__noworkflow__` or an import of noworkflow), which exists only under capture"])
+    assert project.trials()[-1]["provenance"]
