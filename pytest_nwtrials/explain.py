@@ -359,7 +359,7 @@ def no_step_differs(diff: SliceDiff, identical: bool, facts: Mapping[str, Any] |
         return [f"{head}: its provenance cannot tell why it changed (the changes listed above may; so may "
                 "state the capture does not see)"]
     s = diff.new
-    constructs = unseeded(s, len(s.ops) - 1, facts, operations) if s is not None and s.ops else ()
+    constructs = unseeded(s, len(s.ops) - 1, facts, operations, tagged=True) if s is not None and s.ops else ()
     lines = [head, "    varies between identical runs: the same code, inputs and recorded values at every "
                    "step, so what changed it is state the capture does not see"]
     lines += [f"    behind it: {c.what}: {c.seed}" for c in constructs]

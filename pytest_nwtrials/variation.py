@@ -16,6 +16,7 @@ needed; arbitrary slices, edges and facts are tolerated, never trusted.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -69,21 +70,28 @@ class Variation:
 
 
 def unseeded(s: Slice, index: int, facts: Mapping[str, Any] | None = None,
-             operations: Sequence[Op] = ()) -> tuple[Construct, ...]:
+             operations: Sequence[Op] = (), *, tagged: bool = False) -> tuple[Construct, ...]:
     """The unseeded constructs behind op `index` of slice `s` (it and the ops it depends on);
     `facts` is what the capture recorded about the experiment's objects (``Trial.inputs``),
-    `operations` the trial's whole sequence (to tell whether a global generator was seeded)."""
+    `operations` the trial's whole sequence (to tell whether a global generator was seeded).
+    With `tagged`, op `index` is the tagged value itself, read at the end of the run: when it
+    builds an object of a class only one unseeded object has, that object is named."""
     if not 0 <= index < len(s.ops):
         return ()
     reached = sorted(ancestors(s, index))
     found: list[Construct] = []
     flagged = _flagged(facts)
+    classes = Counter(cls for cls, _param in flagged.values())
     for name, (cls, param) in flagged.items():
         call = _mutating_call(s, reached, name)
         # an object whose calls only produced values that stayed the same (a `pca.fit_transform(X)`
         # upstream) passes nothing on: it is behind the change only when the op itself reads it,
         # or reads what a call changed in it
         at = index if _reads(s.ops[index], name) else call
+        if at is None and tagged and classes[cls] == 1 and _builds(s, index, cls):
+            # a model tagged as it was built (`now_variable('model', RandomForestClassifier())`)
+            # and read at the end of the run, after a `fit` its slice does not reach
+            at = index
         if at is not None:
             short = cls.rpartition(".")[2] or cls
             found.append(Construct(f"{name} is {_article(short)} whose {param} is None",
@@ -145,6 +153,12 @@ def _flagged(facts: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]:
                                               for k in ("name", "class", "param")):
             flagged.setdefault(entry["name"], (entry["class"], entry["param"]))
     return flagged
+
+
+def _builds(s: Slice, index: int, cls: str) -> bool:
+    """Whether op `index` calls class `cls` itself (builds one of its objects)."""
+    callee = _callee(s, index) if s.ops[index].kind == "call" else None
+    return callee is not None and callee.value == f"<class '{cls}'>"
 
 
 def _reads(op: Op, name: str) -> bool:

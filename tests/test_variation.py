@@ -493,3 +493,36 @@ def test_a_value_whose_provenance_shows_no_difference_says_its_provenance_cannot
                 "so what changed it is state the capture does not see") in text, text
         assert ("    behind it: model is a RandomForestClassifier whose random_state is None: pass random_state=0 "
                 "(or any fixed number) to RandomForestClassifier(...)") in text, text
+
+
+TAGGED_AS_BUILT = '''
+from sklearn.datasets import make_classification
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from pytest_nwtrials import tag  # now_variable is a builtin, as under noWorkflow
+
+X, y = make_classification(n_samples=120, n_features=5, random_state=0)
+pca = PCA(n_components=3)
+X = pca.fit_transform(X)
+rf = now_variable("model", RandomForestClassifier(n_estimators=5))
+rf.fit(X, y)
+tag("score", float(rf.score(X[:40], y[:40]) + rf.predict_proba(X[:1])[0, 0]))
+'''
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn is not installed")
+def test_a_model_tagged_as_it_was_built_names_its_unseeded_object_and_not_an_unchanged_one(project):
+    """As the noWorkflow tutorial tags its model: the slice of `model` is the constructor call
+    alone (fit comes after, the value is read at the end of the run); the unseeded forest is
+    named behind it, the unseeded PCA (whose output stays the same) nowhere."""
+    project.ini()
+    project.experiment("built.py", TAGGED_AS_BUILT)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    result = project.run("--nw-baseline=base", "--nw-capture=fine")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str().split("short test summary info")[0]
+    behind = ("behind it: rf is a RandomForestClassifier whose random_state is None: pass random_state=0 "
+              "(or any fixed number) to RandomForestClassifier(...)")
+    model = text.split("in the provenance of model: no recorded step differs between the two runs")[1]
+    assert behind in model.split("To accept")[0], text
+    assert "pca is a PCA" not in text, text
