@@ -15,7 +15,9 @@ Besides old trials it reclaims, when their owner is gone:
   every writer of the store's folders holds the store lock, so under it they belong to nobody;
 - the private folders of sessions that died (their lock can be taken);
 - value files, provenance records and noWorkflow databases that no trial references, but only
-  when every trial record could be read: an unreadable one might reference them.
+  when every trial record could be read: an unreadable one might reference them. Compressed
+  provenance records are shared by trials (`store_records`): one goes with the last trial
+  that names it.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from . import paths
 from .provenance_archive import SUFFIX
 from .store import Trial, TrialStore
+from .store_records import is_record_name
 from .store_staging import survey
 from .values_blobs import is_blob_name
 
@@ -80,6 +83,8 @@ class _Collector:
         gone = {t.name for t in removed}
         kept = [t for t in trials if t.name not in gone]
         records = [path for t in removed for path in self._files_of(t)]
+        if not st.skipped:  # an unreadable trial record may name a record file
+            records += self._unnamed_records(kept)
         values, leftovers = self._unreferenced(kept), self._temporaries() + sessions.dead
         if not st.skipped:
             leftovers += self._orphan_records({t.id for t in kept} | {t.id for t in removed})
@@ -105,6 +110,15 @@ class _Collector:
             if path.is_file():
                 found.append(path)
         return found
+
+    def _unnamed_records(self, kept: list[Trial]) -> list[Path]:
+        """Compressed provenance records no kept trial names (listed, never taken from a record)."""
+        folder = self.st.records_dir
+        if not folder.is_dir():
+            return []
+        named = {t.record_name for t in kept}
+        return sorted(path for path in folder.iterdir()
+                      if is_record_name(path.name) and path.name not in named and not path.is_dir())
 
     def _unreferenced(self, kept: list[Trial]) -> list[Path]:
         """Value files no kept trial references; none when a record is unreadable."""

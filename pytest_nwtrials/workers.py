@@ -224,7 +224,7 @@ class Worker:
         blobs = {ref for doc in trial.tags.values() for ref in blob_refs(doc["value"], include_pickles=True)}
         return {
             "trial": trial.to_json(),
-            "record": read(staging.record_path(trial.id)),
+            "record": read(staging.record_path(trial)),
             "provenance": read(staging.root / trial.provenance) if trial.provenance else None,
             "values": {ref: data for ref in sorted(blobs)
                        if (data := read(staging.values_dir / Path(ref).name)) is not None},
@@ -250,13 +250,16 @@ def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) 
     folder = store.stage()
     for ref, source in item["values"].items():
         put(source, folder / "values" / Path(ref).name)
-    if item["record"] is not None:
-        put(item["record"], folder / "records" / f"{staged.id}.json")
+    record_name = ""
+    if item["record"] is not None:  # named by the worker's trial record: checked to be a file name
+        record_name = staged.record_name
+        put(item["record"], folder / "records" / (record_name or f"{staged.id}.json"))
     provenance = ""
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)
         put(item["provenance"], folder / provenance)
-    return store.add(replace(staged, name="", provenance=provenance), staged=folder, check_names=True)
+    return store.add(replace(staged, name="", provenance=provenance, record_name=record_name), staged=folder,
+                     check_names=True)
 
 
 def _worker_name(node: Any) -> str:

@@ -251,6 +251,7 @@ def outputs(project, run: int) -> list[str]:
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
 def test_no_secret_reaches_store_baselines_reports_or_terminal(project, monkeypatch, tmp_path_factory, workers):
+    project.ini("nw_keep_database = true")  # masked in noWorkflow's database too, when it is kept
     project.experiment("exp.py", EXPERIMENT)
     project.pytester.makepyfile(test_args=TEST_WITH_ARGUMENTS)
     outside = tmp_path_factory.mktemp("outside")
