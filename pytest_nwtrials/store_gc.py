@@ -83,11 +83,12 @@ class _Collector:
         gone = {t.name for t in removed}
         kept = [t for t in trials if t.name not in gone]
         records = [path for t in removed for path in self._files_of(t)]
-        if not st.skipped:  # an unreadable trial record may name a record file
-            records += self._unnamed_records(kept)
         values, leftovers = self._unreferenced(kept), self._temporaries() + sessions.dead
-        if not st.skipped:
+        if not st.skipped:  # an unreadable trial record may name any of these
             leftovers += self._orphan_records({t.id for t in kept} | {t.id for t in removed})
+            named = {t.record_name for t in removed}  # the last trials naming them: theirs; else a killed run's
+            for path in self._unnamed_records(kept):
+                (records if path.name in named else leftovers).append(path)
         sizes = _size(records), _size(values), _size(leftovers)
         if not self.dry_run:
             for path in records + values + leftovers:  # trial records first: see TrialStore.add

@@ -77,7 +77,7 @@ def move_record_in(records: Path, name: str, staged: Path, check_names: bool) ->
 def encode(doc: dict[str, Any]) -> bytes:
     """A record document as the bytes of its file: the same document gives the same bytes
     (no time stamp in the gzip header), so identical records share a name."""
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
 
 
