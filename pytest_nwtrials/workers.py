@@ -3,12 +3,12 @@
 A worker records each trial into a staging store of its own (a temporary folder) and sends it
 with the report of the test phase that recorded it: the report carries, as one attribute, what
 the worker recorded since its previous report (trial records, provenance records, compressed
-noWorkflow databases, value files, verdicts, collected experiments, used baseline entries and
-warnings). The controller takes the attribute off the report before any other plugin sees it
-and adds the trials to the local store, numbering them in the order they arrive; at its own
-session end it saves baselines, removes old trials (``nw_keep``) and writes the reports, as a
-session without workers does. What is left at a worker's end (little: verdicts changed after
-the last report) travels through ``config.workeroutput``.
+noWorkflow databases when kept, value files, verdicts, collected experiments, used baseline
+entries and warnings). The controller takes the attribute off the report before any other
+plugin sees it and adds the trials to the local store, numbering them in the order they arrive;
+at its own session end it saves baselines, removes old trials (``nw_keep``) and writes the
+reports, as a session without workers does. What is left at a worker's end (little: verdicts
+changed after the last report) travels through ``config.workeroutput``.
 
 So a passed report and its trial arrive together: a worker that crashes later (``os._exit``, a
 segfault, the OOM killer) takes no finished trial with it, and ``--nw-save-baseline`` still
