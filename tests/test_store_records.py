@@ -181,3 +181,39 @@ except Exception as exc:
     assert shown.startswith(f"StoreError: {path}: cannot be read as a compressed provenance record")
     assert "delete it: trial1 keeps its values, without its operations" in shown
     assert os.path.getsize(path) == 40  # reported, never rewritten behind the user's back
+
+
+@st.composite
+def damaged(draw, data: bytes) -> bytes:
+    """The bytes of a compressed record cut short, with a byte changed, of another document
+    (compressed), or not compressed at all."""
+    how = draw(st.sampled_from(["truncate", "flip", "document", "plain"]))
+    if how == "truncate":
+        return data[: draw(st.integers(0, len(data) - 1))]
+    if how == "flip":
+        at = draw(st.integers(0, len(data) - 1))
+        return data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
+    if how == "document":
+        doc = draw(st.recursive(st.none() | st.integers() | st.text(max_size=6),
+                                lambda children: st.lists(children, max_size=3)
+                                | st.dictionaries(st.sampled_from(["schema", "table", "operations", "slices",
+                                                                   "unions", "ops", "events"]), children, max_size=4),
+                                max_leaves=12))
+        return gzip.compress(json.dumps(doc).encode())
+    return draw(st.binary(max_size=200))
+
+
+@settings(max_examples=150, deadline=None)
+@given(records(), st.data())
+def test_a_damaged_compressed_record_reads_back_or_raises_naming_its_file(tmp_path_factory, record, data):
+    from pytest_nwtrials.errors import StoreError
+    from pytest_nwtrials.explain import load_record
+
+    path = tmp_path_factory.mktemp("records") / ("ab" * 32 + ".json.gz")
+    path.write_bytes(data.draw(damaged(encode(record.to_json()))))
+    try:
+        loaded = load_record(path, "delete it")
+    except StoreError as exc:
+        assert str(exc).startswith(f"{path}: ") and str(exc).endswith("; delete it")
+    else:
+        assert isinstance(loaded, ProvenanceRecord)
