@@ -217,3 +217,12 @@ def test_a_damaged_compressed_record_reads_back_or_raises_naming_its_file(tmp_pa
         assert str(exc).startswith(f"{path}: ") and str(exc).endswith("; delete it")
     else:
         assert isinstance(loaded, ProvenanceRecord)
+
+
+def test_without_the_database_the_store_holds_no_copy_of_the_environment(project, monkeypatch):
+    monkeypatch.setenv("HARMLESS_SETTING", "plain-7d3e1f")  # not a secret: noWorkflow's database would keep it
+    project.experiment("train.py", TRAIN)
+    project.run("--nw-capture=fine").assert_outcomes(passed=1)
+    stored = b"".join(gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
+                      for p in (project.root / ".nwtrials").rglob("*") if p.is_file())
+    assert b'"loss"' in stored and b"plain-7d3e1f" not in stored
