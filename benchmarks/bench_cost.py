@@ -169,15 +169,23 @@ def array_case(root: Path, runs: int) -> None:
                           capture_output=True, text=True)
     if done.returncode not in (0, 1):  # --force-regen fails the test that wrote the file
         sys.exit(f"pytest-regressions setup failed (pip install -e '.[bench]'):\n{done.stdout[-3000:]}")
+    (root / "empty").mkdir()
+    (root / "empty" / "pytest.ini").write_text("[pytest]\n")
     costs = rounds([
         Variant("python big.py", (PYTHON, "big.py"), root / "array"),
+        Variant("empty pytest run (-p no:nwtrials)", (*PYTEST, "-p", "no:nwtrials"), root / "empty", (5,)),
         Variant("pytest, passing gate on the array", PYTEST, root / "array"),
         Variant("pytest, passing gate on the array, --nw-capture=fine", (*PYTEST, FINE), root / "array"),
         Variant("pytest-regressions ndarrays_regression", (*PYTEST, "-p", "no:nwtrials"), root / "regressions"),
     ], runs)
+    plain = costs["python big.py"]
+    both = Cost(*(getattr(plain, field) + getattr(costs["empty pytest run (-p no:nwtrials)"], field)
+                  for field in ("wall", "cpu", "rss_mb")))
+    costs = {"python big.py + empty pytest run": both, **costs}
     table(f"a tag of 10 million floats (median of {runs} rounds)", costs, "python big.py")
     gate = costs["pytest, passing gate on the array"].wall
-    target("array gate / python", gate / costs["python big.py"].wall, 1.5)
+    target("array gate / python", gate / plain.wall, 1.5)
+    target("array gate / (python + empty pytest)", gate / both.wall, 1.5)
     target("array gate / pytest-regressions", gate / costs["pytest-regressions ndarrays_regression"].wall, 1.0)
 
 

@@ -25,6 +25,7 @@ from .baselines import LATEST, Entry, entry_from_trial
 from .capture.launch import RunResult
 from .errors import StoreError
 from .marker import Comparison, GateFailure
+from .record_fields import stored_alike
 from .references import Reference
 from .session import Pending, TrialSession
 from .settings import AUTO, Settings
@@ -63,6 +64,11 @@ class FirstRun:
     pending: Pending
     diff: Any = None  # diffing.TrialDiff against the baseline, when it finished and could be compared
     label: str = ""  # what it was compared with
+    identical: bool = False  # every value stored as the baseline stores it: matched without decoding
+
+    @property
+    def matched(self) -> bool:
+        return self.identical or (self.diff is not None and self.diff.empty)
 
 
 def first_run(session: TrialSession, script: Path, options: Comparison) -> tuple[Trial | None, FirstRun]:
@@ -78,12 +84,12 @@ def first_run(session: TrialSession, script: Path, options: Comparison) -> tuple
     first = FirstRun(pending)
     if pending.trial.status == "finished":
         first = _compared(session, pending, session.reference, options)
-    if first.diff is None or not first.diff.empty:
+    if not first.matched:
         return None, first
     trial = session.record(pending, capture=AUTO)
     outcome = session.outcomes[trial.name]
     outcome.verdict, outcome.against = "matched", first.label
-    if first.diff.within:
+    if first.diff is not None and first.diff.within:
         from .bands import matched_note
 
         outcome.notes.append(matched_note(trial.experiment, first.diff.within))
@@ -157,15 +163,24 @@ def _ended(trial: Trial) -> str:
 
 def _compared(session: TrialSession, pending: Pending, reference: Reference, options: Comparison) -> FirstRun:
     """The first run with its difference from the baseline; without one when it cannot be
-    compared quietly (no entry, a damaged file): the rerun under capture then reports why."""
-    from .diffing import diff_trials
+    compared quietly (no entry, a damaged file): the rerun under capture then reports why.
 
+    When every value is stored as the baseline stores it (a large array under the digest of
+    its bytes) and the arguments are the same, it matched: nothing is decoded, and neither
+    numpy nor the comparison engine is loaded for it."""
     trial = pending.trial
     entry = _entry(session, trial, reference)
     if entry is None:
         return FirstRun(pending)
+    same = stored_alike(entry, trial)  # equal without decoding: left out of the diff
+    if same == set(entry.tags) == set(trial.tags) and tuple(entry.argv) == tuple(trial.argv):
+        if reference.kind == "baseline":
+            session.used_entries.add(entry.path)
+        return FirstRun(pending, label=session.label(entry), identical=True)
+    from .diffing import diff_trials
+
     try:
-        old, new = entry.values(), trial.values
+        old, new = entry.values(same), trial.values_except(same)
     except StoreError:
         return FirstRun(pending)
     if reference.kind == "baseline":

@@ -61,10 +61,12 @@ class Entry:
 
         return BlobStore(self.values_dir, remedy=baseline_remedy(self.baseline) if self.baseline else LOCAL_REMEDY)
 
-    def values(self) -> dict[str, Any]:
-        """The tagged values, decoded; a StoreError naming the damaged file and what to do."""
+    def values(self, skipped: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The tagged values but those named in `skipped`, decoded; a StoreError naming the
+        damaged file and what to do."""
         blobs = self.blobs()
-        return {name: decode_tag(name, doc, blobs, self.where, self.remedy) for name, doc in self.tags.items()}
+        return {name: decode_tag(name, doc, blobs, self.where, self.remedy)
+                for name, doc in self.tags.items() if name not in skipped}
 
     def provenance(self) -> Any:
         """The provenance record (`explain.ProvenanceRecord`), None when none was kept."""

@@ -72,7 +72,7 @@ def trial_lines(trial: Trial) -> list[str]:
     from .capture.recorder import END_OF_RUN
 
     from .api import tag_value
-    from .diffing import no_provenance_note
+    from .record_fields import no_provenance_note
 
     code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""
     lines = [f"{trial.name}  {trial.experiment}  {trial.status}{code}",

@@ -15,6 +15,7 @@ from .compare import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
 from .missing_tags import MissingTag, missing_tag
 from .provenance import Op, Slice
+from .record_fields import no_provenance_note
 from .render import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 from .slices_text import format_missing_tag
@@ -116,19 +117,6 @@ class TrialDiff:
 
 
 # why a trial has no provenance, by the capture mode it was recorded with
-NO_PROVENANCE = {
-    "auto": ("it ran without capture under --nw-capture=auto: its values matched its baseline, so no "
-             "provenance was needed (a run whose values differ is rerun under fine capture and explained)"),
-    "off": "it ran with --nw-capture=off: values and versions only",
-}
-
-
-def no_provenance_note(trial: Any) -> str | None:
-    """Why `trial` (a `store.Trial`) has no provenance, when it was recorded without it on purpose."""
-    reason = NO_PROVENANCE.get(trial.capture) if not trial.has_provenance else None
-    return f"{trial.name} has no provenance: {reason}" if reason else None
-
-
 def provenance_notes(*trials: Any) -> tuple[str, ...]:
     """`no_provenance_note` of each of `trials` that has one."""
     return tuple(note for note in map(no_provenance_note, trials) if note)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from .printable import printable
+from .record_fields import no_provenance_note
 from .marker import GateFailure, comparison_from_marker
 from .auto import FULL, check_rerun, first_run, full_capture_reason
-from .diffing import no_provenance_note
 from .session import SESSION_KEY
 from .settings import AUTO
 

@@ -2,11 +2,12 @@
 running item runs, the first one's when collection ends (see `capture.notebook_warm`)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .capture import notebook_warm
 from .items import ExperimentItem
 from .marker import GateFailure, comparison_from_marker
 from .settings import Settings
@@ -22,24 +23,30 @@ class KernelsAhead:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.first_at_collection and session.items:
-            notebook_warm.prepare(self._wanted(session.items[:1]))
+            _prepare(self._wanted(session.items[:1]))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        notebook_warm.prepare(self._wanted([item, nextitem]))
+        _prepare(self._wanted([item, nextitem]))
 
     def pytest_unconfigure(self) -> None:
-        notebook_warm.shutdown()
+        warm = sys.modules.get(WARM)  # loaded by the first notebook: scripts alone never load it
+        if warm is not None:
+            warm.shutdown()
 
-    def _wanted(self, items: list[pytest.Item | None]) -> list[tuple[notebook_warm.Kind, Path]]:
+    def _wanted(self, items: list[pytest.Item | None]) -> list[tuple[Any, Path]]:
         """The kernels the notebooks among `items` will take, in order."""
+        notebooks = [item for item in items if isinstance(item, ExperimentItem) and item.path.suffix == ".ipynb"]
+        if not notebooks:
+            return []
         from .auto import FULL, full_capture_reason
+        from .capture import notebook_warm
         from .capture.notebook_limits import other_language
         from .settings import AUTO
 
         wanted = []
-        for item in items:
-            if not isinstance(item, ExperimentItem) or item.path.suffix != ".ipynb" or other_language(item.path):
+        for item in notebooks:
+            if other_language(item.path):
                 continue
             try:
                 capture = comparison_from_marker(item).capture or self.settings.capture
@@ -49,6 +56,18 @@ class KernelsAhead:
                 capture = FULL if full_capture_reason(self.settings) else "off"
             wanted.append((notebook_warm.Kind.of(self.settings.kernel, capture), item.path))
         return wanted
+
+
+WARM = "pytest_nwtrials.capture.notebook_warm"
+
+
+def _prepare(wanted: list[tuple[Any, Path]]) -> None:
+    """`notebook_warm.prepare`, which ends the kernels no longer wanted; a session of scripts
+    alone never loads it."""
+    if wanted or WARM in sys.modules:
+        from .capture import notebook_warm
+
+        notebook_warm.prepare(wanted)
 
 
 def register(config: pytest.Config, settings: Settings) -> None:

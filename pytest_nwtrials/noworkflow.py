@@ -249,7 +249,7 @@ def _deps(name: str, level: bool | None, trial: Any, store: api.StoreLike, union
     try:
         found = chosen.slice(name, union=union)
     except KeyError:
-        from .diffing import no_provenance_note
+        from .record_fields import no_provenance_note
 
         why = no_provenance_note(chosen)
         if why:  # recorded without capture on purpose: the slice was never made

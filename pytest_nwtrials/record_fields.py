@@ -76,6 +76,56 @@ def check_inputs(doc: dict[str, Any]) -> dict[str, Any]:
     return dict(inputs)
 
 
+NO_PROVENANCE = {
+    "auto": ("it ran without capture under --nw-capture=auto: its values matched its baseline, so no "
+             "provenance was needed (a run whose values differ is rerun under fine capture and explained)"),
+    "off": "it ran with --nw-capture=off: values and versions only",
+}
+
+
+def no_provenance_note(trial: Any) -> str | None:
+    """Why `trial` (a `store.Trial`) has no provenance, when it was recorded without it on purpose."""
+    reason = NO_PROVENANCE.get(trial.capture) if not trial.has_provenance else None
+    return f"{trial.name} has no provenance: {reason}" if reason else None
+
+
+def stored_alike(old: Any, new: Any) -> frozenset[str]:
+    """The tags two records (trials or baseline entries: `tags` and `values_dir`) store as the
+    same document, with the old side's value files intact: the same value under any tolerance,
+    so a comparison need not decode them (a large array is named by the digest of its bytes:
+    equal names, equal arrays). A document holding a NaN never equals another, and is decoded;
+    so is one whose old value file is damaged, which decoding then reports."""
+    from .values import blob_refs
+
+    alike = []
+    for name, tag in new.tags.items():
+        other = old.tags.get(name)
+        if not (isinstance(tag, dict) and isinstance(other, dict) and "value" in tag
+                and tag["value"] == other.get("value")):
+            continue
+        if all(_same_file(old.values_dir, new.values_dir, blob)
+               for blob in blob_refs(tag["value"], include_pickles=True)):
+            alike.append(name)
+    return frozenset(alike)
+
+
+def _same_file(old_dir: Any, new_dir: Any, blob: str) -> bool:
+    """Whether value file `blob` of the old side holds what its name says, as the new side's
+    does (written from the run's bytes): the same file (linked from it when the run stored the
+    value), or a file of the same size whose bytes hash to its name."""
+    import os
+
+    from .values_blobs import BlobStore
+
+    try:
+        before, after = os.stat(old_dir / blob), os.stat(new_dir / blob)
+    except (OSError, TypeError):
+        return False
+    if (before.st_ino, before.st_dev) == (after.st_ino, after.st_dev):
+        return True
+    return before.st_size == after.st_size and BlobStore(old_dir).intact(blob)
+
+
 def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: str, *,
                allow_pickle: bool = False) -> Any:
     """Decode one tag of a record at `where`; a damaged document becomes a StoreError saying `remedy`.

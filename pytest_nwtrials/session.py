@@ -23,6 +23,7 @@ from .baselines import BaselineStore, Entry, entry_from_trial
 from .capture.launch import RunRequest, RunResult, masked, run_experiment
 from .printable import printable
 from .redaction import Secrets
+from .record_fields import stored_alike
 from .references import Reference, ReferenceError_, resolve
 from .settings import AUTO, Settings
 from .spread import Stability
@@ -148,6 +149,7 @@ class TrialSession:
                 env=env,
                 fork_slot=fork_slot,
                 model_files=self.settings.save_baseline is not None,
+                linkable_blobs=self._linkable_blobs(),
             )
             request, result, fallback = run_with_fallback(self._launch, request)
             result = masked(result, secrets)
@@ -207,6 +209,15 @@ class TrialSession:
         if notebook is not None and notebook.out_of_order:
             self.outcomes[trial.name].notes.append(f"{experiment}: {notebook.out_of_order}")
         return trial
+
+    def _linkable_blobs(self) -> tuple[Path, ...]:
+        """Where a run's values may already be stored (the local store, the baseline compared
+        with): a value found there is linked rather than written again."""
+        folders = [self.store.values_dir]
+        if self.reference is not None and self.reference.kind == "baseline":
+            # first: a file linked from the baseline is one the comparison need not hash again
+            folders.insert(0, self.baselines.root / self.reference.text / "values")
+        return tuple(folders)
 
     def discard(self, pending: Pending) -> None:
         """Forget a `launch`ed run that is not to be recorded, and the files it left staged."""
@@ -275,8 +286,9 @@ class TrialSession:
         from .diffing import diff_trials
 
         entry = self.entry_for(trial, reference)
+        same = stored_alike(entry, trial)  # equal without decoding: left out of the diff
         try:
-            old, new = entry.values(), trial.values
+            old, new = entry.values(same), trial.values_except(same)
         except StoreError as exc:  # names the damaged file and what to do
             self.fail(trial, "error", f"{trial.experiment} cannot be compared with {entry.label}: {exc}")
         settings = self.settings

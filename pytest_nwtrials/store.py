@@ -106,11 +106,15 @@ class Trial:
     @cached_property
     def values(self) -> dict[str, Any]:
         """The tagged values, decoded; opaque objects as their summary unless `allow_pickle`."""
+        return self.values_except(frozenset())
+
+    def values_except(self, skipped: frozenset[str]) -> dict[str, Any]:
+        """The tagged values but those named in `skipped`, decoded (see `values`)."""
         from .values import BlobStore
 
         blobs = BlobStore(self.values_dir, remedy=LOCAL_REMEDY) if self.values_dir is not None else None
         values = {name: decode_tag(name, doc, blobs, self.where, TRIAL_REMEDY, allow_pickle=self.allow_pickle)
-                  for name, doc in self.tags.items()}
+                  for name, doc in self.tags.items() if name not in skipped}
         if self.load_models and not self.allow_pickle:
             from .values_models import load_models
 

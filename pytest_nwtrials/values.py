@@ -27,8 +27,8 @@ With `secrets` (`redaction.Secrets`), `encode` masks them in the value first
 (`redaction_values.scrub`); an object whose pickle still holds one is stored as its summary
 only (no blob), with a note saying why.
 
-pandas and scipy are imported only when one of their objects is met, so importing this module
-stays cheap.
+numpy, pandas and scipy are imported only when one of their objects is met, so importing this
+module stays cheap (a gate whose values all match what is stored decodes none of them).
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ import pickle
 import sys
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from .errors import StoreError
 from .redaction import Secrets
@@ -138,12 +136,13 @@ class Encoder:
             return {TAG: "bytes", "base64": base64.b64encode(value).decode("ascii")}
         if kind in (list, tuple, dict, set, frozenset):
             return self._container(value)
-        if isinstance(value, np.generic):
+        np = sys.modules.get("numpy")  # a numpy value exists only once numpy was imported
+        if np is not None and isinstance(value, np.generic):
             from . import values_numpy
 
             doc = values_numpy.encode_scalar(value)
             return doc if doc is not None else self.opaque(value)
-        if kind is np.ndarray:
+        if np is not None and kind is np.ndarray:
             from . import values_numpy
 
             return values_numpy.encode_array(value, self)

@@ -7,6 +7,12 @@ there under the name being written is reused only when it is intact (its bytes h
 name): a truncated or overwritten one is replaced with the good bytes, never referenced again.
 Reading never follows a link out of the folder.
 
+A large value that another store already holds under its name (the local store's values, the
+baseline's) is hard-linked rather than written again (`adopt`): a gate whose array matches its
+baseline costs a hash of the array, not a write of it. A link is a second name of a file that
+is never changed in place (blobs are only ever replaced or removed), so either name can go
+without the other losing its bytes.
+
 A blob that is missing or cannot be read raises `BlobError`, naming the file and what to do
 (the store's `remedy`): the local store and a baseline folder are repaired differently.
 """
@@ -45,9 +51,11 @@ class BlobStore:
     NAME = _BLOB_NAME
     WHAT = "value file"
 
-    def __init__(self, root: str | os.PathLike[str], remedy: str = DEFAULT_REMEDY) -> None:
+    def __init__(self, root: str | os.PathLike[str], remedy: str = DEFAULT_REMEDY,
+                 linkable: tuple[str | os.PathLike[str], ...] = ()) -> None:
         self.root = Path(root)
         self.remedy = remedy
+        self.linkable = tuple(Path(folder) for folder in linkable)  # other folders of blobs `adopt` may link from
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -104,6 +112,31 @@ class BlobStore:
             tmp_path.unlink()
         return name
 
+    def adopt(self, name: str, size: int) -> bool:
+        """Make blob `name`, of `size` bytes, present without writing it: True when it is here
+        already or could be hard-linked from one of the `linkable` folders; False when it must
+        be written. Only a regular file (no link) of that size whose bytes hash to its name is
+        taken (reading and hashing it costs less than writing it): a damaged one is not passed
+        on, and a file on another filesystem is written instead."""
+        target = self.path(name)
+        if _regular_of_size(target, size) and self.intact(name):
+            return True
+        for folder in self.linkable:
+            source = folder / name
+            if not (_regular_of_size(source, size) and type(self)(folder).intact(name)):
+                continue
+            tmp = self.temp_path()
+            try:
+                tmp.unlink()
+                os.link(source, tmp)
+                os.replace(tmp, target)
+                return True
+            except OSError:
+                continue  # another filesystem, no hard links there: try the next, or write it
+            finally:
+                tmp.unlink(missing_ok=True)
+        return False
+
     def path(self, name: str) -> Path:
         if not isinstance(name, str) or not self.NAME.match(name):
             raise StoreError(f"{short(name, 80)} is not the name of a {self.WHAT} (expected "
@@ -147,3 +180,14 @@ class BlobStore:
 def is_blob_name(name: object) -> bool:
     """Whether `name` is a blob's file name, ``<sha256>.npy|npz|parquet|pickle|skops``."""
     return isinstance(name, str) and bool(_BLOB_NAME.match(name))
+
+
+def _regular_of_size(path: Path, size: int) -> bool:
+    import stat
+
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_size == size
+

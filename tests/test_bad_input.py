@@ -171,7 +171,7 @@ def test_a_large_array_is_recorded_without_a_second_copy_in_memory(project):
      "*error: argument --nw-ops: invalid choice: 'bogus' (choose from 'off', 'report', 'strict')"),
     ([], "nw_timeout = abc", "ERROR: ini nw_timeout='abc' is not a number of seconds"),
     (["--nw-capture=everything"], "", "*argument --nw-capture: invalid choice: 'everything'*"),
-    ([], "nw_capture = everything", "ERROR: ini nw_capture='everything' is not one of fine, coarse, off"),
+    ([], "nw_capture = everything", "ERROR: ini nw_capture='everything' is not one of auto, fine, coarse, off"),
     ([], "nw_keep = some", "ERROR: ini nw_keep='some' is not a whole number of trials"),
     ([], "nw_keep = -1", "ERROR: ini nw_keep='-1' must be 0 (keep every trial) or more"),
 ])

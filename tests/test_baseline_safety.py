@@ -316,7 +316,7 @@ def test_a_record_beside_the_entry_of_another_trial_is_not_used_to_explain(proje
     record.write_bytes(older)  # as a save stopped between the record and the entry would leave it
     entry = json.loads((base / "experiments" / "train.py.json").read_text())
 
-    result = project.run("--nw-baseline=base", "--nw-capture=fine")  # a matching gate under auto reads no record
+    result = project.run("--nw-baseline=base", "--nw-capture=fine")  # auto reads no record on a match
     result.assert_outcomes(passed=2)
     text = output(result)
     assert (f"warning: {record}: it is the record of trial {json.loads(older)['trial_id']}, not of trial "

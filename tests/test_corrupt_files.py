@@ -164,6 +164,7 @@ def test_a_damaged_baseline_provenance_record_is_a_warning_until_the_baseline_is
     two_experiments(project, "--nw-save-baseline=base")
     record = baseline(project) / "experiments" / "train.py.provenance.json"
     data = damage(record, "garbage")
+    # operations are compared under capture; a gate that matches under auto reads no record
     result = project.run("--nw-baseline=base", "--nw-capture=fine")
     result.assert_outcomes(passed=2)
     text = output(result)

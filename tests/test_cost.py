@@ -132,3 +132,50 @@ def test_a_gate_on_a_large_array_keeps_one_intact_file(project):
     baseline_blobs = list((project.root / "nw-baselines" / "base").rglob("*.npy"))
     assert [p.name for p in baseline_blobs] == [blob.name]
 
+
+
+# what the pytest process had loaded when a gate ended: a value stored as the baseline stores it
+# needs neither numpy nor the comparison engine there
+GATE_REPORTER = """
+import json
+import sys
+
+
+def pytest_unconfigure(config):
+    with open("loaded.json", "w") as handle:
+        json.dump([name for name in ("numpy", "pytest_nwtrials.compare", "pytest_nwtrials.diffing")
+                   if name in sys.modules], handle)
+"""
+BIG = """
+import numpy as np
+from pytest_nwtrials import tag
+tag("values", np.random.default_rng(0).random(300_000))
+tag("mean", 0.5)
+"""
+
+
+def test_a_matching_gate_links_its_large_array_and_decodes_nothing(project):
+    project.ini()
+    project.experiment("big.py", BIG)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    (Path(project.root) / "conftest.py").write_text(GATE_REPORTER)
+    project.run("--nw-baseline=base").assert_outcomes(passed=1)
+    assert json.loads((Path(project.root) / "loaded.json").read_text()) == []
+    (saved,) = (project.root / "nw-baselines" / "base").rglob("*.npy")
+    stored = project.root / ".nwtrials" / "values" / saved.name
+    assert stored.stat().st_ino == saved.stat().st_ino  # one file, two names: nothing written
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == saved.stem
+
+
+def test_a_baseline_file_damaged_in_place_is_never_linked_nor_matched(project):
+    project.ini()
+    project.experiment("big.py", BIG)
+    project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
+    (saved,) = (project.root / "nw-baselines" / "base").rglob("*.npy")
+    data = bytearray(saved.read_bytes())
+    data[-1] ^= 0x40  # an exponent bit of the last element: the same size, another value
+    saved.write_bytes(bytes(data))
+    project.run("--nw-baseline=base", "--nw-capture=off").assert_outcomes(failed=1)
+    stored = project.root / ".nwtrials" / "values" / saved.name
+    assert stored.stat().st_ino != saved.stat().st_ino
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == saved.stem  # the run's own bytes

@@ -235,9 +235,10 @@ class Gated:
     sections: dict[str, str]  # experiment file -> its part of the gate's output
 
     def trial(self, experiment: str):
-        """The newest trial of an experiment, as the public API loads it."""
+        """The newest trial of an experiment that has provenance, as the public API loads it: a
+        gate that matches under auto capture keeps none, its baseline's trial has it."""
         store = self.root / ".nwtrials"
-        found = [t for t in TrialStore(store).trials() if t.experiment == f"experiments/{experiment}"]
+        found = [t for t in TrialStore(store).trials() if t.experiment == f"experiments/{experiment}" and t.provenance]
         return load_trial(max(found, key=lambda t: t.number).name, store=store)
 
 

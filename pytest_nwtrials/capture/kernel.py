@@ -55,8 +55,8 @@ class NotebookCapture:
         self.spec = spec
         self.notebook = spec["notebook"]
         self.secrets = environment.secrets_of(spec)
-        self.recorder = _recorder.Recorder(spec["blobs_dir"], self.secrets,
-                                           model_files=bool(spec.get("model_files")))
+        self.recorder = _recorder.Recorder(spec["blobs_dir"], self.secrets, model_files=bool(spec.get("model_files")),
+                                           linkable=tuple(spec.get("linkable_blobs", ())))
         self.cells: list[Cell] = []
         self.cell_tags: dict[str, int | None] = {}
         self.current: Cell | None = None

@@ -47,6 +47,7 @@ class RunRequest:
     env: tuple[tuple[str, str], ...] = ()  # set on top of pytest's environment (PYTHONHASHSEED for a repeat)
     fork_slot: int | None = 0  # the warm process that forks it (forkserver.shared); None: a fresh one
     model_files: bool = False  # write models' skops files too: only a run that saves a baseline keeps them
+    linkable_blobs: tuple[Path, ...] = ()  # folders of value files a value already there is linked from
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def capture_spec(request: RunRequest, result_path: Path) -> dict[str, Any]:
         "root": str(request.root or request.script.parent),
         "env_redact": list(request.env_redact),
         "model_files": request.model_files,
+        "linkable_blobs": [str(folder) for folder in request.linkable_blobs],
         "result": str(result_path),
         # what the process is doing, rewritten at each stage: read when it dies without a result
         "progress": str(result_path.with_name("progress.json")),

@@ -126,6 +126,7 @@ class Recorder:
     tags: dict[str, TagRecord] = field(default_factory=dict)
     masked: dict[str, set[str]] = field(default_factory=dict)  # tag name -> whose secrets were masked
     model_files: bool = False  # write models' skops files (values.encode): the run saves a baseline
+    linkable: tuple[str, ...] = ()  # folders of blobs a value already stored there is linked from
     _blobs: Any = None
 
     def record(self, name: str, value: Any, *, rtol: float | None = None,
@@ -156,7 +157,7 @@ class Recorder:
 
     def _encode(self, name: str, value: Any, values: Any) -> Any:
         if self._blobs is None:
-            self._blobs = values.BlobStore(self.blobs_dir)
+            self._blobs = values.BlobStore(self.blobs_dir, linkable=self.linkable)
         hits: set[str] = set()
         try:
             with untracked_files():

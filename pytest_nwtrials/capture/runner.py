@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     lifeline.guard(spec.get("lifeline"))  # ends this process and what the script started with pytest
     faulthandler.enable()  # a crash in native code prints where the script was
     secrets = environment.secrets_of(spec)
-    recorder = _recorder.Recorder(spec["blobs_dir"], secrets, model_files=bool(spec.get("model_files")))
+    recorder = _recorder.Recorder(spec["blobs_dir"], secrets, model_files=bool(spec.get("model_files")),
+                                  linkable=tuple(spec.get("linkable_blobs", ())))
     _recorder.install(recorder)
     outcome = Outcome(spec.get("progress"))
     outcome.source = _read_bytes(spec["script"])  # before the capture, which would record the read
