@@ -139,7 +139,7 @@ class BlobStore:
 
     def path(self, name: str) -> Path:
         if not isinstance(name, str) or not self.NAME.match(name):
-            raise StoreError(f"{short(name, 80)} is not the name of a {self.WHAT} (expected "
+            raise StoreError(f"{short(name, 80)} is not a blob name (expected "
                              f"'<sha256>.{'|'.join(sorted(self.EXTENSIONS))}')")
         return self.root / name
 
