@@ -344,8 +344,9 @@ def load_baseline(name: str, experiment: str, argv: Sequence[str] = (), *, basel
 def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False) -> GcResult:
     """Keep the last `keep` trials of each experiment; remove the older ones from the store.
 
-    Removes their ``trials/`` and ``records/`` files, their compressed noWorkflow databases in
-    ``provenance/``, and the value files no remaining trial references; each trial's record
+    Removes their ``trials/`` files, their compressed noWorkflow databases in ``provenance/``
+    when kept, and the provenance records and value files no remaining trial references (reruns
+    share them); each trial's record
     first, so that an interrupted run leaves only unreferenced files behind. Also reclaims what
     killed or timed-out runs left (see `store_gc`). Safe while pytest runs record into the
     store: it holds the store lock, and keeps the trials of sessions still running.

@@ -113,7 +113,7 @@ def entry_from_trial(trial: Trial, store: TrialStore) -> Entry:
     so comparing two trials (here, `nwtrials diff`, `trial_diff`) stays exact.
     """
     return Entry(trial.experiment, trial.argv, trial.tags, trial.name, trial.id,
-                 store.values_dir, trial.name, trial.inputs, store.record_path(trial.id))
+                 store.values_dir, trial.name, trial.inputs, store.record_path(trial))
 
 
 def saved_with_spread(trials: Iterable[Trial], saved: Iterable[Path], folder: Path) -> list[str]:

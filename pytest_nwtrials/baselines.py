@@ -331,11 +331,13 @@ class BaselineStore:
         """The trial's provenance record as it is saved in a baseline: naming its trial, so that a
         record left beside another trial's entry is recognised. None when the trial has none (or
         it cannot be read: the store reports that itself)."""
-        path = store.record_path(trial.id)
+        from .store_records import read_record_doc
+
+        path = store.record_path(trial)
         if not path.is_file():
             return None
         try:
-            doc = read_json(path)
+            doc = read_record_doc(path)
         except StoreError as exc:
             store.warnings.append(f"{exc}; {trial.experiment} is saved without its operations")
             return None

@@ -81,7 +81,7 @@ def trial_lines(trial: Trial) -> list[str]:
              f"  started:    {trial.started or '?'}",
              f"  duration:   {trial.duration:.2f} s",
              f"  python:     {trial.python or '?'}",
-             f"  provenance: {trial.provenance or '(none)'}"]
+             f"  provenance: {provenance_text(trial)}"]
     if trial.capture:
         lines.append(f"  capture:    {trial.capture}")
     if no_provenance_note(trial):
@@ -106,6 +106,13 @@ def trial_lines(trial: Trial) -> list[str]:
     lines += stability_lines(trial)
     lines += ["inputs:", *input_lines(trial.inputs)]
     return lines
+
+
+def provenance_text(trial: Trial) -> str:
+    """Where the trial's provenance is kept: its record, and noWorkflow's database when kept."""
+    kept = [f"records/{trial.record_name}"] if trial.record_name else []
+    kept += [f"database {trial.provenance}" if kept else trial.provenance] if trial.provenance else []
+    return ", ".join(kept) or "(none)"
 
 
 def input_lines(inputs: dict[str, Any]) -> list[str]:

@@ -2,7 +2,9 @@
 
 A trial's `ProvenanceRecord` keeps its operation sequence and the slice of every tag. On disk
 each distinct operation is stored once in a table and sequences are lists of row numbers, so a
-loop's repeated operations and the slices (subsets of the sequence) cost little. Input changes
+loop's repeated operations and the slices (subsets of the sequence) cost little; a tag tagged
+more than once also keeps the slice of all its taggings ("unions"), which noWorkflow's
+`global_backward_deps` shows. The local store keeps records compressed (`store_records`). Input changes
 compare what the trial recorded besides its values: data files by content hash, arguments,
 library versions, the experiment's own modules, the Python version. Files the experiment
 wrote are its outputs: compared apart from its inputs, and shown only when asked.
@@ -10,7 +12,7 @@ wrote are its outputs: compared apart from its inputs, and shown only when asked
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,10 @@ from .slices import SliceDiff
 from .slices_text import format_slice_diff
 from .store import StoreError
 from .variation import between_identical_runs, unseeded
-from .files import read_json
 
-SCHEMA = 2  # 2 added each slice's "edges" and "site"; records of schema 1 are still read
+# 2 added each slice's "edges" and "site"; records of schema 1 are still read. The optional
+# "unions" (slices of all taggings) needs no new schema: readers that predate it ignore it.
+SCHEMA = 2
 _READABLE = (1, 2)
 _COLUMNS = ["kind", "code", "file", "line", "value"]
 _EDGE_KINDS = (DATA, MUTATION, STATE, CONTROL)  # stored as their index here
@@ -31,10 +34,12 @@ _EDGE_KINDS = (DATA, MUTATION, STATE, CONTROL)  # stored as their index here
 
 @dataclass(frozen=True)
 class ProvenanceRecord:
-    """A trial's operations in execution order, and each tag's slice (of its last tagging)."""
+    """A trial's operations in execution order, each tag's slice (of its last tagging), and the
+    slice of all taggings of each tag tagged more than once."""
 
     operations: tuple[Op, ...]
     slices: dict[str, Slice]
+    unions: dict[str, Slice] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         table: list[list[Any]] = []
@@ -48,8 +53,9 @@ class ProvenanceRecord:
 
         operations = [row(op) for op in self.operations]
         slices = {tag: _slice_json(s, [row(op) for op in s.ops]) for tag, s in self.slices.items()}
+        unions = {tag: _slice_json(s, [row(op) for op in s.ops]) for tag, s in self.unions.items()}
         return {"schema": SCHEMA, "columns": _COLUMNS, "table": table,
-                "operations": operations, "slices": slices}
+                "operations": operations, "slices": slices, **({"unions": unions} if unions else {})}
 
     @classmethod
     def from_json(cls, doc: Any) -> ProvenanceRecord:
@@ -59,14 +65,20 @@ class ProvenanceRecord:
                 raise ValueError(f"unknown provenance schema {doc['schema']!r:.40}")
             table = [_op(row) for row in _list(doc["table"])]
             operations = tuple(_pick(table, i) for i in _list(doc["operations"]))
-            slices = {}
-            for tag, s in doc["slices"].items():
-                ops = tuple(_pick(table, i) for i in _list(s["ops"]))
-                slices[str(tag)] = Slice(str(tag), ops, _int(s["events"]), _int(s.get("dropped", 0)),
-                                         _edges(s.get("edges"), len(ops)), _site(s.get("site")))
+            slices = _slices(doc["slices"], table)
+            unions = _slices(doc.get("unions", {}), table)
         except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
             raise StoreError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
-        return cls(operations, slices)
+        return cls(operations, slices, unions)
+
+
+def _slices(doc: Any, table: list[Op]) -> dict[str, Slice]:
+    slices = {}
+    for tag, s in doc.items():
+        ops = tuple(_pick(table, i) for i in _list(s["ops"]))
+        slices[str(tag)] = Slice(str(tag), ops, _int(s["events"]), _int(s.get("dropped", 0)),
+                                 _edges(s.get("edges"), len(ops)), _site(s.get("site")))
+    return slices
 
 
 def _slice_json(s: Slice, rows: list[int]) -> dict[str, Any]:
@@ -142,8 +154,10 @@ def load_record(path: Path, remedy: str, trial_id: str | None = None) -> Provena
     With `trial_id`, a record that names another trial (records saved in a baseline name theirs)
     is refused: it would explain the differences with the wrong run.
     """
+    from .store_records import read_record_doc
+
     try:
-        doc = read_json(path)
+        doc = read_record_doc(path)
         other = doc.get("trial_id", trial_id) if isinstance(doc, dict) and trial_id is not None else trial_id
         if other != trial_id:
             raise StoreError(f"it is the record of trial {str(other)[:80]}, not of trial {trial_id} that its entry "
@@ -174,9 +188,13 @@ def read_record(db_path: Path, trial_id: str, tags: Iterable[str], root: Path) -
             cache[op] = op if value == op.value else replace(op, value=value)
         return cache[op]
 
-    slices = {tag: replace(s, ops=tuple(portable(op) for op in s.ops))
-              for tag, s in read_slices(db_path, trial_id, list(tags)).items()}
-    return ProvenanceRecord(tuple(portable(op) for op in read_operations(db_path, trial_id)), slices)
+    def portable_slices(found: dict[str, Slice]) -> dict[str, Slice]:
+        return {tag: replace(s, ops=tuple(portable(op) for op in s.ops)) for tag, s in found.items()}
+
+    slices = portable_slices(read_slices(db_path, trial_id, list(tags)))
+    repeated = [tag for tag, s in slices.items() if s.events > 1]
+    unions = portable_slices(read_slices(db_path, trial_id, repeated, union=True)) if repeated else {}
+    return ProvenanceRecord(tuple(portable(op) for op in read_operations(db_path, trial_id)), slices, unions)
 
 
 def file_inputs(accesses: Sequence[FileAccess]) -> dict[str, dict[str, str | None]]:

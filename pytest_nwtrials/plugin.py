@@ -77,6 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(S.CAPTURE, "Default for --nw-capture: auto, fine, coarse or off", default="")
     parser.addini(S.KEEP, f"Trials per experiment kept in the local store, older ones removed at the "
                   f"end of a session; 0 keeps every trial (default {S.DEFAULT_KEEP})", default="")
+    parser.addini(S.KEEP_DATABASE, "Keep each trial's whole noWorkflow database (compressed) in the local "
+                  "store besides its provenance record (default false)", type="bool", default=False)
     parser.addini(S.REPEAT, "Default for --nw-repeat: runs of each experiment, compared with each other",
                   default="")
     parser.addini(S.ENV_REDACT, "Glob patterns of environment variables whose values are never stored, "
@@ -94,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                                       S.REPEAT)}
     ini = {name: config.getini(name) for name in
            (S.EXPERIMENTS, S.BASELINE, S.BASELINES_DIR, S.STORE, S.TIMEOUT, S.TAGS, S.RTOL, S.ATOL,
-            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP, S.REPEAT,
+            S.TOLERANCES, S.IGNORE, S.OPS, S.ENV_REDACT, S.KERNEL, S.CAPTURE, S.KEEP, S.KEEP_DATABASE, S.REPEAT,
             S.CELL_TIMEOUT, S.OTHER_KERNELS)}
     try:
         settings = S.resolve(Path(config.rootpath), cli, ini, Path(config.invocation_params.dir))

@@ -1,9 +1,10 @@
-"""noWorkflow's database of one trial, kept compressed in the local store.
+"""noWorkflow's database of one trial, kept compressed in the local store when asked.
 
 Each capture writes a fresh noWorkflow project in a temporary folder. Once the plugin has read
-what it needs (the operations, the tag slices, the files), the database is compressed into
-``provenance/<trial id>.sqlite.gz``: about 40 KB for a trial whose database takes 500 KB, mostly
-the empty pages of noWorkflow's schema. One file per trial means removing a trial removes its
+what it needs (the operations, the tag slices, the files: the provenance record that everything
+else reads, see `store_records`), the database is dropped, or with ini ``nw_keep_database``
+compressed into ``provenance/<trial id>.sqlite.gz``: about 40 KB for a trial whose database
+takes 500 KB, mostly the empty pages of noWorkflow's schema. One file per trial means removing a trial removes its
 provenance, concurrent captures never share a database, and a trial's provenance can be moved
 between machines (pytest-xdist workers send it to the controller) as bytes.
 

@@ -85,7 +85,7 @@ NO_PROVENANCE = {
 
 def no_provenance_note(trial: Any) -> str | None:
     """Why `trial` (a `store.Trial`) has no provenance, when it was recorded without it on purpose."""
-    reason = NO_PROVENANCE.get(trial.capture) if not trial.provenance else None
+    reason = NO_PROVENANCE.get(trial.capture) if not trial.has_provenance else None
     return f"{trial.name} has no provenance: {reason}" if reason else None
 
 

@@ -158,14 +158,15 @@ class TrialSession:
             notebook = getattr(result, "notebook", None)
             if notebook is not None and notebook.cell_tags:
                 inputs["cell_tags"] = dict(notebook.cell_tags)  # now_tag_cell names -> cell numbers
-            provenance = ""
+            provenance = record_name = ""
             db = archive.database_in(request.provenance_dir)
             warnings = self.store.warnings
             if result.trial_id and request.capture != "off" and kept.redacted(db, experiment, trial_id, secrets, warnings):
                 if self.settings.ops != "off":
-                    inputs["files"] = kept.record_provenance(db, staged, experiment, trial_id, result,
-                                                             self.settings.rootdir, warnings)
-                provenance = kept.keep_database(db, staged, experiment, trial_id, warnings)
+                    inputs["files"], record_name = kept.record_provenance(db, staged, experiment, trial_id, result,
+                                                                          self.settings.rootdir, warnings)
+                if self.settings.keep_database:
+                    provenance = kept.keep_database(db, staged, experiment, trial_id, warnings)
         trial = Trial(
             name="",
             id=trial_id,
@@ -180,6 +181,7 @@ class TrialSession:
             python=result.environment.get("python") or platform.python_version(),
             inputs=inputs,
             provenance=provenance,
+            record_name=record_name,
             capture=request.capture,
             fallback=secrets.mask_text(fallback.note) if fallback is not None else None,
             values_dir=staged / "values")

@@ -1,5 +1,6 @@
-"""What a run under capture leaves in the store: its noWorkflow database, masked and compressed,
-and its provenance record (operations, tag slices, data files).
+"""What a run under capture leaves in the store: its provenance record (operations, tag slices,
+data files), read from its noWorkflow database once secrets are masked in it, and that database
+compressed when ini ``nw_keep_database`` asks for it.
 
 A problem with either is a warning in `warnings` (the store's), never a lost trial: the trial is
 recorded without what could not be kept.
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from . import provenance_archive as archive
 from .capture.launch import RunResult
-from .files import write_bytes_atomic, write_json_atomic
+from .files import write_bytes_atomic
 from .redaction import Secrets
 
 
@@ -43,24 +44,26 @@ def keep_database(db: Path, staged: Path, experiment: str, trial_id: str, warnin
 
 
 def record_provenance(db: Path, staged: Path, experiment: str, trial_id: str, result: RunResult,
-                      rootdir: Path, warnings: list[str]) -> dict | None:
-    """Keep the trial's operations and tag slices; return its data files with their hashes.
+                      rootdir: Path, warnings: list[str]) -> tuple[dict | None, str]:
+    """Keep the trial's operations and tag slices, compressed (`store_records`); return its data
+    files with their hashes, and the name of its record file ("" when none was kept).
 
     A capture whose database cannot be read still yields a trial, without provenance.
     """
     from .explain import read_files, read_record
     from .provenance import ProvenanceError
+    from .store_records import write_record
 
     try:
         record = read_record(db, trial_id, result.tags, rootdir)
         files = read_files(db, trial_id, rootdir, record.slices)
     except (ProvenanceError, sqlite3.Error) as exc:
         warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
-        return None
+        return None, ""
     try:
-        write_json_atomic(staged / "records" / f"{trial_id}.json", record.to_json())
-    except OSError as exc:  # the trial itself may still fit: it is written next
+        name = write_record(staged / "records", record)
+    except (OSError, ValueError) as exc:  # the trial itself may still fit: it is written next
         warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
-        return None
+        return None, ""
     files.pop(experiment, None)  # its own source: a change there is explained by the slices
-    return files
+    return files, name

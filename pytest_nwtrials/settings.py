@@ -31,6 +31,7 @@ REPORT = "nw_report"
 JSON = "nw_json"
 CAPTURE = "nw_capture"
 KEEP = "nw_keep"
+KEEP_DATABASE = "nw_keep_database"
 REPEAT = "nw_repeat"
 OPS_MODES = ("off", "report", "strict")
 # auto: without capture first, rerun under fine capture when a value differs or the run fails
@@ -91,6 +92,8 @@ class Settings:
     json_report: Path | None = None
     capture: str = AUTO
     keep: int = DEFAULT_KEEP  # trials per experiment kept in the local store; 0 keeps all
+    # keep each trial's whole noWorkflow database too (its record is what everything reads)
+    keep_database: bool = False
     repeat: int = 1  # runs of each experiment in the session, compared with each other
     cell_timeout: float | None = None  # seconds one notebook cell may run; None: no limit of its own
     other_kernels: str = "skip"  # a notebook in another language than Python: skip or fail its item
@@ -272,6 +275,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         json_report=_report_path(cli.get(JSON), JSON, invocation_dir or rootdir),
         capture=capture,
         keep=parse_keep(*pick(KEEP)),
+        keep_database=bool(ini.get(KEEP_DATABASE)),
         repeat=parse_repeat(*pick(REPEAT)),
         cell_timeout=cell_timeout,
         other_kernels=parse_choice(ini.get(OTHER_KERNELS), f"ini {OTHER_KERNELS}", OTHER_KERNEL_CHOICES, "skip"),

@@ -4,9 +4,12 @@ Layout under the store root (``.nwtrials/`` at the rootdir by default)::
 
     .gitignore, README.md      the folder is local state, never committed
     trials/trialN.json         one record per trial, N counting up within this store
-    records/<trial id>.json    the trial's operations and tag slices (see explain.py)
+    records/<sha256>.json.gz   content-addressed, compressed provenance records: operations and
+                               tag slices (explain.py), shared by the trials that name them
+                               (store_records.py); older trials have records/<trial id>.json
     values/<sha256>.<ext>      content-addressed value files (arrays, frames, pickles)
-    provenance/<id>.sqlite.gz  the trial's noWorkflow database, compressed (provenance_archive.py)
+    provenance/<id>.sqlite.gz  the trial's noWorkflow database, compressed (provenance_archive.py):
+                               kept only with ini nw_keep_database, and by older trials
     tmp/<session>/             the files of trials being recorded by a running session
     lock                       the store lock (see store_staging.py)
 
@@ -38,6 +41,7 @@ from .errors import StoreError, short
 from .files import read_json, write_json_atomic
 from .provenance_archive import archive_name
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
+from .store_records import check_record_name, move_record_in, record_file
 from .store_staging import STORE_LOCK, SessionFolder, acquire, store_lock
 
 if TYPE_CHECKING:
@@ -50,8 +54,8 @@ _GITIGNORE = "# local trial store of pytest-nwtrials: not meant to be committed\
 _README = """# pytest-nwtrials local store
 
 This folder holds the trials recorded by pytest-nwtrials on this machine: one JSON record per
-trial in `trials/`, the tagged values in `values/`, and noWorkflow's provenance databases in
-`provenance/`; `tmp/` holds the files of trials a running pytest session is recording, and
+trial in `trials/`, the tagged values in `values/`, their operations and slices in `records/`
+(and noWorkflow's databases in `provenance/` when kept); `tmp/` holds the files of trials a running pytest session is recording, and
 `lock` keeps sessions that record at once from getting in each other's way. It is local state:
 it is ignored by git, and deleting it loses only history (do not delete it while pytest runs).
 `nwtrials gc --keep N` removes old trials and what interrupted runs left behind. Baselines
@@ -88,6 +92,7 @@ class Trial:
     python: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
     provenance: str = ""  # the compressed noWorkflow database, relative to the store (archive_name)
+    record_name: str = ""  # its compressed provenance record in records/ (store_records); "" in older records
     # of the first run of a group run with --nw-repeat: `spread.Stability.to_json()`, else None
     stability: dict[str, Any] | None = None
     capture: str = ""  # the capture mode it was recorded with (fine, coarse, off); "" in older records
@@ -127,36 +132,27 @@ class Trial:
     def store_root(self) -> Path | None:
         return self.values_dir.parent if self.values_dir is not None else None
 
+    @property
+    def has_provenance(self) -> bool:
+        """Whether the trial kept provenance (a record, or noWorkflow's database)."""
+        return bool(self.record_name or self.provenance)
+
     def record(self) -> Any:
         """The trial's provenance record (`explain.ProvenanceRecord`), None when it has none."""
         from .explain import load_record
 
-        path = self.store_root / "records" / f"{self.id}.json" if self.store_root else None
+        path = record_file(self.store_root, self) if self.store_root else None
         if path is None or not path.is_file():
             return None
         paths.check_within(self.store_root, path, "provenance record")
         return load_record(path, record_remedy(self.name))
 
     def slice(self, tag: str, union: bool = False) -> Any:
-        """The provenance slice of `tag` (`provenance.Slice`): the operations its value depends on.
+        """The provenance slice of `tag` (`provenance.Slice`): the operations its value depends on,
+        of its last tagging, or with `union` of all its taggings (see `store_records.trial_slice`)."""
+        from .store_records import trial_slice
 
-        By default the slice of its last tagging; with `union`, of all its taggings, read from
-        noWorkflow's database in the local store.
-        """
-        if union:
-            from .provenance import read_slices
-            from .provenance_archive import opened
-
-            if not (self.store_root and self.provenance):
-                raise LookupError(f"{self.name} has no provenance database in the local store")
-            with opened(self.store_root, self.provenance) as db:
-                found = read_slices(db, self.id, [tag], union=True)
-        else:
-            record = self.record()
-            found = record.slices if record is not None else {}
-        if tag not in found:
-            raise KeyError(f"{self.name} has no provenance slice for tag {tag!r}")
-        return found[tag]
+        return trial_slice(self, tag, union)
 
     @property
     def number(self) -> int:
@@ -178,6 +174,7 @@ class Trial:
             "error": self.error,
             "inputs": self.inputs,
             "provenance": self.provenance,
+            **({"record": self.record_name} if self.record_name else {}),
             "tags": self.tags,
             **({"stability": self.stability} if self.stability is not None else {}),
             **({"capture": self.capture} if self.capture else {}),
@@ -210,6 +207,7 @@ class Trial:
                 python=field_of(doc, "python", str, ""),
                 inputs=check_inputs(doc),
                 provenance=_check_provenance(field_of(doc, "provenance", str, ""), trial_id),
+                record_name=check_record_name(field_of(doc, "record", str, "")),
                 stability=field_of(doc, "stability", (dict, type(None)), None),
                 capture=field_of(doc, "capture", str, ""),
                 fallback=field_of(doc, "fallback", (str, type(None)), None),
@@ -285,9 +283,9 @@ class TrialStore:
             self.session.close()
             self.session = None
 
-    def record_path(self, trial_id: str) -> Path:
-        """Where the provenance record of trial `trial_id` is kept (it may not exist)."""
-        return self.records_dir / f"{trial_id}.json"
+    def record_path(self, trial: Trial) -> Path:
+        """Where the provenance record of `trial` is kept (it may not exist)."""
+        return record_file(self.root, trial)
 
     def _files(self) -> list[tuple[int, Path]]:
         """Every ``trialN.json`` file with its number N, oldest first."""
@@ -317,7 +315,7 @@ class TrialStore:
         self.ensure()
         with self.locked():
             if staged is not None:
-                self._move_in(trial.id, staged, check_names)
+                self._move_in(trial, staged, check_names)
             named = self._claim(trial)
             if self.session is not None:
                 self.session.pin(named.name)
@@ -340,14 +338,15 @@ class TrialStore:
             write_json_atomic(path, trial.to_json())
         return replace(trial, values_dir=self.values_dir)
 
-    def _move_in(self, trial_id: str, staged: Path, check_names: bool) -> None:
+    def _move_in(self, trial: Trial, staged: Path, check_names: bool) -> None:
         from .values_blobs import BlobStore, is_blob_name
 
         blobs = BlobStore(self.values_dir)
         for path in sorted((staged / "values").iterdir()):
             if is_blob_name(path.name) and path.is_file() and not path.is_symlink():
                 blobs.put_file(path, path.suffix[1:], digest=None if check_names else path.stem)
-        for target in (self.record_path(trial_id), self.root / archive_name(trial_id)):
+        move_record_in(self.records_dir, trial.record_name, staged / "records", check_names)
+        for target in (self.records_dir / f"{trial.id}.json", self.root / archive_name(trial.id)):
             source = staged / target.parent.name / target.name
             if source.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,9 @@ Besides old trials it reclaims, when their owner is gone:
   every writer of the store's folders holds the store lock, so under it they belong to nobody;
 - the private folders of sessions that died (their lock can be taken);
 - value files, provenance records and noWorkflow databases that no trial references, but only
-  when every trial record could be read: an unreadable one might reference them.
+  when every trial record could be read: an unreadable one might reference them. Compressed
+  provenance records are shared by trials (`store_records`): one goes with the last trial
+  that names it.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from . import paths
 from .provenance_archive import SUFFIX
 from .store import Trial, TrialStore
+from .store_records import is_record_name
 from .store_staging import survey
 from .values_blobs import is_blob_name
 
@@ -81,8 +84,11 @@ class _Collector:
         kept = [t for t in trials if t.name not in gone]
         records = [path for t in removed for path in self._files_of(t)]
         values, leftovers = self._unreferenced(kept), self._temporaries() + sessions.dead
-        if not st.skipped:
+        if not st.skipped:  # an unreadable trial record may name any of these
             leftovers += self._orphan_records({t.id for t in kept} | {t.id for t in removed})
+            named = {t.record_name for t in removed}  # the last trials naming them: theirs; else a killed run's
+            for path in self._unnamed_records(kept):
+                (records if path.name in named else leftovers).append(path)
         sizes = _size(records), _size(values), _size(leftovers)
         if not self.dry_run:
             for path in records + values + leftovers:  # trial records first: see TrialStore.add
@@ -105,6 +111,15 @@ class _Collector:
             if path.is_file():
                 found.append(path)
         return found
+
+    def _unnamed_records(self, kept: list[Trial]) -> list[Path]:
+        """Compressed provenance records no kept trial names (listed, never taken from a record)."""
+        folder = self.st.records_dir
+        if not folder.is_dir():
+            return []
+        named = {t.record_name for t in kept}
+        return sorted(path for path in folder.iterdir()
+                      if is_record_name(path.name) and path.name not in named and not path.is_dir())
 
     def _unreferenced(self, kept: list[Trial]) -> list[Path]:
         """Value files no kept trial references; none when a record is unreadable."""

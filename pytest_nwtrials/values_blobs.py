@@ -43,8 +43,13 @@ class BlobError(StoreError):
 class BlobStore:
     """Content-addressed folder of value files: `<sha256>.<ext>` (ext in npy, npz, parquet, pickle).
 
-    `remedy` is how error messages tell the user to get a missing or damaged file back.
+    `remedy` is how error messages tell the user to get a missing or damaged file back. A
+    subclass names other kinds of files by content (`EXTENSIONS`, `NAME`, `WHAT`).
     """
+
+    EXTENSIONS = BLOB_EXTENSIONS
+    NAME = _BLOB_NAME
+    WHAT = "value file"
 
     def __init__(self, root: str | os.PathLike[str], remedy: str = DEFAULT_REMEDY,
                  linkable: tuple[str | os.PathLike[str], ...] = ()) -> None:
@@ -64,7 +69,7 @@ class BlobStore:
 
     def put_bytes(self, data: bytes, ext: str) -> str:
         """Store `data`; return its blob name. An intact blob of that name is left untouched."""
-        _check_extension(ext)
+        self._check_extension(ext)
         name = f"{hashlib.sha256(data).hexdigest()}.{ext}"
         if not self.intact(name):
             tmp = self.temp_path()
@@ -82,7 +87,7 @@ class BlobStore:
         the file is then not read again, and replaces a blob of that name, which costs a rename
         where checking that blob would read it whole. Without it the file is hashed by streaming.
         """
-        _check_extension(ext)
+        self._check_extension(ext)
         tmp_path = Path(tmp_path)
         known = digest is not None
         if digest is None:
@@ -118,7 +123,7 @@ class BlobStore:
             return True
         for folder in self.linkable:
             source = folder / name
-            if not (_regular_of_size(source, size) and BlobStore(folder).intact(name)):
+            if not (_regular_of_size(source, size) and type(self)(folder).intact(name)):
                 continue
             tmp = self.temp_path()
             try:
@@ -133,14 +138,15 @@ class BlobStore:
         return False
 
     def path(self, name: str) -> Path:
-        if not isinstance(name, str) or not _BLOB_NAME.match(name):
-            raise StoreError(f"{short(name, 80)} is not a blob name (expected '<sha256>.npy|npz|parquet|pickle|skops')")
+        if not isinstance(name, str) or not self.NAME.match(name):
+            raise StoreError(f"{short(name, 80)} is not a blob name (expected "
+                             f"'<sha256>.{'|'.join(sorted(self.EXTENSIONS))}')")
         return self.root / name
 
     def open(self, name: str) -> BinaryIO:
         path = self.path(name)
         if os.path.islink(path):
-            check_within(self.root, path, "value file")
+            check_within(self.root, path, self.WHAT)
         try:
             return open(path, "rb")
         except FileNotFoundError:
@@ -157,14 +163,18 @@ class BlobStore:
         path = self.path(name)
         try:
             if os.path.islink(path):
-                check_within(self.root, path, "value file")
+                check_within(self.root, path, self.WHAT)
             with open(path, "rb") as handle:
                 return hashlib.file_digest(handle, "sha256").hexdigest() == name.partition(".")[0]
         except (OSError, OutsideError):
             return False
 
     def __contains__(self, name: object) -> bool:
-        return is_blob_name(name) and (self.root / name).is_file()
+        return isinstance(name, str) and bool(self.NAME.match(name)) and (self.root / name).is_file()
+
+    def _check_extension(self, ext: str) -> None:
+        if ext not in self.EXTENSIONS:
+            raise ValueError(f"unknown blob extension {ext!r} for a {self.WHAT}; expected one of {sorted(self.EXTENSIONS)}")
 
 
 def is_blob_name(name: object) -> bool:
@@ -181,7 +191,3 @@ def _regular_of_size(path: Path, size: int) -> bool:
         return False
     return stat.S_ISREG(found.st_mode) and found.st_size == size
 
-
-def _check_extension(ext: str) -> None:
-    if ext not in BLOB_EXTENSIONS:
-        raise ValueError(f"unknown blob extension {ext!r}; expected one of {sorted(BLOB_EXTENSIONS)}")

@@ -3,12 +3,12 @@
 A worker records each trial into a staging store of its own (a temporary folder) and sends it
 with the report of the test phase that recorded it: the report carries, as one attribute, what
 the worker recorded since its previous report (trial records, provenance records, compressed
-noWorkflow databases, value files, verdicts, collected experiments, used baseline entries and
-warnings). The controller takes the attribute off the report before any other plugin sees it
-and adds the trials to the local store, numbering them in the order they arrive; at its own
-session end it saves baselines, removes old trials (``nw_keep``) and writes the reports, as a
-session without workers does. What is left at a worker's end (little: verdicts changed after
-the last report) travels through ``config.workeroutput``.
+noWorkflow databases when kept, value files, verdicts, collected experiments, used baseline
+entries and warnings). The controller takes the attribute off the report before any other
+plugin sees it and adds the trials to the local store, numbering them in the order they arrive;
+at its own session end it saves baselines, removes old trials (``nw_keep``) and writes the
+reports, as a session without workers does. What is left at a worker's end (little: verdicts
+changed after the last report) travels through ``config.workeroutput``.
 
 So a passed report and its trial arrive together: a worker that crashes later (``os._exit``, a
 segfault, the OOM killer) takes no finished trial with it, and ``--nw-save-baseline`` still
@@ -224,7 +224,7 @@ class Worker:
         blobs = {ref for doc in trial.tags.values() for ref in blob_refs(doc["value"], include_pickles=True)}
         return {
             "trial": trial.to_json(),
-            "record": read(staging.record_path(trial.id)),
+            "record": read(staging.record_path(trial)),
             "provenance": read(staging.root / trial.provenance) if trial.provenance else None,
             "values": {ref: data for ref in sorted(blobs)
                        if (data := read(staging.values_dir / Path(ref).name)) is not None},
@@ -250,13 +250,16 @@ def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) 
     folder = store.stage()
     for ref, source in item["values"].items():
         put(source, folder / "values" / Path(ref).name)
-    if item["record"] is not None:
-        put(item["record"], folder / "records" / f"{staged.id}.json")
+    record_name = ""
+    if item["record"] is not None:  # named by the worker's trial record: checked to be a file name
+        record_name = staged.record_name
+        put(item["record"], folder / "records" / (record_name or f"{staged.id}.json"))
     provenance = ""
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)
         put(item["provenance"], folder / provenance)
-    return store.add(replace(staged, name="", provenance=provenance), staged=folder, check_names=True)
+    return store.add(replace(staged, name="", provenance=provenance, record_name=record_name), staged=folder,
+                     check_names=True)
 
 
 def _worker_name(node: Any) -> str:

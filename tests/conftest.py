@@ -5,6 +5,7 @@ Capture patches builtins process-wide, so every pytest run of the plugin happens
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -64,6 +65,19 @@ class Project:
 
     def baseline_entry(self, name: str, experiment: str) -> dict:
         return json.loads((self.root / "nw-baselines" / name / f"{experiment}.json").read_text())
+
+
+def record_file(store: Path, trial: dict) -> Path:
+    """The provenance record file of `trial` (a trial record's document) in the store `store`:
+    compressed and named by its content, or ``records/<id>.json`` in older stores."""
+    return store / "records" / (trial.get("record") or f"{trial['id']}.json")
+
+
+def record_doc(store: Path, trial: dict) -> dict:
+    """The provenance record document of `trial`, decompressed when it is."""
+    path = record_file(store, trial)
+    data = path.read_bytes()
+    return json.loads(gzip.decompress(data) if path.name.endswith(".gz") else data)
 
 
 def snapshot(folder: Path) -> dict[str, tuple]:

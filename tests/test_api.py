@@ -165,7 +165,7 @@ def test_collect_garbage_dry_run_removes_nothing(store):
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     result = collect_garbage(1, store=store, dry_run=True)
     assert [t.name for t in result.removed] == ["trial1", "trial2", "trial3", "trial4"]
-    assert result.record_files == 12 and result.value_files > 0  # trial, record, database of each
+    assert result.record_files == 8 and result.value_files > 0  # the trial record and provenance record of each
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
     with pytest.raises(ValueError, match="keep must be at least 1"):
         collect_garbage(0, store=store)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import snapshot
+from conftest import record_doc, snapshot
 from test_cli import nwtrials
 from test_corrupt_files import intact, output
 
@@ -254,7 +254,8 @@ def assert_whole(project, base: Path, pending_ok: bool = False) -> dict[str, str
             assert intact(base / "values" / blob), blob
         record = json.loads((base / f"{experiment}.provenance.json").read_text())
         record.pop("trial_id", None)  # saved records name their trial, the store's are named by it
-        own = json.loads((project.root / ".nwtrials" / "records" / f"{doc['trial_id']}.json").read_text())
+        [trial] = [t for t in project.trials() if t["id"] == doc["trial_id"]]
+        own = record_doc(project.root / ".nwtrials", trial)
         journals = list((project.root / "nw-baselines").glob(".saving-*/journal.json"))
         assert record == own or pending_ok and journals, (experiment, journals)
     for path in base.rglob("*"):

@@ -7,6 +7,7 @@ import sys
 
 import nbformat
 import pytest
+from conftest import record_file
 from nbformat.v4 import new_code_cell, new_notebook
 
 BEFORE = """
@@ -53,7 +54,7 @@ def why(result, trial_name: str) -> str:
 
 
 def records(project) -> list:
-    return sorted((project.root / ".nwtrials" / "records").glob("*.json"))
+    return sorted((project.root / ".nwtrials" / "records").glob("*.json.gz"))
 
 
 def test_changed_value_is_rerun_under_fine_capture_and_explained_as_under_fine(project):
@@ -66,7 +67,7 @@ def test_changed_value_is_rerun_under_fine_capture_and_explained_as_under_fine(p
     fine = project.run("--nw-baseline=base", "--nw-capture=fine")
     fine.assert_outcomes(failed=1)
     saved, explained, under_fine = project.trials()  # the run without capture is not kept
-    assert explained["capture"] == "fine" and explained["provenance"]
+    assert explained["capture"] == "fine" and explained["record"]
     assert explained["tags"]["total"]["value"] == 8
     assert "root cause: calc.py:3" in why(auto, explained["name"])
     assert why(auto, explained["name"]) == why(fine, under_fine["name"])
@@ -82,8 +83,8 @@ def test_matching_run_records_a_trial_without_provenance_and_show_and_diff_say_s
     result.stdout.fnmatch_lines(["*trial2 has no provenance: it ran without capture under --nw-capture=auto*",
                                  "*trial2  experiments/calc.py  matched*"])
     saved, matched = project.trials()
-    assert saved["capture"] == "fine" and saved["provenance"]
-    assert matched["capture"] == "auto" and matched["provenance"] == ""
+    assert saved["capture"] == "fine" and saved["record"]
+    assert matched["capture"] == "auto" and "record" not in matched and matched["provenance"] == ""
     assert matched["tags"]["total"]["value"] == 6 and records(project) == kept
     shown = nwtrials(project, "show", "trial2")
     assert shown.returncode == 0, shown.stderr
@@ -112,7 +113,7 @@ def test_saving_a_baseline_a_first_run_and_latest_capture_in_full(project):
     latest.stdout.fnmatch_lines(["*captured in full under --nw-capture=auto: --nw-baseline=latest makes*"])
     first, saved, gated = project.trials()
     assert first["capture"] == saved["capture"] == gated["capture"] == "fine"
-    assert all(t["provenance"] for t in (first, saved, gated)) and len(records(project)) == 3
+    assert {p.name for p in records(project)} == {t["record"] for t in (first, saved, gated)}
     entry = project.baseline_entry("base", "experiments/calc.py")
     assert entry["trial"] == saved["name"]
     assert (project.root / "runs.log").read_text().split() == ["captured"] * 3  # no plain run first
@@ -125,7 +126,7 @@ def test_strict_operations_need_full_capture_and_say_so(project):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*captured in full under --nw-capture=auto: --nw-ops=strict compares "
                                  "operation sequences, which only full capture records*"])
-    assert project.trials()[-1]["capture"] == "fine" and project.trials()[-1]["provenance"]
+    assert project.trials()[-1]["capture"] == "fine" and project.trials()[-1]["record"]
 
 
 def test_fine_coarse_and_off_keep_their_meaning_on_a_gate(project):
@@ -134,7 +135,7 @@ def test_fine_coarse_and_off_keep_their_meaning_on_a_gate(project):
     project.run("--nw-save-baseline=base").assert_outcomes(passed=1)
     for mode in ("fine", "coarse", "off", "auto"):
         project.run("--nw-baseline=base", f"--nw-capture={mode}").assert_outcomes(passed=1)
-    modes = [(t["capture"], bool(t["provenance"])) for t in project.trials()[1:]]
+    modes = [(t["capture"], "record" in t) for t in project.trials()[1:]]
     assert modes == [("fine", True), ("coarse", True), ("off", False), ("auto", False)]
 
 
@@ -171,7 +172,7 @@ def test_a_failing_run_is_rerun_under_fine_capture(project):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*ValueError: bad input*"])
     failed = project.trials()[-1]
-    assert len(project.trials()) == 2 and failed["capture"] == "fine" and failed["provenance"]
+    assert len(project.trials()) == 2 and failed["capture"] == "fine" and failed["record"]
     assert failed["error"]["type"] == "ValueError"
     assert (project.root / "runs.log").read_text().split() == ["plain", "captured"]
 
@@ -193,8 +194,8 @@ def test_notebooks_under_auto(project):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*total: changed: 6 -> 8*", "*root cause: calc.ipynb, cell 1*"])
     saved, matched, changed = project.trials()
-    assert (matched["capture"], matched["provenance"]) == ("auto", "")
-    assert changed["capture"] == "fine" and changed["provenance"]
+    assert (matched["capture"], matched.get("record")) == ("auto", None)
+    assert changed["capture"] == "fine" and changed["record"]
 
 
 def test_auto_under_xdist_sends_the_trials_it_keeps(project):
@@ -208,9 +209,8 @@ def test_auto_under_xdist_sends_the_trials_it_keeps(project):
     gated = {t["experiment"]: t for t in project.trials()[2:]}
     assert len(project.trials()) == 4  # the run without capture of moved.py is not kept
     same, moved = gated["experiments/same.py"], gated["experiments/moved.py"]
-    assert (same["capture"], same["provenance"]) == ("auto", "")
-    assert moved["capture"] == "fine" and (project.root / ".nwtrials" / moved["provenance"]).is_file()
-    assert (project.root / ".nwtrials" / "records" / f"{moved['id']}.json").is_file()
+    assert (same["capture"], same.get("record")) == ("auto", None)
+    assert moved["capture"] == "fine" and record_file(project.root / ".nwtrials", moved).is_file()
 
 
 def test_an_experiment_that_uses_noworkflow_itself_is_captured_in_full_from_the_start(project):
@@ -224,4 +224,4 @@ def test_an_experiment_that_uses_noworkflow_itself_is_captured_in_full_from_the_
     assert (project.root / "runs.log").read_text().split() == ["captured"]  # once, and captured
     result.stdout.fnmatch_lines(["*captured in full under --nw-capture=auto: calc.py uses noWorkflow itself "
                                  "(`__noworkflow__` or an import of noworkflow), which exists only under capture"])
-    assert project.trials()[-1]["provenance"]
+    assert record_file(project.root / ".nwtrials", project.trials()[-1]).is_file()

@@ -32,12 +32,13 @@ def operations(project, trial: dict) -> int:
 
 @pytest.mark.parametrize("how", ["option", "ini", "marker"])
 def test_capture_modes_from_option_ini_and_marker(project, how):
+    project.ini("nw_keep_database = true")  # `operations` reads noWorkflow's database
     project.experiment("loop.py", LOOP)
     project.run().assert_outcomes(passed=1)  # fine, the default
     if how == "option":
         args = ["--nw-capture=coarse"]
     elif how == "ini":
-        project.ini("nw_capture = coarse")
+        project.ini("nw_capture = coarse\nnw_keep_database = true")
         args = []
     else:
         project.pytester.makeconftest(
@@ -63,7 +64,7 @@ def test_capture_off_records_values_without_provenance(project):
     loop = trials["experiments/loop.py"]
     assert loop["provenance"] == "" and loop["status"] == "finished"
     assert loop["tags"]["total"]["value"] == 1225 and loop["tags"]["twice"]["value"] == 2450
-    assert not (project.root / ".nwtrials" / "records" / f"{loop['id']}.json").exists()
+    assert "record" not in loop and not (project.root / ".nwtrials" / "records").exists()
     assert trials["experiments/fails.py"]["error"]["type"] == "ValueError"
 
 
@@ -78,7 +79,8 @@ def test_bad_capture_marker_fails_the_item(project):
     result.stdout.fnmatch_lines(["*@pytest.mark.nw capture must be one of auto, fine, coarse, off, got 'full'*"])
 
 
-def test_each_trial_keeps_its_own_compressed_database(project):
+def test_each_trial_keeps_its_own_compressed_database_when_asked(project):
+    project.ini("nw_keep_database = true")
     project.experiment("loop.py", LOOP)
     for _ in range(2):
         project.run().assert_outcomes(passed=1)
@@ -102,8 +104,8 @@ def test_nw_keep_removes_older_trials_and_their_files(project):
         ("trial2", "experiments/other.py"), ("trial3", "experiments/loop.py"),
         ("trial4", "experiments/other.py"), ("trial5", "experiments/loop.py")]
     store = project.root / ".nwtrials"
-    assert sorted(p.name for p in (store / "provenance").iterdir()) == sorted(t["provenance"][11:] for t in kept)
-    assert sorted(p.stem for p in (store / "records").iterdir()) == sorted(t["id"] for t in kept)
+    assert not (store / "provenance").exists()  # noWorkflow's databases are not kept by default
+    assert sorted(p.name for p in (store / "records").iterdir()) == sorted({t["record"] for t in kept})
 
 
 def test_nw_keep_zero_keeps_every_trial(project):

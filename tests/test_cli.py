@@ -179,21 +179,20 @@ def test_gc_keeps_the_last_n_trials_of_each_experiment(nw_project, keep):
     gone = ["trial1", "trial2", "trial3", "trial4"][: 6 - 2 * keep]
     kept = sorted(set(before) - set(gone))
 
-    def archives() -> list[str]:
-        return sorted(p.name for p in (store / "provenance").iterdir())
+    def records() -> list[str]:
+        return sorted(p.name for p in (store / "records").iterdir())
 
-    assert archives() == sorted(f"{trial['id']}.sqlite.gz" for trial in before.values())
+    assert records() == sorted({trial["record"] for trial in before.values()})
     done = nwtrials("gc", "--keep", str(keep), cwd=nw_project)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"removed {len(gone)} trials: {', '.join(gone)}")
-    assert f"  trial records and provenance: {3 * len(gone)} files" in done.stdout
+    assert f"  trial records and provenance: {2 * len(gone)} files" in done.stdout
     reclaimed = int(done.stdout.strip().splitlines()[-1].split()[1].replace(",", ""))
     assert reclaimed > 0
     assert sorted(p.stem for p in (store / "trials").glob("*.json")) == kept
     by_experiment = [before[name]["experiment"] for name in kept]
     assert sorted(by_experiment) == sorted(["experiments/prep.py", "experiments/train.py"] * keep)
-    assert sorted(p.stem for p in (store / "records").glob("*.json")) == sorted(before[n]["id"] for n in kept)
-    assert archives() == sorted(f"{before[n]['id']}.sqlite.gz" for n in kept)
+    assert records() == sorted(before[n]["record"] for n in kept)
     blobs = {p.name for p in (store / "values").iterdir()}
     assert blobs == {before[name]["tags"]["weights"]["value"]["blob"] for name in kept if name in ("trial4", "trial6")}
     for name in kept:

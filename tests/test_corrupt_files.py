@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import record_file
 
 TRAIN = """
 import numpy as np
@@ -101,12 +102,14 @@ def test_a_reference_to_a_damaged_trial_record_is_a_usage_error_naming_it(projec
 
 def test_a_damaged_provenance_record_is_a_warning_and_the_values_are_still_compared(project):
     two_experiments(project)
-    path = store(project) / "records" / f"{trial_of(project, 'experiments/train.py')['id']}.json"
+    path = record_file(store(project), trial_of(project, "experiments/train.py"))
     data = damage(path, "truncated")
+    project.experiment("train.py", TRAIN + "unused = 1\n")  # same values, another record: this one stays damaged
     result = project.run("--nw-baseline=latest")
     result.assert_outcomes(passed=2)
     text = output(result)
-    assert f"{path}: cannot be read as JSON" in text and "the operations are not compared" in text
+    assert f"{path}: cannot be read as a compressed provenance record" in text
+    assert "the operations are not compared" in text
     assert path.read_bytes() == data
 
 

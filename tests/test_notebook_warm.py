@@ -4,7 +4,6 @@ environment pytest has when it runs, and nothing a notebook leaves reaches the n
 kernels, run through pytest in a subprocess."""
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 import uuid

@@ -71,7 +71,7 @@ def build(root: Path) -> Path:
     prep = store.add(Trial("", "0f1e2d3c-aaaa-bbbb-cccc-000000000002", PREP, ("--fast",), "failed", 3,
                            None, 0.2, {"rows": {"value": 10}}, {"type": "SystemExit", "message": "3"}))
     (store.records_dir).mkdir()
-    (store.record_path(train.id)).write_text(json.dumps(_record().to_json()))
+    (store.record_path(train)).write_text(json.dumps(_record().to_json()))  # as stores before compressed records
     baselines = BaselineStore(root / "nw-baselines")
     baselines.save("reference", train, store)
     baselines.save("reference", prep, store)

@@ -251,6 +251,7 @@ def outputs(project, run: int) -> list[str]:
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
 def test_no_secret_reaches_store_baselines_reports_or_terminal(project, monkeypatch, tmp_path_factory, workers):
+    project.ini("nw_keep_database = true")  # masked in noWorkflow's database too, when it is kept
     project.experiment("exp.py", EXPERIMENT)
     project.pytester.makepyfile(test_args=TEST_WITH_ARGUMENTS)
     outside = tmp_path_factory.mktemp("outside")
@@ -366,13 +367,15 @@ tag("token_seen", token.startswith("tok-") and len(token) == 14)
 tag("header", header)
 """
     if kind.startswith("script"):
-        project.ini("nw_env_redact = *_VAULT\n" + ("nw_capture = off\n" if "without" in kind else ""))
+        # noWorkflow's database, environment table included, is masked when it is kept
+        project.ini("nw_env_redact = *_VAULT\n" + ("nw_capture = off\n" if "without" in kind
+                                                    else "nw_keep_database = true\n"))
         project.experiment("env.py", code)
     else:
         import nbformat
         from nbformat.v4 import new_code_cell, new_notebook
 
-        project.ini("nw_env_redact = *_VAULT\n", experiments="experiments/*.ipynb")
+        project.ini("nw_env_redact = *_VAULT\nnw_keep_database = true\n", experiments="experiments/*.ipynb")
         (project.root / "experiments").mkdir()
         nbformat.write(new_notebook(cells=[new_code_cell(code)]), project.root / "experiments" / "env.ipynb")
     result = project.run()

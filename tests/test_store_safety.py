@@ -100,7 +100,9 @@ tag("weights", np.random.default_rng().random(1000))
 
 
 def record_project(project) -> Path:
-    """Four trials of experiments/exp.py, each with a value file of its own; the store."""
+    """Four trials of experiments/exp.py, each with a value file and a noWorkflow database of its
+    own; the store."""
+    project.ini("nw_keep_database = true")
     project.experiment("exp.py", RANDOM)
     project.pytester.makepyfile(test_runs=RUN_THRICE)
     project.run().assert_outcomes(passed=2)
@@ -169,6 +171,19 @@ def test_a_record_naming_another_provenance_database_is_skipped_by_readers(proje
     done = nwtrials("list", cwd=project.root)
     assert done.returncode == 0
     assert f"{first}: not a valid trial record ('provenance' " in done.stderr
+    assert "trial1" not in done.stdout and "trial2" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["../../outside.json.gz", "records/" + "ab" * 32 + ".json.gz", "ab" * 32 + ".json"])
+def test_a_record_naming_a_path_as_its_provenance_record_is_skipped_by_readers(project, name):
+    store = record_project(project)
+    first = sorted(store.glob("trials/trial*.json"))[0]
+    doc = json.loads(first.read_text())
+    assert doc["record"].endswith(".json.gz")
+    first.write_text(json.dumps({**doc, "record": name}))
+    done = nwtrials("list", cwd=project.root)
+    assert done.returncode == 0
+    assert f"{first}: not a valid trial record ('record' " in done.stderr
     assert "trial1" not in done.stdout and "trial2" in done.stdout
 
 
@@ -297,6 +312,7 @@ def plant_leftovers(store: Path) -> list[Path]:
         f"values/{hashlib.sha256(orphan).hexdigest()}.npy": orphan,
         "records/0b7a4e1c-dead-4bad-8bad-000000000000.json": b"{}",
         "provenance/0b7a4e1c-dead-4bad-8bad-000000000000.sqlite.gz": b"",
+        f"records/{hashlib.sha256(b'a record').hexdigest()}.json.gz": b"a record",
     }
     for relative, data in planted.items():
         (store / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,7 @@ tag("total", total)
 
 
 def test_elif_in_a_loop_keeps_the_database_linear(project):
+    project.ini("nw_keep_database = true")
     project.experiment("loop.py", ELIF_LOOP)
     project.run().assert_outcomes(passed=1)
     [archive] = (project.root / ".nwtrials" / "provenance").glob("*.sqlite.gz")

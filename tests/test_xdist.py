@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from conftest import record_doc
 
 EXPERIMENT = """
 import numpy as np
@@ -47,9 +48,8 @@ def test_save_and_compare_with_two_workers_record_every_trial(project, monkeypat
     trials = project.trials()
     assert [t["name"] for t in trials] == ["trial1", "trial2", "trial3", "trial4"]
     assert {t["experiment"]: t["id"] for t in trials} == ids
-    for trial in trials:  # each trial arrived whole: provenance, record and value files
-        assert (project.root / ".nwtrials" / trial["provenance"]).is_file()
-        assert (project.root / ".nwtrials" / "records" / f"{trial['id']}.json").is_file()
+    for trial in trials:  # each trial arrived whole: provenance record and value files
+        assert record_doc(project.root / ".nwtrials", trial)["slices"]
         blob = trial["tags"]["weights"]["value"]["blob"]
         assert (project.root / ".nwtrials" / "values" / blob).is_file()
     for name, value in VALUES.items():
@@ -98,9 +98,8 @@ def test_workers_in_another_folder_write_nothing_there(project, tmp_path_factory
     assert sorted(summary_ids(result).values()) == sorted(ids[-1] for ids in stored_ids(project).values())
     trials = project.trials()
     assert len(trials) == 8
-    for trial in trials[4:]:  # sent as bytes: provenance, record and value files arrived whole
-        assert (project.root / ".nwtrials" / trial["provenance"]).stat().st_size > 1000
-        assert (project.root / ".nwtrials" / "records" / f"{trial['id']}.json").is_file()
+    for trial in trials[4:]:  # sent as bytes: provenance record and value files arrived whole
+        assert record_doc(project.root / ".nwtrials", trial)["slices"]
         assert (project.root / ".nwtrials" / "values" / trial["tags"]["weights"]["value"]["blob"]).is_file()
 
 
@@ -113,5 +112,5 @@ def test_old_trials_are_removed_by_the_controller_under_workers(project):
     result.stdout.fnmatch_lines(["removed 2 old trials from the local store (nw_keep = 1 per experiment)"])
     trials = project.trials()
     assert [t["name"] for t in trials] == ["trial3", "trial4"]
-    archives = sorted(p.name for p in (project.root / ".nwtrials" / "provenance").iterdir())
-    assert archives == sorted(f"{t['id']}.sqlite.gz" for t in trials)
+    records = sorted(p.name for p in (project.root / ".nwtrials" / "records").iterdir())
+    assert records == sorted({t["record"] for t in trials})

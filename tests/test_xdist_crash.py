@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import record_file
 
 from pytest_nwtrials.baselines import entry_path
 
@@ -122,8 +123,7 @@ def assert_passed_items_kept(project, junit: Path, baseline: str) -> list[str]:
     for case, trial_id in passed.items():
         assert trial_id in stored, f"{case} passed but its trial {trial_id} is not in the store"
         trial = stored[trial_id]
-        assert (store / trial["provenance"]).is_file()
-        assert (store / "records" / f"{trial_id}.json").is_file()
+        assert record_file(store, trial).is_file()
         for doc in trial["tags"].values():
             if isinstance(doc["value"], dict) and "blob" in doc["value"]:
                 assert (store / "values" / doc["value"]["blob"]).is_file()
