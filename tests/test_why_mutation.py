@@ -238,7 +238,8 @@ class Gated:
         """The newest trial of an experiment that has provenance, as the public API loads it: a
         gate that matches under auto capture keeps none, its baseline's trial has it."""
         store = self.root / ".nwtrials"
-        found = [t for t in TrialStore(store).trials() if t.experiment == f"experiments/{experiment}" and t.provenance]
+        found = [t for t in TrialStore(store).trials()
+                 if t.experiment == f"experiments/{experiment}" and t.has_provenance]
         return load_trial(max(found, key=lambda t: t.number).name, store=store)
 
 
