@@ -6,12 +6,14 @@ ways: apparent size (the bytes of its files) and disk usage (the blocks they tak
 counts them). The first run pays for what later trials of the same experiments share; the
 growth per trial of the later runs is what a store pays run after run, and the figure to watch.
 
-Projects: the scikit-learn gallery scripts (`--gallery`, a folder with a pytest.ini, by default
-/work/try/p14) and the fraud example of this checkout (``examples/``). With `--against`, the
+Projects: five scripts of the scikit-learn example gallery, unchanged, each with one tag
+(`--sklearn-examples`: the ``examples/`` folder of scikit-learn's source distribution, which
+``pip download --no-deps --no-binary :all: --no-clean scikit-learn`` leaves unpacked even though
+its build fails), and the fraud example of this checkout (``examples/``). With `--against`, the
 same runs use another checkout's package (an earlier version, for instance
-``git archive i16 | tar -x -C /tmp/before``), put first on ``PYTHONPATH``.
+``git worktree add /tmp/before <commit>``), put first on ``PYTHONPATH``.
 
-Usage: python benchmarks/bench_store.py [--against PATH] [--runs 3] [--gallery DIR]
+Usage: python benchmarks/bench_store.py [--against PATH] [--runs 3] [--sklearn-examples DIR]
 """
 from __future__ import annotations
 
@@ -25,6 +27,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
+# the gallery scripts measured (their path under examples/) and the variable each tags
+GALLERY = {
+    "linear_model/plot_bayesian_ridge_curvefit.py": "X_test",
+    "neighbors/plot_caching_nearest_neighbors.py": "n_neighbors_list",
+    "calibration/plot_calibration_curve.py": "scores",
+    "calibration/plot_compare_calibration.py": "markers",
+    "cluster/plot_inductive_clustering.py": "probable_clusters",
+}
+
+
+def gallery_project(examples: Path, folder: Path) -> Path:
+    """A project of the `GALLERY` scripts copied from scikit-learn's `examples` folder."""
+    (folder / "skl").mkdir(parents=True)
+    tags = []
+    for relative, tag in GALLERY.items():
+        source = examples / relative
+        if not source.is_file():
+            sys.exit(f"--sklearn-examples {examples}: {relative} is missing; give the examples/ folder of "
+                     f"scikit-learn's source distribution")
+        shutil.copy(source, folder / "skl" / source.name)
+        tags.append(f"    skl/{source.name}: {tag}")
+    (folder / "pytest.ini").write_text("[pytest]\nnw_experiments = skl/*.py\nnw_tags =\n" + "\n".join(tags) + "\n")
+    return folder
 
 
 @dataclass(frozen=True)
@@ -88,17 +113,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, help="another checkout of pytest-nwtrials to compare with")
     parser.add_argument("--runs", type=int, default=3, help="pytest runs per project (default 3)")
-    parser.add_argument("--gallery", type=Path, default=Path("/work/try/p14"),
-                        help="the scikit-learn gallery project (default /work/try/p14)")
+    parser.add_argument("--sklearn-examples", type=Path,
+                        help="the examples/ folder of scikit-learn's source distribution (the gallery)")
     args = parser.parse_args()
     sides = {"this": HERE} | ({"other": args.against.resolve()} if args.against else {})
-    projects = {"gallery": args.gallery, "fraud": HERE / "examples"}
+    built = tempfile.TemporaryDirectory(prefix="bench-gallery-")
+    projects = {"fraud": HERE / "examples"}
+    if args.sklearn_examples:
+        projects = {"gallery": gallery_project(args.sklearn_examples, Path(built.name) / "gallery"), **projects}
+    else:
+        print("gallery: skipped (give --sklearn-examples DIR)")
     print(f"{args.runs} runs each, --nw-capture=fine; per trial: first run, then later runs "
           f"(apparent size / du); other = {args.against}")
     for label, project in projects.items():
-        if not (project / "pytest.ini").is_file():
-            print(f"{label}: {project} has no pytest.ini; skipped")
-            continue
         results = {side: measure(project, checkout, args.runs) for side, checkout in sides.items()}
         for side, growth in results.items():
             print(f"{label:<8} {side:<6} first {kb(growth.first(growth.apparent)):>10} / "
