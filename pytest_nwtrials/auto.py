@@ -192,20 +192,18 @@ def _compared(session: TrialSession, pending: Pending, reference: Reference, opt
     entry = _entry(session, trial, reference)
     if entry is None:
         return FirstRun(pending)
+    if reference.kind == "baseline":  # compared here, or by the rerun when it cannot be here
+        session.used_entries.add(entry.path)
+    label = session.label(entry)
     same = stored_alike(entry, trial)  # equal without decoding: left out of the diff
     if same == set(entry.tags) == set(trial.tags) and tuple(entry.argv) == tuple(trial.argv):
-        if reference.kind == "baseline":
-            session.used_entries.add(entry.path)
-        return FirstRun(pending, label=session.label(entry), identical=True)
+        return FirstRun(pending, label=label, identical=True)
     from .diffing import diff_trials
 
     try:
         old, new = entry.values(same), trial.values_except(same)
     except StoreError:
         return FirstRun(pending)
-    if reference.kind == "baseline":
-        session.used_entries.add(entry.path)
-    label = session.label(entry)
     diff = diff_trials(label, "the run without capture", old, new, session.rules(trial, options),
                        entry.inputs, entry.argv, trial.inputs, trial.argv, None, None, spreads=entry.spread)
     return FirstRun(pending, diff, label)
