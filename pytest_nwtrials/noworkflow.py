@@ -255,7 +255,10 @@ def _deps(name: str, level: bool | None, trial: Any, store: api.StoreLike, union
         if why:  # recorded without capture on purpose: the slice was never made
             raise LookupError(f"{why}; run it with --nw-capture=fine for its slices") from None
         known = ", ".join(sorted(chosen.tags)) or "none"
-        raise LookupError(f"{chosen.name} has no provenance slice of {name!r}; its tags: {known}") from None
+        untagged = ("; the slice of a variable that was not tagged is read from noWorkflow's database: set "
+                    "nw_keep_database = true in the ini and run the experiment again"
+                    if union and name not in chosen.tags and not chosen.provenance else "")
+        raise LookupError(f"{chosen.name} has no provenance slice of {name!r}; its tags: {known}{untagged}") from None
     return ops_dict(found.ops)
 
 

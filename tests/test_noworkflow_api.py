@@ -210,6 +210,8 @@ def test_functions_called_inside_a_running_experiment(root, nw):
     (lambda nw, root: nw.backward_deps("recall", store=root), LookupError, ["'recall'", "roc_metric"]),
     (lambda nw, root: nw.backward_deps("pca_components", trial="trial2", store=root), LookupError,
      ["trial2", "no provenance slice of 'pca_components'", "total"]),
+    (lambda nw, root: nw.global_backward_deps("X", trial="trial1", store=root), LookupError,
+     ["trial1 has no provenance slice of 'X'", "not tagged", "nw_keep_database = true"]),
     (lambda nw, root: nw.backward_deps("total", trial="trial4", store=root), LookupError,
      ["trial4 has no provenance", "--nw-capture=off", "run it with --nw-capture=fine"]),
     (lambda nw, root: nw.store_operations("trial1", {}), RuntimeError, ["no experiment is running", "backward_deps"]),
