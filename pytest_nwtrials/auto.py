@@ -10,8 +10,9 @@ disagree with each other (one matches, the other does not; their values differ),
 so as evidence that the experiment varies from run to run, never as the cause of a change.
 
 Some runs capture in full from the start (`full_capture_reason`): a baseline being saved,
-``--nw-ops=strict``, a run with no baseline to compare with, repeated runs, and runs from the
-`nw_trial` fixture, whose comparison comes after the run.
+``--nw-ops=strict``, a run with no baseline to compare with, repeated runs, an experiment that
+uses noWorkflow itself, and runs from the `nw_trial` fixture, whose comparison comes after the
+run.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .settings import AUTO, Settings
 from .store import Trial
 
 FULL = "fine"  # the capture that explains: what auto reruns with, and runs under when it cannot skip it
+
 
 def full_capture_reason(settings: Settings, repeat: int = 1, script: Path | None = None) -> str | None:
     """Why a run under auto captures in full from the start; None when it may run without
