@@ -23,6 +23,7 @@ from .baselines import BaselineStore
 from .cli_show import baseline_lines, summary, table, trial_lines
 from .printable import PrintableStream
 from .store import StoreError, Trial, TrialStore, find_store
+from .tolerance_rule import RULE, tolerance_from_text
 
 PROG = "nwtrials"
 
@@ -298,12 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    value = tolerance_from_text(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected {RULE}, got {text!r}")
     return value
 
 

@@ -14,11 +14,12 @@ also covers everything inside it: `summary` applies to `summary['auc']`.
 from __future__ import annotations
 
 import ast
-import math
 import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+from .tolerance_rule import RULE, is_tolerance, tolerance_from_text
 
 BUILTIN = (1e-7, 0.0)  # rtol, atol when nothing else is set
 _CACHE_SIZE = 4096
@@ -124,8 +125,8 @@ class Tolerance:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            if not is_tolerance(value):
+                raise ValueError(f"{name} must be {RULE}, got {value!r}")
 
 
 class ResolvedTolerance(NamedTuple):
@@ -235,12 +236,9 @@ def parse_tolerance_lines(lines: Iterable[str]) -> list[tuple[str, Tolerance]]:
                 raise ValueError(f"bad tolerance line {raw!r}: unknown setting {name!r}; {_FORM}")
             if name in settings:
                 raise ValueError(f"bad tolerance line {raw!r}: {name} is given twice; {_FORM}")
-            try:
-                settings[name] = float(number)
-                Tolerance(**{name: settings[name]})
-            except ValueError:
-                raise ValueError(
-                    f"bad tolerance line {raw!r}: {name}={number!r} is not a number >= 0; {_FORM}"
-                ) from None
+            value = tolerance_from_text(number)
+            if value is None:
+                raise ValueError(f"bad tolerance line {raw!r}: {name}={number!r} is not {RULE}; {_FORM}")
+            settings[name] = value
         parsed.append((match.group("pattern"), Tolerance(**settings)))
     return parsed

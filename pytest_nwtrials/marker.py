@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from .settings import CAPTURE_MODES, SettingsError, parse_repeat
+from .tolerance_rule import RULE, is_tolerance
 
 
 class GateFailure(Exception):
@@ -42,8 +43,8 @@ def comparison_from_marker(item: pytest.Item) -> Comparison:
             f"{', '.join(sorted(unknown)) or 'positional arguments'}")
     for name in ("rtol", "atol"):
         value = kwargs.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
-            raise GateFailure(f"{item.nodeid}: @pytest.mark.nw {name} must be a number >= 0, got {value!r}")
+        if value is not None and not is_tolerance(value):
+            raise GateFailure(f"{item.nodeid}: @pytest.mark.nw {name} must be {RULE}, got {value!r}")
     capture = kwargs.get("capture")
     if capture is not None and capture not in CAPTURE_MODES:
         raise GateFailure(f"{item.nodeid}: @pytest.mark.nw capture must be one of {', '.join(CAPTURE_MODES)}, "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import OutsideError, check_within
+from .tolerance_rule import RULE, tolerance_from_text
 
 EXPERIMENTS = "nw_experiments"
 BASELINE = "nw_baseline"
@@ -128,11 +129,12 @@ def parse_tolerance(raw: Any, source: str) -> float | None:
     if raw in (None, ""):
         return None
     try:
-        value = float(raw)
+        float(raw)
     except (TypeError, ValueError):
         raise SettingsError(f"{source}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise SettingsError(f"{source}={raw!r} must be a finite number >= 0")
+    value = tolerance_from_text(raw)
+    if value is None:
+        raise SettingsError(f"{source}={raw!r} must be {RULE}")
     return value
 
 

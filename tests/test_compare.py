@@ -444,9 +444,10 @@ def test_parse_tolerance_lines(lines: list[str], expected: list[tuple[str, Toler
     ("line", "problem"),
     [("weights rtol=1e-3", "bad tolerance line 'weights rtol=1e-3': expected 'PATTERN: rtol=1e-3 atol=0.01'"),
      (": rtol=1", "expected 'PATTERN: rtol="),
-     ("w: rtol=abc", "rtol='abc' is not a number >= 0"),
-     ("w: atol=-1", "atol='-1' is not a number >= 0"),
-     ("w: rtol=nan", "is not a number >= 0"),
+     ("w: rtol=abc", "rtol='abc' is not a finite number >= 0"),
+     ("w: atol=-1", "atol='-1' is not a finite number >= 0"),
+     ("w: rtol=nan", "is not a finite number >= 0"),
+     ("w: rtol=inf", "rtol='inf' is not a finite number >= 0"),
      ("w: rtol=1 rtol=2", "rtol is given twice"),
      ("w: rtol=1 btol=2", "unknown setting 'btol'")],
 )
@@ -457,10 +458,12 @@ def test_parse_tolerance_lines_names_the_bad_line(line: str, problem: str) -> No
 
 
 def test_tolerance_values_are_validated() -> None:
-    with pytest.raises(ValueError, match="rtol must be a number >= 0"):
+    with pytest.raises(ValueError, match="rtol must be a finite number >= 0"):
         Tolerance(rtol=-1.0)
-    with pytest.raises(ValueError, match="atol must be a number >= 0"):
+    with pytest.raises(ValueError, match="atol must be a finite number >= 0"):
         Tolerance(atol=math.nan)
+    with pytest.raises(ValueError, match="rtol must be a finite number >= 0"):
+        Tolerance(rtol=math.inf)
 
 
 def test_object_whose_equality_raises_is_compared_by_digest() -> None:
@@ -469,3 +472,38 @@ def test_object_whose_equality_raises_is_compared_by_digest() -> None:
             raise RuntimeError("no")
 
     assert diff([Odd()], [Odd()]) == []  # a local class cannot be pickled: compared by type
+
+
+def test_every_entry_point_of_a_tolerance_follows_one_rule() -> None:
+    """`tag()`, a tolerance object, an ini line, an ini option or command-line option and
+    `nwtrials diff --rtol` accept exactly the finite numbers >= 0 (inf was accepted by some)."""
+    import argparse
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from pytest_nwtrials.capture.recorder import check_tolerance
+    from pytest_nwtrials.cli import _tolerance
+    from pytest_nwtrials.settings import SettingsError, parse_tolerance
+
+    numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10),
+                        st.sampled_from([0, 0.0, -0.0, math.inf, -math.inf, math.nan, 1e308]))
+
+    def accepts(call, *args) -> bool:
+        try:
+            call(*args)
+        except (ValueError, SettingsError, argparse.ArgumentTypeError):
+            return False
+        return True
+
+    @given(numbers)
+    def check(value) -> None:
+        valid = math.isfinite(value) and value >= 0
+        text = repr(float(value))
+        assert accepts(check_tolerance, "rtol", value) is valid
+        assert accepts(Tolerance, value) is valid
+        assert accepts(parse_tolerance_lines, [f"w: rtol={text}"]) is valid
+        assert accepts(parse_tolerance, text, "--nw-rtol") is valid
+        assert accepts(_tolerance, text) is valid
+
+    check()

@@ -105,4 +105,4 @@ def test_marker_tolerances_apply_to_assert_matches(project):
     assert "FAILED test_marked.py::test_loose" not in result.stdout.str()
     assert "FAILED test_marked.py::test_strict" in result.stdout.str()
     assert "FAILED test_marked.py::test_argument_beats_marker" in result.stdout.str()
-    assert "@pytest.mark.nw rtol must be a number >= 0" in result.stdout.str()
+    assert "@pytest.mark.nw rtol must be a finite number >= 0" in result.stdout.str()

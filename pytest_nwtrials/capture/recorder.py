@@ -15,13 +15,13 @@ recorder keeps where each name was recorded and `notes` tells about it.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..redaction import Secrets
+from ..tolerance_rule import RULE, is_tolerance
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 NW_TAGS_SITE = "ini nw_tags"
@@ -79,8 +79,8 @@ def provide_plain_tag_variable(builtin: Any, recorder: Recorder) -> None:
 def check_tolerance(what: str, value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"tag {what} must be a finite number >= 0, got {value!r}")
+    if not is_tolerance(value):
+        raise ValueError(f"tag {what} must be {RULE}, got {value!r}")
     return float(value)
 
 
