@@ -33,8 +33,6 @@ from .session import Pending, TrialSession
 from .settings import AUTO, Settings
 from .store import Trial
 
-FULL = "fine"  # the capture that explains: what auto reruns with, and runs under when it cannot skip it
-
 
 def full_capture_reason(settings: Settings, repeat: int = 1, script: Path | None = None) -> str | None:
     """Why a run under auto captures in full from the start; None when it may run without

@@ -84,8 +84,9 @@ def trial_lines(trial: Trial) -> list[str]:
              f"  provenance: {provenance_text(trial)}"]
     if trial.capture:
         lines.append(f"  capture:    {trial.capture}")
-    if no_provenance_note(trial):
-        lines.append(f"  ({no_provenance_note(trial)})")
+    note = no_provenance_note(trial)
+    if note:
+        lines.append(f"  ({note})")
     if trial.fallback:
         lines.append(f"  fallback:   {trial.fallback}")
     if trial.error:

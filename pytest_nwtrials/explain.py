@@ -4,9 +4,9 @@ A trial's `ProvenanceRecord` keeps its operation sequence and the slice of every
 each distinct operation is stored once in a table and sequences are lists of row numbers, so a
 loop's repeated operations and the slices (subsets of the sequence) cost little; a tag tagged
 more than once also keeps the slice of all its taggings ("unions"), which noWorkflow's
-`global_backward_deps` shows. The local store keeps records compressed (`store_records`). Input changes
-compare what the trial recorded besides its values: data files by content hash, arguments,
-library versions, the experiment's own modules, the Python version. Files the experiment
+`global_backward_deps` shows. The local store keeps records compressed (`store_records`).
+Input changes compare what the trial recorded besides its values: data files by content hash,
+arguments, library versions, the experiment's own modules, the Python version. Files the experiment
 wrote are its outputs: compared apart from its inputs, and shown only when asked.
 """
 from __future__ import annotations

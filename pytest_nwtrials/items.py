@@ -6,9 +6,9 @@ import pytest
 from .printable import printable
 from .record_fields import no_provenance_note
 from .marker import GateFailure, comparison_from_marker
-from .auto import FULL, check_rerun, first_run, full_capture_reason
+from .auto import check_rerun, first_run, full_capture_reason
 from .session import SESSION_KEY
-from .settings import AUTO
+from .settings import AUTO, FULL
 
 
 class ExperimentFile(pytest.File):

@@ -39,10 +39,10 @@ class KernelsAhead:
         notebooks = [item for item in items if isinstance(item, ExperimentItem) and item.path.suffix == ".ipynb"]
         if not notebooks:
             return []
-        from .auto import FULL, full_capture_reason
+        from .auto import full_capture_reason
         from .capture import notebook_warm
         from .capture.notebook_limits import other_language
-        from .settings import AUTO
+        from .settings import AUTO, FULL
 
         wanted = []
         for item in notebooks:

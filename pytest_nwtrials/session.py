@@ -25,7 +25,7 @@ from .printable import printable
 from .redaction import Secrets
 from .record_fields import stored_alike
 from .references import Reference, ReferenceError_, resolve
-from .settings import AUTO, Settings
+from .settings import AUTO, FULL, Settings
 from .spread import Stability
 from .store import StoreError, Trial, TrialStore
 from .fallback import run_with_fallback
@@ -35,8 +35,9 @@ SESSION_KEY = pytest.StashKey["TrialSession"]()
 
 
 def full_or(capture: str) -> str:
-    """The capture a run gets: auto means fine unless `auto.first_run` ran it without capture first."""
-    return "fine" if capture == AUTO else capture
+    """The capture a run gets: auto means full capture unless `auto.first_run` ran it without
+    capture first."""
+    return FULL if capture == AUTO else capture
 
 
 @dataclass

@@ -39,6 +39,7 @@ OPS_MODES = ("off", "report", "strict")
 # (see auto.py); fine: every operation of the script; coarse: calls, arguments, returns and file
 # accesses only; off: no noWorkflow at all (tags, exit status and library versions are still recorded)
 AUTO = "auto"
+FULL = "fine"  # the capture that explains: what auto reruns with, and runs under when it cannot skip it
 CAPTURE_MODES = (AUTO, "fine", "coarse", "off")
 DEFAULT_KEEP = 50
 # what to do with a notebook whose kernel runs another language than Python (R, Julia, ...)

@@ -55,9 +55,10 @@ _README = """# pytest-nwtrials local store
 
 This folder holds the trials recorded by pytest-nwtrials on this machine: one JSON record per
 trial in `trials/`, the tagged values in `values/`, their operations and slices in `records/`
-(and noWorkflow's databases in `provenance/` when kept); `tmp/` holds the files of trials a running pytest session is recording, and
-`lock` keeps sessions that record at once from getting in each other's way. It is local state:
-it is ignored by git, and deleting it loses only history (do not delete it while pytest runs).
+(and noWorkflow's databases in `provenance/` when kept); `tmp/` holds the files of trials a
+running pytest session is recording, and `lock` keeps sessions that record at once from getting
+in each other's way. It is local state: it is ignored by git, and deleting it loses only history
+(do not delete it while pytest runs).
 `nwtrials gc --keep N` removes old trials and what interrupted runs left behind. Baselines
 meant to be shared are saved with `pytest --nw-save-baseline=NAME`.
 """
