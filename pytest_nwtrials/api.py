@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from . import store_gc
+from .extras import require
 from .printable import printable
 from .settings import matches_experiments
 from .store import Trial, TrialStore, find_store
@@ -205,6 +206,7 @@ def _type_name(value: Any) -> str:
 
 @lru_cache(maxsize=1)
 def _figure_class() -> type:
+    require("matplotlib", "plots", "Plotting tags")
     from matplotlib.figure import Figure
 
     class TagPlot(Figure):
@@ -232,6 +234,7 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
 
     `marks` are horizontal reference lines by (experiment, argv), drawn in their line's colour.
     """
+    require("matplotlib", "plots", "Plotting tags")
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     lines: dict[tuple[str, tuple[str, ...]], list[tuple[datetime, float, str]]] = {}

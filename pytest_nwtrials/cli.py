@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Sequence
 from . import api
 from .baselines import BaselineStore
 from .cli_show import baseline_lines, summary, table, trial_lines
+from .extras import MissingExtra
 from .printable import PrintableStream
 from .store import StoreError, Trial, TrialStore, find_store
 from .tolerance_rule import RULE, tolerance_from_text
@@ -329,7 +330,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     except KeyError as exc:
         return _fail(str(exc.args[0]) if exc.args else repr(exc))
-    except (LookupError, ValueError, StoreError, OSError) as exc:
+    except (LookupError, ValueError, StoreError, OSError, MissingExtra) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130

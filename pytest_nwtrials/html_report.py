@@ -36,6 +36,8 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from .extras import MissingExtra
+
 if TYPE_CHECKING:
     from .store import Trial, TrialStore
 
@@ -287,7 +289,7 @@ def _plots(experiment: dict[str, Any], trials: list[Trial]) -> str:
         having = [t for t in own if name in t.tags]
         try:
             png = _plot_png(name, having, _title(experiment))
-        except (LookupError, ValueError, OSError) as exc:
+        except (LookupError, ValueError, OSError, MissingExtra) as exc:  # MissingExtra: no matplotlib
             notes.append(f"<p class=\"note\">No plot of {_e(name)}: {_e(exc)}</p>")
             continue
         data = base64.b64encode(png).decode("ascii")

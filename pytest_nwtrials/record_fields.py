@@ -132,6 +132,7 @@ def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: s
 
     Errors in a value file (`values_blobs.BlobError`) already name that file and what to do.
     """
+    from .extras import MissingExtra
     from .values import decode
     from .values_blobs import BlobError
 
@@ -139,5 +140,7 @@ def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: s
         return decode(tag["value"], blobs, allow_pickle=allow_pickle)
     except BlobError:
         raise
+    except MissingExtra as exc:  # the record is fine: an extra is not installed
+        raise StoreError(f"{where}: tag {name!r}: {exc}") from None
     except StoreError as exc:
         raise StoreError(f"{where}: tag {name!r} cannot be decoded: {exc}; {remedy}") from None

@@ -12,6 +12,7 @@ import pickle
 from typing import Any
 
 from .errors import StoreError
+from .extras import MissingExtra
 from .values import TAG, OpaqueValue, safe_repr
 from .values_blobs import BlobError, BlobStore
 
@@ -32,7 +33,7 @@ def decode_document(doc: Any, blobs: BlobStore | None, allow_pickle: bool) -> An
         return {k: decode_document(v, blobs, allow_pickle) for k, v in doc.items()}
     try:
         return _decode_tagged(tag, doc, blobs, allow_pickle)
-    except StoreError:
+    except (StoreError, MissingExtra):  # MissingExtra: the document is fine, pyarrow is not installed
         raise
     except Exception as exc:  # numpy, pandas and pyarrow raise many kinds for documents they refuse
         raise StoreError(f"malformed {safe_repr(tag)} value document ({safe_repr(exc)}): {safe_repr(doc)}") from None

@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .extras import require
+
+require("pyarrow", "frames", "Storing and reading pandas DataFrames and Series")  # said plainly when missing
 import pyarrow as pa
 import pyarrow.parquet as pq
 
