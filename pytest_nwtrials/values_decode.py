@@ -12,7 +12,7 @@ import pickle
 from typing import Any
 
 from .errors import StoreError
-from .values import TAG, OpaqueValue, safe_repr
+from .values_types import TAG, OpaqueValue, safe_repr
 from .values_blobs import BlobError, BlobStore
 
 _FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -66,7 +66,7 @@ def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow
     if tag in ("frame", "series"):
         from . import values_frames
 
-        return values_frames.decode_pandas(doc, _need(blobs, doc))
+        return values_frames.decode_pandas(doc, _need(blobs, doc), _decode_plain)
     if tag == "sparse":
         from . import values_sparse
 
@@ -95,6 +95,11 @@ def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: b
 
         return decode_model(doc, OpaqueValue(*fields), lambda d: decode_document(d, blobs, False))
     return OpaqueValue(*fields)
+
+
+def _decode_plain(doc: Any) -> Any:
+    """A plain value document (a frame's label) needs no blob store and holds no pickle."""
+    return decode_document(doc, None, False)
 
 
 def _need(blobs: BlobStore | None, doc: dict[str, Any]) -> BlobStore:

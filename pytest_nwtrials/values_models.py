@@ -32,10 +32,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import StoreError
-from .values import TAG, OpaqueValue, pickle_summary, qualified_type_name, safe_repr
+from .values_types import TAG, OpaqueValue, ValueEncoder, pickle_summary, qualified_type_name, safe_repr
 
 if TYPE_CHECKING:
-    from .values import Encoder
     from .values_blobs import BlobStore
 
 MODELS_EXTRA = "pip install 'pytest-nwtrials[models]'"
@@ -138,7 +137,7 @@ def _estimator_items(value: Any) -> list[Any]:
 # encode and decode
 
 
-def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
+def encode_model(value: Any, encoder: ValueEncoder) -> dict[str, Any]:
     """The object document of an estimator with its `"model"` summary (see the module docstring).
 
     An estimator whose `get_params` fails is stored as a plain opaque object.
@@ -170,7 +169,7 @@ def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
     return doc
 
 
-def _encode_fitted(value: Any, inner: Encoder) -> Any:
+def _encode_fitted(value: Any, inner: ValueEncoder) -> Any:
     many = estimators_summary(value)
     if many is None:
         return inner.encode(value)
@@ -178,7 +177,7 @@ def _encode_fitted(value: Any, inner: Encoder) -> Any:
             "note": many.note}
 
 
-def _skops_file(value: Any, encoder: Encoder) -> tuple[str | None, str]:
+def _skops_file(value: Any, encoder: ValueEncoder) -> tuple[str | None, str]:
     try:
         import skops.io as sio
     except ImportError:

@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import StoreError
-from .values import TAG, BlobStore, Encoder, NotPlain, float_word, safe_repr
+from .values_blobs import BlobStore
+from .values_types import TAG, NotPlain, ValueEncoder, float_word, safe_repr
 
 INLINE_MAX = 16  # arrays up to this many elements are written into the document itself
 _SPILL_BYTES = 1 << 20  # above this np.save streams to a temp file instead of memory
@@ -105,7 +106,7 @@ def decode_scalar(doc: dict[str, Any]) -> np.generic:
     return _from_json([doc["value"]], dtype, ())[()]
 
 
-def encode_array(arr: np.ndarray, encoder: Encoder) -> dict[str, Any]:
+def encode_array(arr: np.ndarray, encoder: ValueEncoder) -> dict[str, Any]:
     dtype = arr.dtype
     if dtype.hasobject:
         if dtype.kind != "O":

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import OpaqueValue, Summary, as_opaque
+from .values_types import OpaqueValue, Summary, as_opaque
 
 
 class _Cycle(Exception):
@@ -78,7 +78,7 @@ def _feed(h: Any, value: Any, open_ids: set[int]) -> None:
     elif _is_pandas(value):
         from . import values_frames
 
-        h.update(values_frames.digest_pandas(value).encode())
+        h.update(values_frames.digest_pandas(value, digest).encode())
     elif _is_sparse(value):
         from . import values_sparse
 
