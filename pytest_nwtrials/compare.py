@@ -26,15 +26,14 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import enum
 import sys
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping
 
 import numpy as np
 
 from . import compare_arrays
+from .compare_changes import Change, Kind
 from .compare_rules import (
     FixedRules,
     ResolvedTolerance,
@@ -48,42 +47,9 @@ from .compare_rules import (
 from .values import OpaqueValue, Summary, as_opaque, qualified_type_name, safe_repr, summarize
 
 __all__ = [
-    "Change", "Kind", "ResolvedTolerance", "Rules", "Tolerance", "child_path", "diff", "diff_tags",
+    "Change", "Differ", "Kind", "ResolvedTolerance", "Rules", "Tolerance", "child_path", "diff", "diff_tags",
     "dotted_path", "parse_tolerance_lines", "split_path",
 ]
-
-
-class Kind(str, enum.Enum):
-    """What happened at a path; the value is the phrase used in reports."""
-
-    CHANGED = "changed"
-    TYPE_CHANGED = "type changed"
-    REMOVED = "missing in the new trial"
-    ADDED = "new"
-    SHAPE_CHANGED = "shape changed"
-    DTYPE_CHANGED = "dtype changed"
-    COLUMNS_CHANGED = "columns changed"
-    INDEX_CHANGED = "index changed"
-    # models (compare_models): reported as "model: max_depth: None -> 5" and
-    # "model: RandomForestClassifier(...) -> GradientBoostingClassifier(...)"
-    HYPERPARAMETER = "hyperparameter changed"
-    CLASS_CHANGED = "class changed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference. For arrays, frames and other large values `old`/`new` hold `Summary`
-    strings, never the data; for shape, dtype, columns and index changes they hold the
-    shapes, dtypes or labels as `Summary` strings."""
-
-    path: str
-    kind: Kind
-    old: Any
-    new: Any
-    detail: str = ""
 
 
 _DEFAULT_RULES = Rules()
