@@ -14,11 +14,12 @@ No pytest in here.
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PathSpread", "Stability", "measure", "spreads_from_json", "spreads_to_json"]
+__all__ = ["PathSpread", "Stability", "StabilityVerdict", "measure", "spreads_from_json", "spreads_to_json"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,14 @@ def spreads_from_json(doc: Any) -> dict[str, PathSpread]:
     return {str(path): PathSpread.from_json(str(path), value) for path, value in doc.items()}
 
 
+class StabilityVerdict(enum.StrEnum):
+    """What N runs of one experiment showed; the value is how `nwtrials show` says it."""
+
+    STABLE = "stable"  # every run gave the same values
+    VARIED = "varied within tolerance"  # they differed, each within the comparison's tolerance
+    NOT_REPRODUCIBLE = "not reproducible"  # some run differed beyond tolerance
+
+
 @dataclass(frozen=True)
 class Stability:
     """What N runs of one experiment in a session showed: stored in the first run's trial
@@ -86,6 +95,12 @@ class Stability:
     @property
     def stable(self) -> bool:
         return not self.spreads
+
+    @property
+    def verdict(self) -> StabilityVerdict:
+        if self.stable:
+            return StabilityVerdict.STABLE
+        return StabilityVerdict.VARIED if self.covered else StabilityVerdict.NOT_REPRODUCIBLE
 
     def to_json(self) -> dict[str, Any]:
         return {"runs": self.runs, "trials": list(self.trials), "stable": self.stable, "covered": self.covered,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .spread import PathSpread, Stability, measure
+from .spread import PathSpread, Stability, StabilityVerdict, measure
 
 SHOWN_PATHS = 8  # spreads listed per tag in a report; the rest are counted
 
@@ -192,13 +192,14 @@ def report(experiment: str, verdict: Judgement) -> str:
 
 def note(experiment: str, stability: Stability) -> str:
     """The summary's line about a group of runs."""
-    if stability.stable:
-        return f"{experiment}: stable across {stability.runs} runs"
-    paths = sorted(stability.spreads)
-    if stability.covered:
-        return (f"{experiment}: varied across {stability.runs} runs within tolerance "
-                f"({listed(paths, 4)})")
-    return f"{experiment}: not reproducible across {stability.runs} runs ({listed(paths, 4)})"
+    paths = listed(sorted(stability.spreads), 4)
+    match stability.verdict:
+        case StabilityVerdict.STABLE:
+            return f"{experiment}: stable across {stability.runs} runs"
+        case StabilityVerdict.VARIED:
+            return f"{experiment}: varied across {stability.runs} runs within tolerance ({paths})"
+        case StabilityVerdict.NOT_REPRODUCIBLE:
+            return f"{experiment}: not reproducible across {stability.runs} runs ({paths})"
 
 
 def listed(paths: Sequence[str], limit: int = 5) -> str:
