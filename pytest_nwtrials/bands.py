@@ -125,6 +125,7 @@ def _tolerance(explicit_needed: bool, tolerance: ResolvedTolerance) -> tuple[flo
 
 
 def _scalar(before: Any, after: Any, spread: PathSpread, exact: bool, tolerance: ResolvedTolerance) -> str | None:
+    assert spread.deviation is not None  # `_judge` passes numeric spreads only
     kinds = {category(before), category(after)}
     rtol, atol = _tolerance(kinds <= {"bool", "int"}, tolerance)
     if exact and spread.low is not None and spread.high is not None and "complex" not in kinds:
@@ -140,8 +141,8 @@ def _scalar(before: Any, after: Any, spread: PathSpread, exact: bool, tolerance:
             return None
         return f"outside {PHRASE} {low:.6g}..{high:.6g} ({base:.6g} ± {reach:.6g})"
     # a complex number, or a band recorded for an enclosing path: the distance from the saved value
-    base, value = complex(before), complex(after)
-    if _finite(base) and _finite(value) and abs(value - base) <= spread.deviation + atol + rtol * abs(base):
+    saved, new = complex(before), complex(after)
+    if _finite(saved) and _finite(new) and abs(new - saved) <= spread.deviation + atol + rtol * abs(saved):
         return None
     return f"outside {PHRASE} (±{spread.deviation:.6g} of the baseline)"
 
@@ -171,6 +172,7 @@ def _arrays(before: Any, after: Any) -> tuple[np.ndarray, np.ndarray] | None:
 def _elements(before: np.ndarray, after: np.ndarray, spread: PathSpread, tolerance: ResolvedTolerance) -> str | None:
     from .compare_arrays import array_mismatch
 
+    assert spread.deviation is not None  # `_judge` passes numeric spreads only
     integers = before.dtype.kind in "biu" and after.dtype.kind in "biu"
     rtol, atol = _tolerance(integers, tolerance)
     found = array_mismatch(before.astype(np.float64, copy=False), after.astype(np.float64, copy=False),

@@ -57,7 +57,7 @@ def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = No
     `REORDERS_SHOWN * 3` steps, each one pass over the pairs of the alignment.
     """
     moved = [c for c in changes if c.kind is OpKind.MOVED and c.old is not None and c.new is not None]
-    relocated = [c for c in moved if place(c.old) != place(c.new)]  # type: ignore[arg-type]
+    relocated = [c for c in moved if c.old is not None and c.new is not None and place(c.old) != place(c.new)]
     pool = relocated or moved
     if any(op_of(c).kind not in TRIVIAL for c in pool):
         pool = [c for c in pool if op_of(c).kind not in TRIVIAL]

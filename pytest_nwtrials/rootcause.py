@@ -50,10 +50,13 @@ class Verdict(enum.Enum):
 class InputLike(Protocol):
     """An `explain.InputChange`: what changed ("input file", "library", ...) and its name."""
 
-    what: str
-    name: str
+    @property
+    def what(self) -> str: ...
 
-    def describe(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+    def describe(self, *, tied: bool = True) -> str: ...
 
 
 @dataclass(frozen=True)

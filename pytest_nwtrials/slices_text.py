@@ -7,7 +7,6 @@ the root to the tagged value, then every change in order; all of it capped.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -44,10 +43,10 @@ def format_slice_diff(diff: SliceDiff, *, limit: int = 15, inputs: Sequence[Inpu
     while shown < len(changes) and len(lines) <= limit:
         change = changes[shown]
         run = 1
-        if change.kind is OpKind.MOVED:
+        if change.kind is OpKind.MOVED and change.index_old is not None and change.index_new is not None:
+            i, j = change.index_old, change.index_new  # a move has both
             while (shown + run < len(changes) and changes[shown + run].kind is OpKind.MOVED
-                   and changes[shown + run].index_old == change.index_old + run  # type: ignore[operator]
-                   and changes[shown + run].index_new == change.index_new + run):  # type: ignore[operator]
+                   and changes[shown + run].index_old == i + run and changes[shown + run].index_new == j + run):
                 run += 1
         text = f"  {_describe(change)}"
         if run > 1:
@@ -241,8 +240,7 @@ def _unseen(change: OpChange) -> str:
 def _untied(change: InputLike) -> str:
     """The input change as the inputs list says it, without the tags it is tied to there: the
     headline is already in one tag's provenance."""
-    tags = getattr(change, "tags", ())
-    return dataclasses.replace(change, tags=()).describe() if tags else change.describe()  # type: ignore[type-var]
+    return change.describe(tied=False)
 
 
 def _input_name(change: InputLike) -> str:

@@ -58,7 +58,8 @@ class PathSpread:
         detail = doc.get("detail", "")
         if not isinstance(detail, str):
             raise ValueError(f"the spread of {path!r} has a detail that is not a string")
-        return cls(path, *numbers, detail=detail)
+        low, high, deviation, relative = numbers
+        return cls(path, low, high, deviation, relative, detail=detail)
 
 
 def spreads_to_json(spreads: Mapping[str, PathSpread]) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: b
                                 f"({safe_repr(exc)}); it needs the code that pickled it, or the file is "
                                 "damaged") from None
     fields = (doc["type"], doc.get("size"), doc.get("digest"), doc.get("note", ""))
-    kinds = (str, (int, type(None)), (str, type(None)), str)
+    kinds: tuple[type | tuple[type, ...], ...] = (str, (int, type(None)), (str, type(None)), str)
     if not all(isinstance(v, k) and type(v) is not bool for v, k in zip(fields, kinds)):
         raise StoreError(f"malformed 'object' value document (a field has the wrong type): {safe_repr(doc)}")
     if isinstance(doc.get("model"), dict):

@@ -103,7 +103,8 @@ def decode_scalar(doc: dict[str, Any]) -> np.generic:
     dtype = np.dtype(doc["dtype"])
     if "raw" in doc:
         return np.frombuffer(base64.b64decode(doc["raw"]), dtype=dtype)[0]
-    return _from_json([doc["value"]], dtype, ())[()]
+    scalar: np.generic = _from_json([doc["value"]], dtype, (1,))[0]
+    return scalar
 
 
 def encode_array(arr: np.ndarray, encoder: ValueEncoder) -> dict[str, Any]:

@@ -141,8 +141,8 @@ def _container_text(value: Any, width: int) -> str:
     # itself) stops as soon as the summary is full.
     if type(value) in (set, frozenset) and not value:
         return f"{type(value).__name__}()"
-    opening, closing = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}"), set: ("{", "}")}.get(
-        type(value), ("frozenset({", "})"))
+    brackets: dict[type, tuple[str, str]] = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}"), set: ("{", "}")}
+    opening, closing = brackets.get(type(value), ("frozenset({", "})"))
     text = opening
     for i, item in enumerate(value.items() if type(value) is dict else value):
         room = width - len(text)
