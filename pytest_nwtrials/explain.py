@@ -21,7 +21,7 @@ from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operatio
 from .provenance_graph import CONTROL, DATA, MUTATION, STATE
 from .slices import SliceDiff
 from .slices_text import format_slice_diff
-from .store import StoreError
+from .errors import StoreError
 from .variation import between_identical_runs, unseeded
 
 # 2 added each slice's "edges" and "site"; records of schema 1 are still read. The optional
