@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .compare import Change, Kind, Rules, category, split_path
+from .compare import NUMBERS, Category, Change, Kind, Rules, category, split_path
 from .compare_rules import ResolvedTolerance
 from .spread import PathSpread
 from .stability import listed
@@ -38,7 +38,6 @@ from .stability import listed
 __all__ = ["Banded", "apply_bands", "matched_note", "value_at"]
 
 PHRASE = "the recorded run-to-run spread"
-_NUMBERS = ("bool", "int", "float", "complex")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def _judge(change: Change, spread: PathSpread, exact: bool, old: Mapping[str, An
         before, after = value_at(old, change.path), value_at(new, change.path)
     except LookupError:
         return ""
-    if category(before) in _NUMBERS and category(after) in _NUMBERS:
+    if category(before) in NUMBERS and category(after) in NUMBERS:
         try:
             return _scalar(before, after, spread, exact, tolerance)
         except OverflowError:  # an integer beyond float range: no band reaches it
@@ -127,8 +126,8 @@ def _tolerance(explicit_needed: bool, tolerance: ResolvedTolerance) -> tuple[flo
 def _scalar(before: Any, after: Any, spread: PathSpread, exact: bool, tolerance: ResolvedTolerance) -> str | None:
     assert spread.deviation is not None  # `_judge` passes numeric spreads only
     kinds = {category(before), category(after)}
-    rtol, atol = _tolerance(kinds <= {"bool", "int"}, tolerance)
-    if exact and spread.low is not None and spread.high is not None and "complex" not in kinds:
+    rtol, atol = _tolerance(kinds <= {Category.BOOL, Category.INT}, tolerance)
+    if exact and spread.low is not None and spread.high is not None and Category.COMPLEX not in kinds:
         value, base, reach = float(after), float(before), spread.deviation or 0.0
         # the saved value give or take the largest deviation of a run from it, which holds
         # every run (low..high): the saved run is one draw, so the band is centred on it

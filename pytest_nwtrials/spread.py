@@ -161,29 +161,29 @@ _SHOWN = 60  # characters of a non-numeric value shown in a detail
 
 def _walk(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
     """Add the spreads of `path` (and the paths inside it) over `values`, one per run."""
-    from .compare import category
+    from .compare import Category, category
 
     kinds = [category(value) for value in values]
     if len(set(kinds)) > 1:
         found[path] = PathSpread(path, detail="type " + _sequence(_type_label(v) for v in values))
         return
     kind = kinds[0]
-    if kind in ("int", "float", "complex"):
+    if kind in (Category.INT, Category.FLOAT, Category.COMPLEX):
         _numbers(path, values, found)
-    elif kind == "ndarray":
+    elif kind is Category.NDARRAY:
         _arrays(path, values, found)
-    elif kind in ("list", "tuple"):
+    elif kind in (Category.LIST, Category.TUPLE):
         _sequences(path, values, found)
-    elif kind == "dict":
+    elif kind is Category.DICT:
         _mappings(path, values, found)
-    elif kind in ("DataFrame", "Series"):
+    elif kind in (Category.DATAFRAME, Category.SERIES):
         _frames(path, values, found)
-    elif kind in ("sparse matrix", "sparse array"):  # by value digest (storage format aside), no element spread
+    elif kind in (Category.SPARSE_MATRIX, Category.SPARSE_ARRAY):  # by value digest (storage aside), no element spread
         from .values import value_digest
 
         if len({value_digest(value) for value in values}) > 1:
             found[path] = PathSpread(path, detail=_describe(values, _short))
-    elif kind == "object":
+    elif kind is Category.OBJECT:
         if len({_digest(value) for value in values}) > 1:
             found[path] = PathSpread(path, detail=_describe(values, _digest_text))
     elif _differ_exactly(values):  # None, bool, str, bytes, sets, datetimes: no tolerance applies
