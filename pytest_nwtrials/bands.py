@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .compare import Change, Kind, Rules, category, split_path
+from .compare import NUMBERS, Category, Change, Kind, Rules, category, split_path
 from .compare_rules import ResolvedTolerance
 from .spread import PathSpread
 from .stability import listed
@@ -38,7 +38,6 @@ from .stability import listed
 __all__ = ["Banded", "apply_bands", "matched_note", "value_at"]
 
 PHRASE = "the recorded run-to-run spread"
-_NUMBERS = ("bool", "int", "float", "complex")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def _judge(change: Change, spread: PathSpread, exact: bool, old: Mapping[str, An
         before, after = value_at(old, change.path), value_at(new, change.path)
     except LookupError:
         return ""
-    if category(before) in _NUMBERS and category(after) in _NUMBERS:
+    if category(before) in NUMBERS and category(after) in NUMBERS:
         try:
             return _scalar(before, after, spread, exact, tolerance)
         except OverflowError:  # an integer beyond float range: no band reaches it
@@ -125,9 +124,10 @@ def _tolerance(explicit_needed: bool, tolerance: ResolvedTolerance) -> tuple[flo
 
 
 def _scalar(before: Any, after: Any, spread: PathSpread, exact: bool, tolerance: ResolvedTolerance) -> str | None:
+    assert spread.deviation is not None  # `_judge` passes numeric spreads only
     kinds = {category(before), category(after)}
-    rtol, atol = _tolerance(kinds <= {"bool", "int"}, tolerance)
-    if exact and spread.low is not None and spread.high is not None and "complex" not in kinds:
+    rtol, atol = _tolerance(kinds <= {Category.BOOL, Category.INT}, tolerance)
+    if exact and spread.low is not None and spread.high is not None and Category.COMPLEX not in kinds:
         value, base, reach = float(after), float(before), spread.deviation or 0.0
         # the saved value give or take the largest deviation of a run from it, which holds
         # every run (low..high): the saved run is one draw, so the band is centred on it
@@ -140,8 +140,8 @@ def _scalar(before: Any, after: Any, spread: PathSpread, exact: bool, tolerance:
             return None
         return f"outside {PHRASE} {low:.6g}..{high:.6g} ({base:.6g} ± {reach:.6g})"
     # a complex number, or a band recorded for an enclosing path: the distance from the saved value
-    base, value = complex(before), complex(after)
-    if _finite(base) and _finite(value) and abs(value - base) <= spread.deviation + atol + rtol * abs(base):
+    saved, new = complex(before), complex(after)
+    if _finite(saved) and _finite(new) and abs(new - saved) <= spread.deviation + atol + rtol * abs(saved):
         return None
     return f"outside {PHRASE} (±{spread.deviation:.6g} of the baseline)"
 
@@ -171,6 +171,7 @@ def _arrays(before: Any, after: Any) -> tuple[np.ndarray, np.ndarray] | None:
 def _elements(before: np.ndarray, after: np.ndarray, spread: PathSpread, tolerance: ResolvedTolerance) -> str | None:
     from .compare_arrays import array_mismatch
 
+    assert spread.deviation is not None  # `_judge` passes numeric spreads only
     integers = before.dtype.kind in "biu" and after.dtype.kind in "biu"
     rtol, atol = _tolerance(integers, tolerance)
     found = array_mismatch(before.astype(np.float64, copy=False), after.astype(np.float64, copy=False),

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import enum
 import sys
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping
 
 import numpy as np
 
 from . import compare_arrays
+from .compare_changes import Change, Kind
 from .compare_rules import (
     FixedRules,
     ResolvedTolerance,
@@ -48,42 +48,9 @@ from .compare_rules import (
 from .values import OpaqueValue, Summary, as_opaque, qualified_type_name, safe_repr, summarize
 
 __all__ = [
-    "Change", "Kind", "ResolvedTolerance", "Rules", "Tolerance", "child_path", "diff", "diff_tags",
-    "dotted_path", "parse_tolerance_lines", "split_path",
+    "NUMBERS", "Category", "Change", "Differ", "Kind", "ResolvedTolerance", "Rules", "Tolerance", "category",
+    "child_path", "diff", "diff_tags", "dotted_path", "parse_tolerance_lines", "split_path",
 ]
-
-
-class Kind(str, enum.Enum):
-    """What happened at a path; the value is the phrase used in reports."""
-
-    CHANGED = "changed"
-    TYPE_CHANGED = "type changed"
-    REMOVED = "missing in the new trial"
-    ADDED = "new"
-    SHAPE_CHANGED = "shape changed"
-    DTYPE_CHANGED = "dtype changed"
-    COLUMNS_CHANGED = "columns changed"
-    INDEX_CHANGED = "index changed"
-    # models (compare_models): reported as "model: max_depth: None -> 5" and
-    # "model: RandomForestClassifier(...) -> GradientBoostingClassifier(...)"
-    HYPERPARAMETER = "hyperparameter changed"
-    CLASS_CHANGED = "class changed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference. For arrays, frames and other large values `old`/`new` hold `Summary`
-    strings, never the data; for shape, dtype, columns and index changes they hold the
-    shapes, dtypes or labels as `Summary` strings."""
-
-    path: str
-    kind: Kind
-    old: Any
-    new: Any
-    detail: str = ""
 
 
 _DEFAULT_RULES = Rules()
@@ -117,43 +84,70 @@ def display(value: Any) -> Any:
     if category(value) in _SCALARS:
         return value
     # Objects (models with their parameters) get more room: the report decides what to show.
-    return Summary(summarize(value, 400 if category(value) == "object" else 100))
+    return Summary(summarize(value, 400 if category(value) is Category.OBJECT else 100))
 
 
-_SCALARS = frozenset({"none", "bool", "int", "float", "complex", "str", "bytes", "datetime64", "timedelta64"})
-_NUMBERS = ("bool", "int", "float", "complex")
+class Category(enum.StrEnum):
+    """What a value is compared as: values of different categories are a type change."""
+
+    NONE = "none"
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+    COMPLEX = "complex"
+    STR = "str"
+    BYTES = "bytes"
+    DATETIME = "datetime64"
+    TIMEDELTA = "timedelta64"
+    LIST = "list"
+    TUPLE = "tuple"
+    DICT = "dict"
+    SET = "set"
+    FROZENSET = "frozenset"
+    NDARRAY = "ndarray"
+    DATAFRAME = "DataFrame"
+    SERIES = "Series"
+    SPARSE_MATRIX = "sparse matrix"  # scipy's spmatrix and sparray: their operators differ
+    SPARSE_ARRAY = "sparse array"
+    OBJECT = "object"
 
 
-def category(value: Any) -> str:
+NUMBERS = frozenset({Category.BOOL, Category.INT, Category.FLOAT, Category.COMPLEX})
+_SCALARS = NUMBERS | {Category.NONE, Category.STR, Category.BYTES, Category.DATETIME, Category.TIMEDELTA}
+_CONTAINERS = {list: Category.LIST, tuple: Category.TUPLE, dict: Category.DICT, set: Category.SET,
+               frozenset: Category.FROZENSET, np.ndarray: Category.NDARRAY}
+
+
+def category(value: Any) -> Category:
     """The comparison category: values of different categories are a type change."""
     kind = type(value)
     if value is None:
-        return "none"
+        return Category.NONE
     if kind is bool or kind is np.bool_:
-        return "bool"
+        return Category.BOOL
     if isinstance(value, (np.datetime64, np.timedelta64)):  # before integers: timedelta64 is one
-        return type(value).__name__
+        return Category.DATETIME if isinstance(value, np.datetime64) else Category.TIMEDELTA
     if kind is int or isinstance(value, np.integer):
-        return "int"
+        return Category.INT
     if kind is float or isinstance(value, np.floating):
-        return "float"
+        return Category.FLOAT
     if kind is complex or isinstance(value, np.complexfloating):
-        return "complex"
+        return Category.COMPLEX
     if kind is str or kind is np.str_:
-        return "str"
+        return Category.STR
     if kind is bytes or kind is np.bytes_:
-        return "bytes"
-    if kind in (list, tuple, dict, set, frozenset, np.ndarray):
-        return kind.__name__
+        return Category.BYTES
+    if kind in _CONTAINERS:
+        return _CONTAINERS[kind]
     pd = sys.modules.get("pandas")
     if pd is not None and kind in (pd.DataFrame, pd.Series):
-        return kind.__name__
+        return Category.DATAFRAME if kind is pd.DataFrame else Category.SERIES
     if "scipy.sparse" in sys.modules:
         from .values_sparse import is_sparse, kind_label
 
         if is_sparse(value):
-            return kind_label(value)  # "sparse matrix" or "sparse array": their operators differ
-    return "object"
+            return Category(kind_label(value))  # "sparse matrix" or "sparse array"
+    return Category.OBJECT
 
 
 def scalar_dtype(value: Any) -> str:
@@ -185,36 +179,36 @@ class Differ:
 
     def compare(self, old: Any, new: Any, path: str) -> None:
         old_kind, new_kind = category(old), category(new)
-        if old_kind == "object" and new_kind == "object" and _models(old, new):
+        if old_kind is Category.OBJECT and new_kind is Category.OBJECT and _models(old, new):
             from .compare_models import compare_models
 
             compare_models(self, old, new, path)
-        elif old_kind == "object" or new_kind == "object":
+        elif old_kind is Category.OBJECT or new_kind is Category.OBJECT:
             self._opaque(old, new, path)
         elif old_kind != new_kind:
             self.add(path, Kind.TYPE_CHANGED, display(old), display(new))
-        elif old_kind in _NUMBERS:
+        elif old_kind in NUMBERS:
             self._number(old, new, path, old_kind)
-        elif old_kind in ("str", "bytes"):
+        elif old_kind in (Category.STR, Category.BYTES):
             if old != new:
                 self.add(path, Kind.CHANGED, old, new)
-        elif old_kind in ("datetime64", "timedelta64"):
+        elif old_kind in (Category.DATETIME, Category.TIMEDELTA):
             self._dtype(scalar_dtype(old), scalar_dtype(new), path)
             if old != new and not (np.isnat(old) and np.isnat(new)):
                 self.add(path, Kind.CHANGED, old, new)
-        elif old_kind in ("list", "tuple"):
+        elif old_kind in (Category.LIST, Category.TUPLE):
             self._sequence(old, new, path)
-        elif old_kind == "dict":
+        elif old_kind is Category.DICT:
             self._mapping(old, new, path)
-        elif old_kind in ("set", "frozenset"):
+        elif old_kind in (Category.SET, Category.FROZENSET):
             self._set(old, new, path)
-        elif old_kind == "ndarray":
+        elif old_kind is Category.NDARRAY:
             self._array(old, new, path)
-        elif old_kind in ("DataFrame", "Series"):
+        elif old_kind in (Category.DATAFRAME, Category.SERIES):
             from . import compare_frames
 
             compare_frames.compare_pandas(self, old, new, path)
-        elif old_kind in ("sparse matrix", "sparse array"):
+        elif old_kind in (Category.SPARSE_MATRIX, Category.SPARSE_ARRAY):
             from . import compare_sparse
 
             compare_sparse.compare_sparse(self, old, new, path)
@@ -229,13 +223,13 @@ class Differ:
         if old != new:
             self.add(path, Kind.DTYPE_CHANGED, Summary(old), Summary(new))
 
-    def _number(self, old: Any, new: Any, path: str, kind: str) -> None:
+    def _number(self, old: Any, new: Any, path: str, kind: Category) -> None:
         self._dtype(scalar_dtype(old), scalar_dtype(new), path)
-        if kind == "bool":
+        if kind is Category.BOOL:
             same = bool(old) == bool(new)
         else:
             tolerance = self.rules.tolerance_for(path)
-            if kind == "int" and not tolerance.explicit:
+            if kind is Category.INT and not tolerance.explicit:
                 same = int(old) == int(new)
             else:
                 same = numbers_close(old, new, tolerance.rtol, tolerance.atol)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 _BLOCK = 1 << 16  # elements per block: three float64 buffers stay well inside L2 cache
 _EXAMPLES = 5
+
+Order = Literal["C", "F"]  # how a flat index counts: row-major (C) or column-major (Fortran)
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Mismatch:
 
     shape: tuple[int, ...]
     total: int
-    order: str = "C"  # memory order the flat indices count in
+    order: Order = "C"  # memory order the flat indices count in
     count: int = 0
     examples: list[tuple[int, Any, Any]] = field(default_factory=list)  # (flat index, old, new)
     numeric: bool = False  # error statistics below are over the differing elements
@@ -98,9 +100,9 @@ def uses_tolerance(old: np.dtype, new: np.dtype, explicit: bool) -> bool:
     return any(k in "fc" for k in kinds) or (explicit and all(k in "iu" for k in kinds))
 
 
-def _flatten(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+def _flatten(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray, Order]:
     # Walk in memory order when both are Fortran-ordered, so neither is copied.
-    order = "F" if old.flags.f_contiguous and new.flags.f_contiguous and not old.flags.c_contiguous else "C"
+    order: Order = "F" if old.flags.f_contiguous and new.flags.f_contiguous and not old.flags.c_contiguous else "C"
     return old.ravel(order=order), new.ravel(order=order), order
 
 
@@ -131,7 +133,7 @@ def _tolerance_blocks(a: np.ndarray, b: np.ndarray, rtol: float, atol: float, fo
         stop = min(start + _BLOCK, a.size)
         n = stop - start
         x, y, e, m = a[start:stop], b[start:stop], error[:n], bad[:n]
-        if real:
+        if delta is None:  # a real work type: the difference goes straight into `e`
             np.subtract(y, x, out=e, dtype=work)
             np.absolute(e, out=e)
         else:

@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 
 from . import compare_arrays
-from .compare import Differ, Kind, child_path
+from .compare_changes import Kind, Walker
+from .compare_rules import child_path
 from .values import Summary, safe_repr, summarize
 from .values_frames import dtype_label
 
 _SHOWN = 5
 
 
-def compare_pandas(differ: Differ, old: Any, new: Any, path: str) -> None:
+def compare_pandas(differ: Walker, old: Any, new: Any, path: str) -> None:
     if isinstance(old, pd.Series):
         if not _same_label(old.name, new.name):
             differ.add(path, Kind.COLUMNS_CHANGED, Summary(f"name={safe_repr(old.name, 60)}"),
@@ -57,7 +58,7 @@ def _labels_text(labels: Any) -> str:
     return summarize(list(labels), 200)
 
 
-def _columns(differ: Differ, old: pd.Index, new: pd.Index, path: str) -> None:
+def _columns(differ: Walker, old: pd.Index, new: pd.Index, path: str) -> None:
     lines = []
     if not old.equals(new):
         new_set, old_set = set(new), set(old)
@@ -94,7 +95,7 @@ def _pair_columns(old: pd.Index, new: pd.Index) -> list[tuple[Any, int, int]]:
     return pairs
 
 
-def _index(differ: Differ, old: pd.Index, new: pd.Index, path: str) -> None:
+def _index(differ: Walker, old: pd.Index, new: pd.Index, path: str) -> None:
     lines = []
     if len(old) != len(new):
         lines.append(f"Length: {len(old)} -> {len(new)}")
@@ -136,7 +137,7 @@ def _label_changes(old: pd.Index, new: pd.Index) -> list[str]:
     return lines
 
 
-def _column(differ: Differ, old: pd.Series, new: pd.Series, path: str, index: pd.Index, same_length: bool) -> None:
+def _column(differ: Walker, old: pd.Series, new: pd.Series, path: str, index: pd.Index, same_length: bool) -> None:
     if old.dtype != new.dtype:
         detail = ""
         if isinstance(old.dtype, pd.CategoricalDtype) and isinstance(new.dtype, pd.CategoricalDtype):

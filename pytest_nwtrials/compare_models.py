@@ -14,24 +14,21 @@ attribute are the same model, whatever private caches their pickles hold.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .compare_changes import Change, Kind, Walker
 from .compare_rules import child_path
 from .values import Summary
 from .values_models import state_of
 
-if TYPE_CHECKING:
-    from .compare import Differ
 
 HYPERPARAMETER = "hyperparameter"
 FITTED = "fitted attribute (set by fit)"
 PLAIN = (type(None), bool, int, float, str)  # hyperparameters shown as their own repr
 
 
-def compare_models(differ: Differ, old: Any, new: Any, path: str) -> None:
+def compare_models(differ: Walker, old: Any, new: Any, path: str) -> None:
     """Add the differences between two models (stored summaries or live estimators)."""
-    from .compare import Kind
-
     before, after = state_of(old), state_of(new)
     if before.type != after.type:
         differ.add(path, Kind.CLASS_CHANGED, Summary(before.text or before.type), Summary(after.text or after.type),
@@ -60,11 +57,9 @@ def class_detail(before: Any, after: Any) -> str:
     return "\n".join(detail)
 
 
-def _hyperparameter(change: Any, plain: dict[str, tuple[Any, Any]]) -> Any:
+def _hyperparameter(change: Change, plain: dict[str, tuple[Any, Any]]) -> Change:
     """A change of a plain hyperparameter as one `Kind.HYPERPARAMETER` change with both values
     as written in Python; any other change labelled as a hyperparameter's."""
-    from .compare import Kind
-
     values = plain.get(change.path)
     if values is None or change.kind not in (Kind.CHANGED, Kind.TYPE_CHANGED):
         return _labelled(change, HYPERPARAMETER)
@@ -73,9 +68,9 @@ def _hyperparameter(change: Any, plain: dict[str, tuple[Any, Any]]) -> Any:
                    detail=HYPERPARAMETER)
 
 
-def _labelled(change: Any, what: str) -> Any:
+def _labelled(change: Change, what: str) -> Change:
     """A change of a model's own parameter or attribute says which of the two it is; changes
     further down (inside a nested estimator) were labelled by its own comparison."""
-    if change.detail.startswith((HYPERPARAMETER, FITTED)) or change.kind.name in ("HYPERPARAMETER", "CLASS_CHANGED"):
+    if change.detail.startswith((HYPERPARAMETER, FITTED)) or change.kind in (Kind.HYPERPARAMETER, Kind.CLASS_CHANGED):
         return change
     return replace(change, detail=what + (": " + change.detail if change.detail else ""))

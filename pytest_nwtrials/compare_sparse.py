@@ -10,21 +10,19 @@ is a type change, as their operators differ.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import compare_arrays
+from .compare_changes import Kind, Walker
 from .values import Summary, summarize
 from .values_sparse import canonical, dense_if_small, flat_positions
 
-if TYPE_CHECKING:
-    from .compare import Differ
 
 
-def compare_sparse(differ: Differ, old: Any, new: Any, path: str) -> None:
+def compare_sparse(differ: Walker, old: Any, new: Any, path: str) -> None:
     """Add to `differ` what changed between two sparse values of the same kind at `path`."""
-    from .compare import Kind
     from .values_numpy import dtype_label
 
     if old.shape != new.shape:

@@ -21,7 +21,7 @@ from .provenance import FileAccess, Op, Slice, read_file_accesses, read_operatio
 from .provenance_graph import CONTROL, DATA, MUTATION, STATE
 from .slices import SliceDiff
 from .slices_text import format_slice_diff
-from .store import StoreError
+from .errors import StoreError
 from .variation import between_identical_runs, unseeded
 
 # 2 added each slice's "edges" and "site"; records of schema 1 are still read. The optional
@@ -250,7 +250,8 @@ class InputChange:
     new: Any
     tags: tuple[str, ...] = ()  # of an input file: the changed tags whose slices read it
 
-    def describe(self) -> str:
+    def describe(self, *, tied: bool = True) -> str:
+        """One line for the inputs list; `tied` names the tags whose provenance reads the file."""
         def short(value: Any) -> str:
             if value is None:
                 return "absent"
@@ -268,12 +269,12 @@ class InputChange:
                 return f"no longer writes {self.name} {hashes}"
             return f"wrote a different {self.name} {hashes}"
         if self.what in ("input file", "module"):
-            tied = f", in the provenance of {', '.join(self.tags)}" if self.tags else ""
+            tags = f", in the provenance of {', '.join(self.tags)}" if self.tags and tied else ""
             if self.old is None:
-                return f"{self.what} {self.name} is new {hashes}{tied}"
+                return f"{self.what} {self.name} is new {hashes}{tags}"
             if self.new is None:
-                return f"{self.what} {self.name} is no longer used {hashes}{tied}"
-            return f"{self.what} {self.name} changed {hashes}{tied}"
+                return f"{self.what} {self.name} is no longer used {hashes}{tags}"
+            return f"{self.what} {self.name} changed {hashes}{tags}"
         return f"{self.what} {self.name} changed: {short(self.old)} -> {short(self.new)}"
 
 

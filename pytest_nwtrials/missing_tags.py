@@ -51,7 +51,8 @@ def missing_tag(name: str, old: Slice, new_operations: Sequence[Op]) -> MissingT
         site: tuple[str, int] | None = (str(old.site[0]), int(old.site[1]))
     else:  # a record without sites: the tagged value's own op is an argument of the tag call
         site = (old.ops[-1].file, old.ops[-1].line) if old.ops else None
-    because = _test_diff(name, old, test, new_operations) if test is not None and now != condition.value else None
+    changed = test is not None and condition is not None and now != condition.value
+    because = _test_diff(name, old, test, new_operations) if changed and test is not None else None
     return MissingTag(name, site, condition, now, because)
 
 

@@ -113,7 +113,8 @@ def _object_change(path: str, old: OpaqueValue, new: OpaqueValue, width: int) ->
     """`path: changed (type): size, digest -> size, digest`: the type said once, whole when it
     fits, so the line shows what differs (the digests) and never two identical texts."""
     def sides(value: OpaqueValue) -> tuple[str, ...]:
-        return f"{value.size} bytes, digest={value.digest[:8]}", f"digest={value.digest[:8]}", value.digest[:8]
+        digest = (value.digest or "")[:8]  # both have one (`_same_type_objects`)
+        return f"{value.size} bytes, digest={digest}", f"digest={digest}", digest
 
     type_texts = (old.type, _DOTTED.sub(lambda match: match.group(1), old.type))
     heads = [f"{path}: changed ({kind}): {a} -> {b}" for kind in type_texts for a, b in zip(sides(old), sides(new))]

@@ -17,7 +17,8 @@ file is on record whose path is in the value of that op or of one it depends on
 
 Without edges (a record from before they were kept) nothing tells a cause from a symptom: the
 first divergence is reported as such. Everything is linear in the size of the slices, and
-arbitrary edges (out of range, cyclic) are tolerated, never trusted.
+arbitrary edges (out of range, cyclic) are tolerated, never trusted. Steps that only changed
+their order are found by compare_reorders.
 """
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .compare_reorders import Reorder, find_reorders, op_of, place, touched_indexes
 from .provenance import Op, Slice, normalize_code
-from .slices import VALUE_KINDS, OpChange
+from .slices import VALUE_KINDS, OpChange, OpKind
 
 __all__ = ["Explanation", "Reorder", "Root", "Verdict", "ancestors", "dependencies", "explain", "find_reorders"]
 
-REORDERS_SHOWN = 3
 OTHER_ROOTS = 2  # independent roots named after the headline's
 
 
@@ -49,20 +50,13 @@ class Verdict(enum.Enum):
 class InputLike(Protocol):
     """An `explain.InputChange`: what changed ("input file", "library", ...) and its name."""
 
-    what: str
-    name: str
+    @property
+    def what(self) -> str: ...
 
-    def describe(self) -> str: ...
+    @property
+    def name(self) -> str: ...
 
-
-@dataclass(frozen=True)
-class Reorder:
-    """A step that runs on the other side of another one than in the baseline."""
-
-    step: OpChange  # the moved op (its old and new place)
-    code: str  # the statement it is part of, as written (the outermost op of its line)
-    other: str | None  # the statement it swapped places with, None when none was found
-    after: bool  # True: `step` now runs after `other` (it ran before it in the baseline)
+    def describe(self, *, tied: bool = True) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     if not changes:
         return None
     reorders = find_reorders(changes, old.ops if old else None, new.ops if new else None)
-    first_move = next((n for n, c in enumerate(changes) if c.kind == "moved"), len(changes))
+    first_move = next((n for n, c in enumerate(changes) if c.kind is OpKind.MOVED), len(changes))
     usable = old is not None and new is not None and _valid(old) and _valid(new)
     if not usable:
         stale = ""
@@ -110,7 +104,7 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
         return Explanation(Verdict.DIVERGENCE, first, _following(changes, 0) if first else None,
                            (), (), False, reorders, (), stale)
     assert old is not None and new is not None
-    touched = _touched(changes, new=False), _touched(changes, new=True)
+    touched = touched_indexes(changes, new=False), touched_indexes(changes, new=True)
     roots = _roots(old, new, changes, first_move if reorders else len(changes), touched)
     root = next(roots, None)
     if root is None:
@@ -125,10 +119,10 @@ def explain(old: Slice | None, new: Slice | None, changes: Sequence[OpChange],
     path = _chain(walked, start, len(walked.ops) - 1, touched[0] if in_baseline else touched[1])
     chain = tuple((walked.ops[j], kind) for j, kind in path)
     others: list[Root] = []
-    places = {_place(_op(change))}
+    places = {place(op_of(change))}
     for n in roots:  # independent roots elsewhere (an unseeded draw besides a changed file)
-        if _place(_op(changes[n])) not in places:
-            places.add(_place(_op(changes[n])))
+        if place(op_of(changes[n])) not in places:
+            places.add(place(op_of(changes[n])))
             others.append(Root(*_verdict(changes[n], old, new, inputs), changes[n], _following(changes, n)))
             if len(others) == OTHER_ROOTS:
                 break
@@ -144,11 +138,6 @@ def _valid(s: Slice) -> bool:
     return s.edges is not None and len(s.edges) == len(s.ops)
 
 
-def _touched(changes: Sequence[OpChange], *, new: bool) -> set[int]:
-    index = (lambda c: c.index_new) if new else (lambda c: c.index_old)
-    return {i for c in changes if (i := index(c)) is not None}
-
-
 def _partners(changes: Sequence[OpChange], n_old: int, n_new: int,
               touched: tuple[set[int], set[int]] | None = None) -> list[int]:
     """Old index -> new index of the same op (-1 for a removed one).
@@ -157,7 +146,7 @@ def _partners(changes: Sequence[OpChange], n_old: int, n_new: int,
     `diff_operations` guarantees), so they pair by rank; the changes pair themselves.
     """
     partner = [-1] * n_old
-    touched_old, touched_new = touched or (_touched(changes, new=False), _touched(changes, new=True))
+    touched_old, touched_new = touched or (touched_indexes(changes, new=False), touched_indexes(changes, new=True))
     kept_new = (j for j in range(n_new) if j not in touched_new)
     for i in range(n_old):
         if i not in touched_old:
@@ -182,7 +171,7 @@ def _roots(old: Slice, new: Slice, changes: Sequence[OpChange], before: int,
     downstream = _downstream(old, touched[0]), _downstream(new, touched[1])
     partner: list[int] | None = None
     for n, change in enumerate(changes[:before]):
-        if change.kind == "moved":
+        if change.kind is OpKind.MOVED:
             continue
         i, j = change.index_old, change.index_new
         if (i is not None and 0 <= i < len(downstream[0]) and downstream[0][i]) or \
@@ -208,8 +197,8 @@ def _downstream(s: Slice, changed: set[int]) -> list[bool]:
 
 
 def _verdict(change: OpChange, old: Slice, new: Slice, inputs: Sequence[InputLike]) -> tuple[Verdict, tuple]:
-    op = _op(change)
-    if change.kind != "changed" or op.kind in VALUE_KINDS or _rewritten(change):
+    op = op_of(change)
+    if change.kind is not OpKind.CHANGED or op.kind in VALUE_KINDS or _rewritten(change):
         return Verdict.CAUSE, ()  # a step that came or went, a value or code a person wrote
     files = [i for i in inputs if i.what == "input file" and _reads(new, change.index_new, i.name)]
     if files:
@@ -297,111 +286,3 @@ def _walk_back(edges: Sequence[Sequence[tuple[int, str]]], count: int, start: in
                 feeds[d] = (at, kind)
                 queue.append(d)
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# reorders
-
-
-def find_reorders(changes: Sequence[OpChange], old_ops: Sequence[Op] | None = None,
-                  new_ops: Sequence[Op] | None = None) -> tuple[Reorder, ...]:
-    """The moved steps, one per statement, each with a statement it swapped places with.
-
-    Statements that swapped moved to other lines (or cells); ops inside a function they call
-    moved too, but at their own line. So the steps are the moved ops whose place changed, when
-    there are any, names and literals only when nothing else moved; one per line, shown as the
-    outermost op of its line (the longest code: the call, not its argument). Two ops swapped
-    when their order differs between the trials: the partner is an op that changed place too
-    (moved, or changed in value too) if one did, else the nearest, names and literals last. A pair found from both sides is told
-    once. Without the sequences only the changed ops are candidates. Bounded: at most
-    `REORDERS_SHOWN * 3` steps, each one pass over the pairs of the alignment.
-    """
-    moved = [c for c in changes if c.kind == "moved" and c.old is not None and c.new is not None]
-    relocated = [c for c in moved if _place(c.old) != _place(c.new)]  # type: ignore[arg-type]
-    pool = relocated or moved
-    if any(_op(c).kind not in _TRIVIAL for c in pool):
-        pool = [c for c in pool if _op(c).kind not in _TRIVIAL]
-    if not pool:
-        return ()
-    by_place: dict[tuple[str, int], OpChange] = {}
-    for c in pool:
-        by_place.setdefault(_place(_op(c)), c)
-    steps = sorted(by_place.values(), key=lambda c: c.index_new or 0)
-    pairs: list[tuple[int, int, Op, bool]] = [(c.index_old, c.index_new, c.new, _place(c.old) != _place(c.new))
-                                              for c in changes if c.old is not None and c.new is not None
-                                              and c.index_old is not None and c.index_new is not None]
-    kept: tuple[list[int], list[int]] = ([], [])  # the untouched ops, paired by rank
-    if old_ops is not None and new_ops is not None:
-        touched_old, touched_new = _touched(changes, new=False), _touched(changes, new=True)
-        kept = ([i for i in range(len(old_ops)) if i not in touched_old],
-                [j for j in range(len(new_ops)) if j not in touched_new])
-    found: list[tuple[OpChange, Op | None, bool]] = []
-    told: set[frozenset] = set()
-    for step in steps[:REORDERS_SHOWN * 3]:
-        other, after = _swap(step, pairs, kept, new_ops or ())
-        places = frozenset({_place(_op(step)), *((_place(other),) if other else ())})
-        if places not in told:
-            told.add(places)
-            found.append((step, other, after))
-        if len(found) == REORDERS_SHOWN:
-            break
-    needed = {_place(op) for step, other, _after in found for op in (_op(step), other) if op is not None}
-    written = _statements(new_ops if new_ops is not None else [_op(c) for c in changes], needed)
-    return tuple(Reorder(step, written.get(_place(_op(step)), _op(step).code),
-                         written.get(_place(other), other.code) if other else None, after)
-                 for step, other, after in found)
-
-
-_TRIVIAL = frozenset({"name", "literal", "attribute", "subscript", "param"})  # parts of a step, not steps
-
-
-def _place(op: Op) -> tuple[str, int]:
-    return op.file, op.line
-
-
-def _op(change: OpChange) -> Op:
-    op = change.new or change.old
-    assert op is not None
-    return op
-
-
-def _statements(ops: Sequence[Op], places: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    """Each of these lines as its outer expression (the op of longest code), or `NAME = value`
-    for a line of names and literals whose last op is a name (an assignment's target is
-    evaluated after its value)."""
-    lines: dict[tuple[str, int], list[Op]] = {}
-    for op in ops:
-        if (op.file, op.line) in places:
-            lines.setdefault((op.file, op.line), []).append(op)
-    written = {}
-    for place, found in lines.items():
-        outer = max(found, key=lambda op: len(op.code))
-        *value, target = found
-        if outer.kind in _TRIVIAL and value and target.kind == "name":
-            written[place] = f"{target.code} = {max(value, key=lambda op: len(op.code)).code}"
-        else:
-            written[place] = outer.code
-    return written
-
-
-def _swap(step: OpChange, pairs: list[tuple[int, int, Op, bool]], kept: tuple[list[int], list[int]],
-          new_ops: Sequence[Op]) -> tuple[Op | None, bool]:
-    """An op whose order with `step` differs between the trials, and whether the step now runs
-    after it; (None, False) when there is none. `pairs` are the changed ops in both trials
-    (old index, new index, op, whether its place changed), `kept` the untouched ops' indexes."""
-    i, j = step.index_old, step.index_new
-    assert i is not None and j is not None
-    best: tuple[tuple[bool, bool, int], Op, bool] | None = None
-    for a, b, op, relocated in pairs:
-        if (a < i) == (b < j):  # the same order as in the baseline (the step itself too)
-            continue
-        rank = (not relocated, op.kind in _TRIVIAL, abs(b - j))
-        if best is None or rank < best[0]:
-            best = (rank, op, b < j)
-    for a, b in zip(*kept):
-        if (a < i) != (b < j) and b < len(new_ops):
-            op = new_ops[b]
-            rank = (True, op.kind in _TRIVIAL, abs(b - j))
-            if best is None or rank < best[0]:
-                best = (rank, op, b < j)
-    return (None, False) if best is None else (best[1], best[2])

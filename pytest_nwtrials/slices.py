@@ -27,6 +27,7 @@ in `slices_text`.
 """
 from __future__ import annotations
 
+import enum
 from bisect import bisect_left
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -34,17 +35,28 @@ from typing import Callable, Sequence
 
 from .provenance import Op, Slice, normalize_code
 
-__all__ = ["MAX_EDITS", "VALUE_KINDS", "OpChange", "SliceDiff", "diff_operations", "diff_slices"]
+__all__ = ["MAX_EDITS", "VALUE_KINDS", "OpChange", "OpKind", "SliceDiff", "diff_operations", "diff_slices"]
 
 MAX_EDITS = 1_000
 # kinds of operations whose code is a value written in the experiment: a literal, a display
 VALUE_KINDS = frozenset({"literal", "list", "tuple", "set", "dict"})
-CHANGE_KINDS = ("changed", "added", "removed", "moved")
+
+
+class OpKind(enum.StrEnum):
+    """What happened to an operation between two slices; the value is the word reports use."""
+
+    CHANGED = "changed"
+    ADDED = "added"
+    REMOVED = "removed"
+    MOVED = "moved"
+
+
+CHANGE_KINDS = tuple(OpKind)
 
 
 @dataclass(frozen=True)
 class OpChange:
-    kind: str  # one of CHANGE_KINDS
+    kind: OpKind
     old: Op | None
     new: Op | None
     index_old: int | None
@@ -89,12 +101,13 @@ def diff_operations(old: Sequence[Op], new: Sequence[Op]) -> tuple[OpChange, ...
         literals = set()
         for k in range(min(mi - i, mj - j)):  # a literal in place of a literal: its value changed
             if old[i + k].kind == "literal" and new[j + k].kind == "literal":
-                placed.append(((j + k, 1, i + k, j + k), OpChange("changed", old[i + k], new[j + k], i + k, j + k)))
+                change = OpChange(OpKind.CHANGED, old[i + k], new[j + k], i + k, j + k)
+                placed.append(((j + k, 1, i + k, j + k), change))
                 literals.add(k)
         removed.extend((i + k, mj) for k in range(mi - i) if k not in literals)
         added.extend(j + k for k in range(mj - j) if k not in literals)
         if mi < len(old) and keys_old[mi] != keys_new[mj]:
-            placed.append(((mj, 1, mi, mj), OpChange("changed", old[mi], new[mj], mi, mj)))
+            placed.append(((mj, 1, mi, mj), OpChange(OpKind.CHANGED, old[mi], new[mj], mi, mj)))
         i, j = mi + 1, mj + 1
 
     moves = _pair_moves(removed, added, _move_keys(old, keys_old, shape_old), _move_keys(new, keys_new, shape_new))
@@ -103,16 +116,16 @@ def diff_operations(old: Sequence[Op], new: Sequence[Op]) -> tuple[OpChange, ...
                                 [j for j in added if j not in moves])
     position = dict(removed)
     for i, j in rewritten:  # like a move, at the earlier of its two places
-        placed.append(((min(j, position[i]), 0, i, j), OpChange("changed", old[i], new[j], i, j)))
+        placed.append(((min(j, position[i]), 0, i, j), OpChange(OpKind.CHANGED, old[i], new[j], i, j)))
     taken_old, taken_new = {i for i, _j in rewritten} | moved_old, {j for _i, j in rewritten} | set(moves)
     for j, (i, position) in moves.items():
-        placed.append(((min(j, position), 0, i, j), OpChange("moved", old[i], new[j], i, j)))
+        placed.append(((min(j, position), 0, i, j), OpChange(OpKind.MOVED, old[i], new[j], i, j)))
     for i, position in removed:
         if i not in taken_old:
-            placed.append(((position, 0, i, -1), OpChange("removed", old[i], None, i, None)))
+            placed.append(((position, 0, i, -1), OpChange(OpKind.REMOVED, old[i], None, i, None)))
     for j in added:
         if j not in taken_new:
-            placed.append(((j, 1, -1, j), OpChange("added", None, new[j], None, j)))
+            placed.append(((j, 1, -1, j), OpChange(OpKind.ADDED, None, new[j], None, j)))
     placed.sort(key=lambda item: item[0])
     return tuple(change for _order, change in placed)
 

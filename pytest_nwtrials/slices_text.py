@@ -7,7 +7,6 @@ the root to the tagged value, then every change in order; all of it capped.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from .missing_tags import MissingTag
 from .provenance import Op
 from .rootcause import Explanation, InputLike, Reorder, Verdict, explain
-from .slices import VALUE_KINDS, OpChange, SliceDiff
+from .slices import VALUE_KINDS, OpChange, OpKind, SliceDiff
 
 __all__ = ["format_missing_tag", "format_slice_diff", "where"]
 
@@ -44,10 +43,10 @@ def format_slice_diff(diff: SliceDiff, *, limit: int = 15, inputs: Sequence[Inpu
     while shown < len(changes) and len(lines) <= limit:
         change = changes[shown]
         run = 1
-        if change.kind == "moved":
-            while (shown + run < len(changes) and changes[shown + run].kind == "moved"
-                   and changes[shown + run].index_old == change.index_old + run  # type: ignore[operator]
-                   and changes[shown + run].index_new == change.index_new + run):  # type: ignore[operator]
+        if change.kind is OpKind.MOVED and change.index_old is not None and change.index_new is not None:
+            i, j = change.index_old, change.index_new  # a move has both
+            while (shown + run < len(changes) and changes[shown + run].kind is OpKind.MOVED
+                   and changes[shown + run].index_old == i + run and changes[shown + run].index_new == j + run):
                 run += 1
         text = f"  {_describe(change)}"
         if run > 1:
@@ -172,16 +171,17 @@ def _statement(change: OpChange, following: OpChange | None, changes: Sequence[O
     clip(data, 5.0)` for an argument, else the outermost expression of its line that changed
     the same way (the call, not its first argument)."""
     op = _op(change)
-    if change.kind in ("added", "removed") and op.kind in VALUE_KINDS:
-        display = _nearby(change, changes, lambda c, o: c.kind == "changed" and o.kind in VALUE_KINDS
+    if change.kind in (OpKind.ADDED, OpKind.REMOVED) and op.kind in VALUE_KINDS:
+        display = _nearby(change, changes, lambda c, o: c.kind is OpKind.CHANGED and o.kind in VALUE_KINDS
                           and len(o.code) > len(op.code))
         if display is not None:  # an item added to a list written in the code: the list changed
             change, op = display, _op(display)
-    if change.kind == "changed" and op.kind in VALUE_KINDS:
-        target = _nearby(change, changes, lambda c, o: c.kind == "changed" and o.kind == "name" and o.value == op.value)
+    if change.kind is OpKind.CHANGED and op.kind in VALUE_KINDS:
+        target = _nearby(change, changes,
+                         lambda c, o: c.kind is OpKind.CHANGED and o.kind == "name" and o.value == op.value)
         if target is not None:  # `NAME = <value>`: the name given that value on its line names the setting
             return f"{_short(_op(target).code, _CODE_WIDTH)} = {_values(change)}"
-    if change.kind == "changed":
+    if change.kind is OpKind.CHANGED:
         text = _describe_first(change, following)
         outer = _outer(change, changes, same_kind=False)
         if op.kind == "literal" and text.startswith("literal ") and outer is not op:
@@ -189,7 +189,7 @@ def _statement(change: OpChange, following: OpChange | None, changes: Sequence[O
         return text
     outer = _outer(change, changes, same_kind=True)
     value = _short(outer.value, _VALUE_WIDTH)
-    if change.kind == "added":
+    if change.kind is OpKind.ADDED:
         return f"{_short(outer.code, _CODE_WIDTH)} ({outer.kind}) now runs: {value}"
     return f"{_short(outer.code, _CODE_WIDTH)} ({outer.kind}) no longer runs (it gave {value})"
 
@@ -240,8 +240,7 @@ def _unseen(change: OpChange) -> str:
 def _untied(change: InputLike) -> str:
     """The input change as the inputs list says it, without the tags it is tied to there: the
     headline is already in one tag's provenance."""
-    tags = getattr(change, "tags", ())
-    return dataclasses.replace(change, tags=()).describe() if tags else change.describe()  # type: ignore[type-var]
+    return change.describe(tied=False)
 
 
 def _input_name(change: InputLike) -> str:
@@ -316,9 +315,9 @@ def _what(old: Op | None, new: Op | None) -> str:
 def _values(change: OpChange) -> str:
     old = _short(change.old.value, _VALUE_WIDTH) if change.old else ""
     new = _short(change.new.value, _VALUE_WIDTH) if change.new else ""
-    if change.kind == "removed":
+    if change.kind is OpKind.REMOVED:
         return old
-    if change.kind == "added" or old == new:
+    if change.kind is OpKind.ADDED or old == new:
         return new
     return f"{old} -> {new}"
 
@@ -326,15 +325,15 @@ def _values(change: OpChange) -> str:
 def _describe_first(change: OpChange, following: OpChange | None) -> str:
     op = _op(change)
     code = _short(op.code, _CODE_WIDTH)
-    if change.kind == "changed" and op.kind in VALUE_KINDS:
+    if change.kind is OpKind.CHANGED and op.kind in VALUE_KINDS:
         # `NAME = <literal>`: the assignment just after it on the same line names the setting
-        target = following.new if following and following.kind == "changed" else None
+        target = following.new if following and following.kind is OpKind.CHANGED else None
         if target and target.kind == "name" and (target.file, target.line) == (op.file, op.line):
             return f"{_short(target.code, _CODE_WIDTH)} = {_values(change)}"
         return f"{'literal' if op.kind == 'literal' else op.kind} {_values(change)}"
-    if change.kind == "changed":
+    if change.kind is OpKind.CHANGED:
         return f"{code} ({op.kind}): {_values(change)}"
-    if change.kind == "moved":
+    if change.kind is OpKind.MOVED:
         assert change.old is not None and change.new is not None
         return f"{code} ({op.kind}) moved, {_places(change.old, change.new)}: {_values(change)}"
     return f"{code} ({op.kind}) {change.kind}: {_values(change)}"
@@ -342,11 +341,11 @@ def _describe_first(change: OpChange, following: OpChange | None) -> str:
 
 def _describe(change: OpChange) -> str:
     what = _what(change.old, change.new)
-    if change.kind == "changed":
+    if change.kind is OpKind.CHANGED:
         return f"~ {where(_op(change))} {what}: {_values(change)}"
-    if change.kind == "added":
+    if change.kind is OpKind.ADDED:
         return f"+ {where(_op(change))} {what} = {_values(change)}"
-    if change.kind == "removed":
+    if change.kind is OpKind.REMOVED:
         return f"- {where(_op(change))} {what} = {_values(change)}"
     assert change.old is not None and change.new is not None
     was = ("at another point of the run" if (change.old.file, change.old.line) == (change.new.file, change.new.line)

@@ -14,11 +14,12 @@ No pytest in here.
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PathSpread", "Stability", "measure", "spreads_from_json", "spreads_to_json"]
+__all__ = ["PathSpread", "Stability", "StabilityVerdict", "measure", "spreads_from_json", "spreads_to_json"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class PathSpread:
         detail = doc.get("detail", "")
         if not isinstance(detail, str):
             raise ValueError(f"the spread of {path!r} has a detail that is not a string")
-        return cls(path, *numbers, detail=detail)
+        low, high, deviation, relative = numbers
+        return cls(path, low, high, deviation, relative, detail=detail)
 
 
 def spreads_to_json(spreads: Mapping[str, PathSpread]) -> dict[str, Any]:
@@ -69,6 +71,14 @@ def spreads_from_json(doc: Any) -> dict[str, PathSpread]:
     if not isinstance(doc, dict):
         raise ValueError("the spread is not an object of paths")
     return {str(path): PathSpread.from_json(str(path), value) for path, value in doc.items()}
+
+
+class StabilityVerdict(enum.StrEnum):
+    """What N runs of one experiment showed; the value is how `nwtrials show` says it."""
+
+    STABLE = "stable"  # every run gave the same values
+    VARIED = "varied within tolerance"  # they differed, each within the comparison's tolerance
+    NOT_REPRODUCIBLE = "not reproducible"  # some run differed beyond tolerance
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,12 @@ class Stability:
     @property
     def stable(self) -> bool:
         return not self.spreads
+
+    @property
+    def verdict(self) -> StabilityVerdict:
+        if self.stable:
+            return StabilityVerdict.STABLE
+        return StabilityVerdict.VARIED if self.covered else StabilityVerdict.NOT_REPRODUCIBLE
 
     def to_json(self) -> dict[str, Any]:
         return {"runs": self.runs, "trials": list(self.trials), "stable": self.stable, "covered": self.covered,
@@ -145,29 +161,29 @@ _SHOWN = 60  # characters of a non-numeric value shown in a detail
 
 def _walk(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
     """Add the spreads of `path` (and the paths inside it) over `values`, one per run."""
-    from .compare import category
+    from .compare import Category, category
 
     kinds = [category(value) for value in values]
     if len(set(kinds)) > 1:
         found[path] = PathSpread(path, detail="type " + _sequence(_type_label(v) for v in values))
         return
     kind = kinds[0]
-    if kind in ("int", "float", "complex"):
+    if kind in (Category.INT, Category.FLOAT, Category.COMPLEX):
         _numbers(path, values, found)
-    elif kind == "ndarray":
+    elif kind is Category.NDARRAY:
         _arrays(path, values, found)
-    elif kind in ("list", "tuple"):
+    elif kind in (Category.LIST, Category.TUPLE):
         _sequences(path, values, found)
-    elif kind == "dict":
+    elif kind is Category.DICT:
         _mappings(path, values, found)
-    elif kind in ("DataFrame", "Series"):
+    elif kind in (Category.DATAFRAME, Category.SERIES):
         _frames(path, values, found)
-    elif kind in ("sparse matrix", "sparse array"):  # by value digest (storage format aside), no element spread
+    elif kind in (Category.SPARSE_MATRIX, Category.SPARSE_ARRAY):  # by value digest (storage aside), no element spread
         from .values import value_digest
 
         if len({value_digest(value) for value in values}) > 1:
             found[path] = PathSpread(path, detail=_describe(values, _short))
-    elif kind == "object":
+    elif kind is Category.OBJECT:
         if len({_digest(value) for value in values}) > 1:
             found[path] = PathSpread(path, detail=_describe(values, _digest_text))
     elif _differ_exactly(values):  # None, bool, str, bytes, sets, datetimes: no tolerance applies

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .spread import PathSpread, Stability, measure
+from .spread import PathSpread, Stability, StabilityVerdict, measure
 
 SHOWN_PATHS = 8  # spreads listed per tag in a report; the rest are counted
 
@@ -97,12 +97,12 @@ def needed_tolerances(tags: Sequence[str], spreads: Mapping[str, PathSpread],
             continue
         relative = [s.relative for s in group if s.relative is not None]
         rtol = round_up(max(relative)) if relative else None
-        unscaled = [s.deviation for s in group if s.relative is None]
+        unscaled = [s.deviation for s in group if s.relative is None and s.deviation is not None]
         atol = round_up(max(unscaled)) if unscaled else None
         # the rtol proposed applies to each element's own first value, the measured one to the
         # largest: an element near 0 may need an atol too
         candidates = [(rtol or None, atol or None), (round_up(rtol * 1.01) if rtol else None, atol or None),
-                      (rtol or None, round_up(max(s.deviation for s in group)) or None)]
+                      (rtol or None, round_up(max(s.deviation or 0.0 for s in group)) or None)]
         found[tag] = next((c for c in candidates if _covers(tag, c, values, ignore)), None)
     return found
 
@@ -132,7 +132,7 @@ def proposal_lines(needed: Mapping[str, tuple[float | None, float | None] | None
         lines += ["Tolerance that would have covered the spread of these runs:",
                   "  ini:     nw_tolerances ="]
         lines += [f"               {tag}: {' '.join(_settings(tolerance))}" for tag, tolerance in covered.items()]
-        widest = tuple(max((t[i] or 0.0 for t in covered.values()), default=0.0) for i in (0, 1))
+        widest = (max(t[0] or 0.0 for t in covered.values()), max(t[1] or 0.0 for t in covered.values()))
         lines.append(f"  marker:  @pytest.mark.nw({', '.join(_settings(widest))})  (every tag of the experiment)")
         lines += [f"  {tag} sets its own tolerance in tag(...), which wins: give it "
                   f"{', '.join(_settings(covered[tag]))} there" for tag in own if tag in covered]
@@ -192,13 +192,14 @@ def report(experiment: str, verdict: Judgement) -> str:
 
 def note(experiment: str, stability: Stability) -> str:
     """The summary's line about a group of runs."""
-    if stability.stable:
-        return f"{experiment}: stable across {stability.runs} runs"
-    paths = sorted(stability.spreads)
-    if stability.covered:
-        return (f"{experiment}: varied across {stability.runs} runs within tolerance "
-                f"({listed(paths, 4)})")
-    return f"{experiment}: not reproducible across {stability.runs} runs ({listed(paths, 4)})"
+    paths = listed(sorted(stability.spreads), 4)
+    match stability.verdict:
+        case StabilityVerdict.STABLE:
+            return f"{experiment}: stable across {stability.runs} runs"
+        case StabilityVerdict.VARIED:
+            return f"{experiment}: varied across {stability.runs} runs within tolerance ({paths})"
+        case StabilityVerdict.NOT_REPRODUCIBLE:
+            return f"{experiment}: not reproducible across {stability.runs} runs ({paths})"
 
 
 def listed(paths: Sequence[str], limit: int = 5) -> str:

@@ -28,69 +28,43 @@ With `secrets` (`redaction.Secrets`), `encode` masks them in the value first
 only (no blob), with a note saying why.
 
 numpy, pandas and scipy are imported only when one of their objects is met, so importing this
-module stays cheap (a gate whose values all match what is stored decodes none of them).
+module stays cheap (a gate whose values all match what is stored decodes none of them). What
+the per-type encoders share with this one (`TAG`, `OpaqueValue`, `Summary`, the encoder they
+are handed) is in values_types, which imports none of them: the dispatch runs one way.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
-import pickle
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import StoreError
 from .redaction import Secrets
 from .redaction_values import Withheld
 from .values_blobs import BlobStore
+from .values_types import (
+    TAG,
+    NotPlain,
+    OpaqueValue,
+    Summary,
+    as_opaque,
+    float_word,
+    pickle_summary,
+    qualified_type_name,
+    safe_repr,
+)
 
 __all__ = [
-    "BlobStore", "OpaqueValue", "Summary", "TAG", "blob_refs", "decode", "encode", "summarize", "value_digest",
+    "BlobStore", "Encoder", "NotPlain", "OpaqueValue", "Summary", "TAG", "as_opaque", "blob_refs", "decode", "encode",
+    "qualified_type_name", "safe_repr", "summarize", "value_digest",
 ]
-
-TAG = "__nw__"
-# Fixed, not pickle.DEFAULT_PROTOCOL, so an object's digest does not move with the Python version.
-PICKLE_PROTOCOL = 5
-_NOTE_REPR_LIMIT = 200
-
-
-@dataclass(frozen=True, eq=False)
-class OpaqueValue:
-    """An object kept only as a pickle (or not at all): what baselines keep and compare.
-
-    Two are equal when type and digest are equal; objects that cannot be pickled have digest
-    None and so compare by type alone.
-    """
-
-    type: str
-    size: int | None
-    digest: str | None
-    note: str = ""
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OpaqueValue):
-            return NotImplemented
-        return (self.type, self.digest) == (other.type, other.digest)
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.digest))
-
-
-class Summary(str):
-    """A display string standing in for a large value; `summarize` shows it unquoted."""
-
-    __slots__ = ()
 
 
 # ---------------------------------------------------------------------------------------------
 # encode
-
-
-class NotPlain(Exception):
-    """Raised by a plain-only encoder where a value would have to become an opaque object."""
 
 
 class Encoder:
@@ -150,7 +124,7 @@ class Encoder:
         if pd is not None and kind in (pd.DataFrame, pd.Series):
             from . import values_frames
 
-            return values_frames.encode_pandas(value, self)
+            return values_frames.encode_pandas(value, self, _decode_label)
         if "scipy.sparse" in sys.modules:
             from . import values_sparse
 
@@ -225,46 +199,13 @@ def encode(value: Any, blobs: BlobStore, secrets: Secrets | None = None, hits: s
         return Encoder(blobs, secrets=secrets, hits=hits).opaque(value)
 
 
+def _decode_label(doc: Any) -> Any:
+    """A frame's label back from its document, for the read-back check at encode time."""
+    return decode(doc, None)
+
+
 def _sort_key(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True)
-
-
-def float_word(x: float) -> str:
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def pickle_summary(value: Any) -> tuple[OpaqueValue, bytes | None]:
-    """The opaque summary of `value` and its pickle bytes (None when it cannot be pickled)."""
-    type_name = qualified_type_name(value)
-    try:
-        data = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
-    except Exception as exc:  # any exception: pickling runs arbitrary user code
-        note = f"not picklable ({safe_repr(exc)}); repr: {safe_repr(value)}"
-        return OpaqueValue(type_name, None, None, note), None
-    return OpaqueValue(type_name, len(data), hashlib.sha256(data).hexdigest()), data
-
-
-def as_opaque(value: Any) -> OpaqueValue:
-    """The summary a value gets when it is stored as an opaque object."""
-    return value if isinstance(value, OpaqueValue) else pickle_summary(value)[0]
-
-
-def qualified_type_name(value: Any) -> str:
-    kind = type(value)
-    module = getattr(kind, "__module__", None) or "?"
-    name = getattr(kind, "__qualname__", None) or getattr(kind, "__name__", "?")
-    return name if module == "builtins" else f"{module}.{name}"
-
-
-def safe_repr(value: Any, limit: int = _NOTE_REPR_LIMIT) -> str:
-    """repr() that never raises and is at most `limit` characters."""
-    try:
-        text = repr(value)
-    except Exception as exc:
-        text = f"<{qualified_type_name(value)} object; repr() raised {type(exc).__name__}>"
-    if not isinstance(text, str):
-        text = f"<{qualified_type_name(value)} object>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import StoreError
 from .extras import MissingExtra
-from .values import TAG, OpaqueValue, safe_repr
+from .values_types import TAG, OpaqueValue, safe_repr
 from .values_blobs import BlobError, BlobStore
 
 _FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -67,7 +67,7 @@ def _decode_tagged(tag: str, doc: dict[str, Any], blobs: BlobStore | None, allow
     if tag in ("frame", "series"):
         from . import values_frames
 
-        return values_frames.decode_pandas(doc, _need(blobs, doc))
+        return values_frames.decode_pandas(doc, _need(blobs, doc), _decode_plain)
     if tag == "sparse":
         from . import values_sparse
 
@@ -88,7 +88,7 @@ def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: b
                                 f"({safe_repr(exc)}); it needs the code that pickled it, or the file is "
                                 "damaged") from None
     fields = (doc["type"], doc.get("size"), doc.get("digest"), doc.get("note", ""))
-    kinds = (str, (int, type(None)), (str, type(None)), str)
+    kinds: tuple[type | tuple[type, ...], ...] = (str, (int, type(None)), (str, type(None)), str)
     if not all(isinstance(v, k) and type(v) is not bool for v, k in zip(fields, kinds)):
         raise StoreError(f"malformed 'object' value document (a field has the wrong type): {safe_repr(doc)}")
     if isinstance(doc.get("model"), dict):
@@ -96,6 +96,11 @@ def _decode_object(doc: dict[str, Any], blobs: BlobStore | None, allow_pickle: b
 
         return decode_model(doc, OpaqueValue(*fields), lambda d: decode_document(d, blobs, False))
     return OpaqueValue(*fields)
+
+
+def _decode_plain(doc: Any) -> Any:
+    """A plain value document (a frame's label) needs no blob store and holds no pickle."""
+    return decode_document(doc, None, False)
 
 
 def _need(blobs: BlobStore | None, doc: dict[str, Any]) -> BlobStore:

@@ -12,7 +12,7 @@ columns, complex columns, ...) is kept as an opaque object instead, with a note 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import StoreError
-from .values import TAG, BlobStore, Encoder, NotPlain, as_opaque, decode, safe_repr, value_digest
+from .values_blobs import BlobStore
+from .values_types import TAG, DecodeItem, NotPlain, ValueEncoder, as_opaque, safe_repr
 from .values_numpy import dtype_label as numpy_dtype_label
 
 
@@ -51,14 +52,15 @@ def dtype_from_label(label: str) -> Any:
 # encode
 
 
-def encode_pandas(value: pd.DataFrame | pd.Series, encoder: Encoder) -> dict[str, Any]:
+def encode_pandas(value: pd.DataFrame | pd.Series, encoder: ValueEncoder, plain: DecodeItem) -> dict[str, Any]:
+    """The document of a frame or series, read back and checked (`plain` decodes its labels)."""
     kind = "series" if isinstance(value, pd.Series) else "frame"
     try:
         doc, table = _layout(value, encoder.plain())
         tmp = encoder.blobs.temp_path()
         try:
             pq.write_table(table, str(tmp))
-            _check_identical(value, _read(doc, str(tmp)))
+            _check_identical(value, _read(doc, str(tmp), plain))
             doc["blob"] = encoder.blobs.put_file(tmp, "parquet")
         finally:
             tmp.unlink(missing_ok=True)
@@ -70,7 +72,7 @@ def encode_pandas(value: pd.DataFrame | pd.Series, encoder: Encoder) -> dict[str
     return encoder.opaque(value, note=f"kept as a pickle: Parquet cannot hold this {kind} exactly ({reason})")
 
 
-def _layout(value: pd.DataFrame | pd.Series, plain: Encoder) -> tuple[dict[str, Any], pa.Table]:
+def _layout(value: pd.DataFrame | pd.Series, plain: ValueEncoder) -> tuple[dict[str, Any], pa.Table]:
     arrays: dict[str, Any] = {}
     if isinstance(value, pd.Series):
         doc: dict[str, Any] = {TAG: "series", "blob": None, "shape": [len(value)],
@@ -102,7 +104,7 @@ def _arrow(values: Any) -> pa.Array:
     return pa.array(values, from_pandas=True)
 
 
-def _field(values: pd.Series | pd.Index, plain: Encoder) -> tuple[dict[str, Any], Any]:
+def _field(values: pd.Series | pd.Index, plain: ValueEncoder) -> tuple[dict[str, Any], Any]:
     """The header of one stored column and the array to write for it."""
     dtype = values.dtype
     field: dict[str, Any] = {"dtype": dtype_label(dtype)}
@@ -114,7 +116,7 @@ def _field(values: pd.Series | pd.Index, plain: Encoder) -> tuple[dict[str, Any]
     return field, values.to_numpy() if isinstance(dtype, np.dtype) else values.array
 
 
-def _labels(index: pd.Index, plain: Encoder) -> list[Any]:
+def _labels(index: pd.Index, plain: ValueEncoder) -> list[Any]:
     dtype = index.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "Mm":
         items = list(index.to_numpy())  # numpy datetimes encode exactly; Timestamps would not
@@ -123,7 +125,7 @@ def _labels(index: pd.Index, plain: Encoder) -> list[Any]:
     return [plain.encode(item) for item in items]
 
 
-def _axis_header(index: pd.Index, plain: Encoder) -> dict[str, Any]:
+def _axis_header(index: pd.Index, plain: ValueEncoder) -> dict[str, Any]:
     if type(index) is pd.RangeIndex:
         return {"type": "RangeIndex", "start": index.start, "stop": index.stop, "step": index.step,
                 "names": [plain.encode(index.name)]}
@@ -152,7 +154,8 @@ def _check_identical(value: pd.DataFrame | pd.Series, back: pd.DataFrame | pd.Se
 # decode
 
 
-def decode_pandas(doc: dict[str, Any], blobs: BlobStore) -> pd.DataFrame | pd.Series:
+def decode_pandas(doc: dict[str, Any], blobs: BlobStore, plain: DecodeItem) -> pd.DataFrame | pd.Series:
+    """The frame or series of a document; `plain` decodes its labels (plain value documents)."""
     name = doc["blob"]
     with blobs.open(name) as f:
         try:
@@ -160,7 +163,7 @@ def decode_pandas(doc: dict[str, Any], blobs: BlobStore) -> pd.DataFrame | pd.Se
         except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
             raise blobs.damaged(name, f"not a valid Parquet file ({safe_repr(exc)})") from None
     try:
-        return _read(doc, table)
+        return _read(doc, table, plain)
     except StoreError:
         raise
     except Exception as exc:
@@ -168,23 +171,23 @@ def decode_pandas(doc: dict[str, Any], blobs: BlobStore) -> pd.DataFrame | pd.Se
                          f"({safe_repr(exc)})") from None
 
 
-def _read(doc: dict[str, Any], source: Any) -> pd.DataFrame | pd.Series:
+def _read(doc: dict[str, Any], source: Any, plain: DecodeItem) -> pd.DataFrame | pd.Series:
     table = source if isinstance(source, pa.Table) else pq.read_table(source)
     frame = table.to_pandas()
     rows = doc["shape"][0]
 
     def column(name: str, field: dict[str, Any]) -> Any:
-        return _restore(table.column(name), frame[name], field)
+        return _restore(table.column(name), frame[name], field, plain)
 
-    index = _index(doc["index"], column)
+    index = _index(doc["index"], column, plain)
     if doc[TAG] == "series":
         values = column("c0", doc)
-        return pd.Series(values, index=index, name=_plain(doc["name"]), dtype=values.dtype, copy=False)
+        return pd.Series(values, index=index, name=plain(doc["name"]), dtype=values.dtype, copy=False)
     data = {i: _series(column(f"c{i}", f)) for i, f in enumerate(doc["columns"])}
     # Build on a RangeIndex, then set the real axes: no alignment on duplicate labels.
     result = pd.DataFrame(data) if data else pd.DataFrame(index=pd.RangeIndex(rows))
     result.index = index
-    result.columns = _columns(doc["column_index"], [_plain(f["name"]) for f in doc["columns"]])
+    result.columns = _columns(doc["column_index"], [plain(f["name"]) for f in doc["columns"]], plain)
     return result
 
 
@@ -193,10 +196,10 @@ def _series(values: Any) -> pd.Series:
     return pd.Series(values, dtype=values.dtype, copy=False)
 
 
-def _restore(arrow_column: pa.ChunkedArray, series: pd.Series, field: dict[str, Any]) -> Any:
+def _restore(arrow_column: pa.ChunkedArray, series: pd.Series, field: dict[str, Any], plain: DecodeItem) -> Any:
     label = field["dtype"]
     if "categories" in field:
-        categories = pd.Index([_plain(c) for c in field["categories"]],
+        categories = pd.Index([plain(c) for c in field["categories"]],
                               dtype=dtype_from_label(field["categories_dtype"]))
         dtype = pd.CategoricalDtype(categories, ordered=field["ordered"])
         return pd.Categorical.from_codes(series.to_numpy(), dtype=dtype)
@@ -225,8 +228,8 @@ def _storage(arrow_column: pa.ChunkedArray) -> pa.ChunkedArray:
     return arrow_column
 
 
-def _index(header: dict[str, Any], column: Any) -> pd.Index:
-    names = [_plain(n) for n in header["names"]]
+def _index(header: dict[str, Any], column: Any, plain: DecodeItem) -> pd.Index:
+    names = [plain(n) for n in header["names"]]
     if header["type"] == "RangeIndex":
         return pd.RangeIndex(header["start"], header["stop"], header["step"], name=names[0])
     levels = [column(f"i{k}", field) for k, field in enumerate(header["levels"])]
@@ -237,8 +240,8 @@ def _index(header: dict[str, Any], column: Any) -> pd.Index:
     return pd.Index(levels[0], dtype=levels[0].dtype, name=names[0])
 
 
-def _columns(header: dict[str, Any], labels: list[Any]) -> pd.Index:
-    names = [_plain(n) for n in header["names"]]
+def _columns(header: dict[str, Any], labels: list[Any], plain: DecodeItem) -> pd.Index:
+    names = [plain(n) for n in header["names"]]
     if header["type"] == "RangeIndex":
         return pd.RangeIndex(header["start"], header["stop"], header["step"], name=names[0])
     if header["type"] == "MultiIndex":
@@ -251,47 +254,44 @@ def _columns(header: dict[str, Any], labels: list[Any]) -> pd.Index:
     return pd.Index(labels, dtype=dtype_from_label(header["dtype"]), name=names[0])
 
 
-def _plain(doc: Any) -> Any:
-    return decode(doc, None)
-
-
 # ---------------------------------------------------------------------------------------------
 # digests and summaries
 
 
-def digest_pandas(value: pd.DataFrame | pd.Series) -> str:
-    """sha256 of labels, dtypes and values, independent of how the frame is stored."""
+def digest_pandas(value: pd.DataFrame | pd.Series, digest: Callable[[Any], str]) -> str:
+    """sha256 of labels, dtypes and values, independent of how the frame is stored; `digest`
+    (`values.value_digest`) hashes the cells of object columns."""
     h = hashlib.sha256(type(value).__name__.encode())
     try:
-        _feed_index(h, value.index)
+        _feed_index(h, value.index, digest)
         if isinstance(value, pd.Series):
             h.update(safe_repr(value.name, 10_000).encode())
-            _feed_values(h, value)
+            _feed_values(h, value, digest)
         else:
-            _feed_index(h, value.columns)
+            _feed_index(h, value.columns, digest)
             for i in range(value.shape[1]):
-                _feed_values(h, value.iloc[:, i])
+                _feed_values(h, value.iloc[:, i], digest)
     except Exception:  # cells pandas cannot hash: the pickle is stable enough for a summary
         return as_opaque(value).digest or h.hexdigest()
     return h.hexdigest()
 
 
-def _feed_index(h: Any, index: pd.Index) -> None:
+def _feed_index(h: Any, index: pd.Index, digest: Callable[[Any], str]) -> None:
     h.update(f"{type(index).__name__}{safe_repr(list(index.names), 10_000)}".encode())
     if type(index) is pd.RangeIndex:
         h.update(repr(index).encode())
         return
     for k in range(index.nlevels):
-        _feed_values(h, pd.Series(index.get_level_values(k), copy=False))
+        _feed_values(h, pd.Series(index.get_level_values(k), copy=False), digest)
 
 
-def _feed_values(h: Any, series: pd.Series) -> None:
+def _feed_values(h: Any, series: pd.Series, digest: Callable[[Any], str]) -> None:
     h.update(dtype_label(series.dtype).encode())
     if isinstance(series.dtype, np.dtype) and series.dtype.kind != "O":
         h.update(np.ascontiguousarray(series.to_numpy()).reshape(-1).view(np.uint8))
     elif isinstance(series.dtype, np.dtype):
         # Objects by value and type: pandas' own hash goes through str(), so 1 and "1" would agree.
-        h.update(value_digest(series.to_numpy()).encode())
+        h.update(digest(series.to_numpy()).encode())
     else:
         hashed = pd.util.hash_pandas_object(series, index=False, categorize=False)
         h.update(hashed.to_numpy().tobytes())

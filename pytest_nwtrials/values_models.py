@@ -32,10 +32,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import StoreError
-from .values import TAG, OpaqueValue, pickle_summary, qualified_type_name, safe_repr
+from .values_types import TAG, OpaqueValue, ValueEncoder, pickle_summary, qualified_type_name, safe_repr
 
 if TYPE_CHECKING:
-    from .values import Encoder
     from .values_blobs import BlobStore
 
 MODELS_EXTRA = "pip install 'pytest-nwtrials[models]'"
@@ -138,7 +137,7 @@ def _estimator_items(value: Any) -> list[Any]:
 # encode and decode
 
 
-def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
+def encode_model(value: Any, encoder: ValueEncoder) -> dict[str, Any]:
     """The object document of an estimator with its `"model"` summary (see the module docstring).
 
     An estimator whose `get_params` fails is stored as a plain opaque object.
@@ -170,7 +169,7 @@ def encode_model(value: Any, encoder: Encoder) -> dict[str, Any]:
     return doc
 
 
-def _encode_fitted(value: Any, inner: Encoder) -> Any:
+def _encode_fitted(value: Any, inner: ValueEncoder) -> Any:
     many = estimators_summary(value)
     if many is None:
         return inner.encode(value)
@@ -178,7 +177,7 @@ def _encode_fitted(value: Any, inner: Encoder) -> Any:
             "note": many.note}
 
 
-def _skops_file(value: Any, encoder: Encoder) -> tuple[str | None, str]:
+def _skops_file(value: Any, encoder: ValueEncoder) -> tuple[str | None, str]:
     try:
         import skops.io as sio
     except ImportError:
@@ -222,29 +221,32 @@ def load_model_file(value: ModelValue, blobs: BlobStore, trusted: Iterable[str] 
 
     Every type the file names must be on skops' default trusted list or in `trusted`;
     otherwise `UntrustedModelError` names the others. skops missing: an ImportError naming the
-    extra.
+    extra. A `value` without a model file is a ValueError.
     """
+    file = value.file
+    if file is None:
+        raise ValueError(f"the stored {value.type} has no model file")
     try:
         import skops.io as sio
     except ImportError:
         raise ImportError(f"loading the model file of a {value.type} needs skops: {MODELS_EXTRA}") from None
-    with blobs.open(value.file) as handle:
+    with blobs.open(file) as handle:
         data = handle.read()
     trusted = sorted(set(trusted))
     try:
         untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in trusted]
     except Exception as exc:  # not a skops file, or a damaged one
-        raise blobs.damaged(value.file, f"is not a readable skops model file ({safe_repr(exc, 120)})") from None
+        raise blobs.damaged(file, f"is not a readable skops model file ({safe_repr(exc, 120)})") from None
     if untrusted:
         names = ", ".join(untrusted)
         raise UntrustedModelError(
-            f"the model file {blobs.root / value.file} of a {value.type} names types that are not trusted: "
+            f"the model file {blobs.root / file} of a {value.type} names types that are not trusted: "
             f"{names}. Loading it would make them; if you trust this file, name them: "
             f"load_trial(..., trusted={untrusted!r}) (or allow_pickle=True for a trial of your own store)")
     try:
         return sio.loads(data, trusted=trusted or None)
     except Exception as exc:
-        raise blobs.damaged(value.file, f"cannot be loaded as a model ({safe_repr(exc, 160)})") from None
+        raise blobs.damaged(file, f"cannot be loaded as a model ({safe_repr(exc, 160)})") from None
 
 
 def load_models(values: dict[str, Any], blobs: BlobStore | None, trusted: Iterable[str] | None) -> dict[str, Any]:

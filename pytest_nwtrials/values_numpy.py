@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import StoreError
-from .values import TAG, BlobStore, Encoder, NotPlain, float_word, safe_repr
+from .values_blobs import BlobStore
+from .values_types import TAG, NotPlain, ValueEncoder, float_word, safe_repr
 
 INLINE_MAX = 16  # arrays up to this many elements are written into the document itself
 _SPILL_BYTES = 1 << 20  # above this np.save streams to a temp file instead of memory
@@ -102,10 +103,11 @@ def decode_scalar(doc: dict[str, Any]) -> np.generic:
     dtype = np.dtype(doc["dtype"])
     if "raw" in doc:
         return np.frombuffer(base64.b64decode(doc["raw"]), dtype=dtype)[0]
-    return _from_json([doc["value"]], dtype, ())[()]
+    scalar: np.generic = _from_json([doc["value"]], dtype, (1,))[0]
+    return scalar
 
 
-def encode_array(arr: np.ndarray, encoder: Encoder) -> dict[str, Any]:
+def encode_array(arr: np.ndarray, encoder: ValueEncoder) -> dict[str, Any]:
     dtype = arr.dtype
     if dtype.hasobject:
         if dtype.kind != "O":

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from .errors import StoreError
-from .values import TAG, BlobStore, Encoder, safe_repr
+from .values_blobs import BlobStore
+from .values_types import TAG, ValueEncoder, safe_repr
 
 DENSE_DISPLAY_MAX = 20  # as arrays: matrices with at most this many elements show their values
 _SAVABLE = ("csr", "csc", "bsr", "dia", "coo")
@@ -48,7 +49,7 @@ def kind_label(value: Any) -> str:
     return "sparse array" if isinstance(value, sp.sparray) else "sparse matrix"
 
 
-def encode_sparse(value: Any, encoder: Encoder) -> dict[str, Any]:
+def encode_sparse(value: Any, encoder: ValueEncoder) -> dict[str, Any]:
     """The document of a sparse matrix, its data in an `.npz` blob; an object dtype stays opaque."""
     from .values_numpy import dtype_label
 

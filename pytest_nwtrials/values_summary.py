@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import OpaqueValue, Summary, as_opaque
+from .values_types import OpaqueValue, Summary, as_opaque
 
 
 class _Cycle(Exception):
@@ -78,7 +78,7 @@ def _feed(h: Any, value: Any, open_ids: set[int]) -> None:
     elif _is_pandas(value):
         from . import values_frames
 
-        h.update(values_frames.digest_pandas(value).encode())
+        h.update(values_frames.digest_pandas(value, digest).encode())
     elif _is_sparse(value):
         from . import values_sparse
 
@@ -141,8 +141,8 @@ def _container_text(value: Any, width: int) -> str:
     # itself) stops as soon as the summary is full.
     if type(value) in (set, frozenset) and not value:
         return f"{type(value).__name__}()"
-    opening, closing = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}"), set: ("{", "}")}.get(
-        type(value), ("frozenset({", "})"))
+    brackets: dict[type, tuple[str, str]] = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}"), set: ("{", "}")}
+    opening, closing = brackets.get(type(value), ("frozenset({", "})"))
     text = opening
     for i, item in enumerate(value.items() if type(value) is dict else value):
         room = width - len(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -507,3 +508,17 @@ def test_every_entry_point_of_a_tolerance_follows_one_rule() -> None:
         assert accepts(_tolerance, text) is valid
 
     check()
+
+
+def test_every_change_kind_keeps_the_phrase_reports_and_stores_were_written_with():
+    """A kind's value is what reports print and JSON reports keep: renaming a member must not
+    change it, and no member may appear or vanish unnoticed."""
+    assert {kind.name: kind.value for kind in Kind} == {
+        "CHANGED": "changed", "TYPE_CHANGED": "type changed", "REMOVED": "missing in the new trial",
+        "ADDED": "new", "SHAPE_CHANGED": "shape changed", "DTYPE_CHANGED": "dtype changed",
+        "COLUMNS_CHANGED": "columns changed", "INDEX_CHANGED": "index changed",
+        "HYPERPARAMETER": "hyperparameter changed", "CLASS_CHANGED": "class changed",
+    }
+    for kind in Kind:
+        assert str(kind) == f"{kind}" == kind.value and json.dumps(kind) == json.dumps(kind.value)
+        assert Kind(kind.value) is kind

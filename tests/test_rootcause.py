@@ -12,7 +12,7 @@ from pytest_nwtrials.explain import InputChange, ProvenanceRecord, why_lines
 from pytest_nwtrials.provenance import Op, Slice
 from pytest_nwtrials.missing_tags import missing_tag
 from pytest_nwtrials.rootcause import Verdict, explain
-from pytest_nwtrials.slices import diff_slices
+from pytest_nwtrials.slices import OpKind, diff_slices
 from pytest_nwtrials.slices_text import format_missing_tag, format_slice_diff
 from pytest_nwtrials.store import StoreError
 
@@ -326,3 +326,14 @@ def test_arbitrary_edges_never_raise(old, new, data):
     format_slice_diff(diff_slices(old, new), inputs=[InputChange("input file", "a", "1", "2")])
     explain(old, new, changes[::-1])  # even changes out of order
     missing_tag("t", old, data.draw(st.lists(op_strategy, max_size=5)))
+
+
+def test_operation_change_kinds_keep_their_words():
+    """The kind of an operation change is printed in slice diffs (`moved`, `added`, ...)."""
+    assert {kind.name: kind.value for kind in OpKind} == {
+        "CHANGED": "changed", "ADDED": "added", "REMOVED": "removed", "MOVED": "moved"}
+    old = build("t", (1, "literal", "3", "3", ""), (2, "call", "f(a)", "1", "0d"), (3, "name", "b", "2", "1d"))
+    new = build("t", (1, "literal", "4", "4", ""), (3, "name", "b", "2", ""), (2, "call", "f(a)", "1", "0d"),
+                (4, "call", "g()", "5", ""))
+    kinds = {change.kind for change in diff_slices(old, new).changes}
+    assert kinds and all(type(kind) is OpKind for kind in kinds)

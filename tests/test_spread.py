@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_nwtrials.compare import Rules, Tolerance, diff_tags
-from pytest_nwtrials.spread import PathSpread, Stability, measure
-from pytest_nwtrials.stability import judge, needed_tolerances, number_text, round_up
+from pytest_nwtrials.spread import PathSpread, Stability, StabilityVerdict, measure
+from pytest_nwtrials.stability import judge, needed_tolerances, note, number_text, round_up
 
 SETTINGS = settings(max_examples=80, deadline=None)
 
@@ -196,3 +196,19 @@ def test_the_spread_and_the_verdict_import_no_pytest_and_nothing_heavy():
 def test_round_up_at_the_ends_of_the_floats():
     assert round_up(5e-324) == 5e-324  # the smallest subnormal: no division that underflows
     assert round_up(1.7976931348623157e308) == 1.7976931348623157e308  # 2e308 would be inf
+
+
+def test_the_stability_verdict_is_told_by_its_words_and_the_stored_flags_still_read():
+    assert {v.name: v.value for v in StabilityVerdict} == {
+        "STABLE": "stable", "VARIED": "varied within tolerance", "NOT_REPRODUCIBLE": "not reproducible"}
+    spread = {"x": PathSpread("x", 1.0, 2.0, 1.0, 1.0)}
+    cases = [(Stability(3, ("a", "b", "c")), StabilityVerdict.STABLE),
+             (Stability(3, ("a", "b", "c"), spread, covered=True), StabilityVerdict.VARIED),
+             (Stability(3, ("a", "b", "c"), spread, covered=False), StabilityVerdict.NOT_REPRODUCIBLE)]
+    for stability, verdict in cases:
+        assert stability.verdict is verdict
+        # what a trial keeps is the stable/covered flags, not the verdict: a stored one reads back the same
+        assert Stability.from_json(json.loads(json.dumps(stability.to_json()))).verdict is verdict
+    assert note("exp", cases[0][0]) == "exp: stable across 3 runs"
+    assert note("exp", cases[1][0]) == "exp: varied across 3 runs within tolerance (x)"
+    assert note("exp", cases[2][0]) == "exp: not reproducible across 3 runs (x)"
