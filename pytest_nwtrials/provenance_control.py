@@ -34,10 +34,9 @@ from __future__ import annotations
 import ast
 from bisect import bisect_left
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
-if TYPE_CHECKING:
-    from .provenance_graph import TrialGraph
+from .provenance_types import TOP_BLOCKS, GraphView
 
 __all__ = ["ControlFlow", "Parts", "leaves", "may_assign", "statement_parts"]
 
@@ -156,9 +155,7 @@ class ControlFlow:
     """The control dependencies of one trial's evaluations, computed on demand (see the module
     docstring): `of(eid)` is what `TrialGraph.backward_edges` follows as CONTROL edges."""
 
-    def __init__(self, graph: TrialGraph) -> None:
-        from .provenance_graph import TOP_BLOCKS  # which imports this module
-
+    def __init__(self, graph: GraphView) -> None:
         self.graph, self.top_blocks = graph, TOP_BLOCKS
         self.evaluations, self.deps = graph.evaluations, graph.deps  # loaded: made on the first slice
         self._found: dict[int, list[int]] = {}

@@ -46,6 +46,7 @@ from typing import Iterable, Iterator
 
 from .provenance_control import ControlFlow
 from .provenance_effects import call_effects
+from .provenance_types import TOP_BLOCKS
 
 __all__ = ["CONTROL", "DATA", "MUTATION", "NOT_OPERATIONS", "STATE", "ProvenanceError", "TrialGraph", "connect"]
 
@@ -56,8 +57,6 @@ DATA, MUTATION, STATE, CONTROL = "data", "mutation", "state", "control"
 
 # evaluations that are no operation of the script: builtins looked up, types, the module itself
 NOT_OPERATIONS = frozenset({"type", "global", "script", "cell"})
-# code blocks whose operations are the experiment's own top level: a script, a notebook's cells
-TOP_BLOCKS = frozenset({"script", "cell"})
 _TAG_FUNCTION = re.compile(r"<function (?:pytest_nwtrials\.)?tag(?: at 0x[0-9a-fA-F]+)?>")
 _TAGGERS = {"tag": ("name", "value"), "now_tag_variable": ("var_name", "value")}
 _CHUNK = 500

@@ -16,16 +16,13 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .provenance_effects import CallSite
-    from .provenance_graph import TrialGraph
+from .provenance_types import CallSite, GraphView
 
 __all__ = ["observed_mutations"]
 
 
-def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tuple[int, int]],
+def observed_mutations(graph: GraphView, sites: list[CallSite], known: list[tuple[int, int]],
                        parts: Mapping[int, list[tuple[float, int, str]]], modules: set[int]) -> list[tuple[int, int]]:
     """(object, call) for each call after which an object it was given is seen changed.
 
