@@ -90,7 +90,7 @@ def call_sites(graph: GraphView) -> list[CallSite]:
         elif func_kind == "name":
             name = func_text.strip()
         shape = _call_shape(text)
-        keywords = ()
+        keywords: tuple[str, ...] = ()
         if shape is not None and shape[0] + len(shape[1]) == len(arguments):
             keywords = shape[1]
         sites.append(CallSite(call, moment, name, func, receiver, tuple(arguments), keywords))

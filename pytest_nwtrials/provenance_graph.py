@@ -184,7 +184,8 @@ class TrialGraph:
         name_evals = {}
         found = {}
         for call, function in candidates.items():
-            text = func_values.get(funcs[call], "")
+            func = funcs[call]
+            text = func_values.get(func, "") if func is not None else ""
             if not (_TAG_FUNCTION.fullmatch(text) if function == "tag" else "now_tag_variable" in text):
                 continue
             component = self.components.get(self.evaluations.get(call, (0, -1, 0))[1])
@@ -326,7 +327,7 @@ class TrialGraph:
             rows: Iterator = (r for r in self.conn.execute(
                 "SELECT id, repr FROM evaluation WHERE trial_id = ?", (self.trial_id,)) if r[0] in wanted)
             return dict(rows)
-        values = {}
+        values: dict[int, str] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))

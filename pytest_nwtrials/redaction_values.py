@@ -89,8 +89,8 @@ class _Scrubber:
                 masked = self.text(str(value))
                 return value if masked == value else np.str_(masked)
             if kind is np.bytes_:
-                masked = self.secrets.mask_bytes(bytes(value), self.hits)
-                return value if masked == value else np.bytes_(masked)
+                masked_bytes = self.secrets.mask_bytes(bytes(value), self.hits)
+                return value if masked_bytes == value else np.bytes_(masked_bytes)
             if kind is np.ndarray:
                 return self._array(value, np)
             if isinstance(value, np.void) and self.secrets.found_in(value.tobytes()):
@@ -144,6 +144,7 @@ class _Scrubber:
         encodings = ("utf-32-le", "utf-32-be") if kind == "U" else ENCODINGS
         if not text_like or not self.secrets.found_in(arr.tobytes(), encodings):
             return arr
+        masked: list[str] | list[bytes]
         if kind == "U":
             masked = [self.text(s) for s in arr.ravel().tolist()]
         elif kind == "S":
