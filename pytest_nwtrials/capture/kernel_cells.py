@@ -18,7 +18,7 @@ from functools import wraps
 from typing import Any
 
 from . import recorder as _recorder
-from .runner import exit_code_of
+from .capture_setup import exit_code_of
 
 
 OUTPUT_FAILED = ("The cell ran, but one of its outputs failed to show (tag the cell raises-exception "

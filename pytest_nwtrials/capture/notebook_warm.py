@@ -36,7 +36,7 @@ from typing import Any
 from . import lifeline
 from .kernel_boot import BOOT_FILE
 from .launch import kill_group
-from .runner import CAPTURE_OPTIONS
+from .capture_setup import CAPTURE_OPTIONS
 from .notebook_kernel import NotebookError, kernel_spec, start_failure
 
 # variables read while a kernel starts, by Python, the loader, IPython or Jupyter: a kernel started
