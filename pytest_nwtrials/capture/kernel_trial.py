@@ -116,7 +116,7 @@ class NotebookCapture:
     def _install_builtins(self) -> None:
         """``now_tag_cell`` names the running cell too; IPython's `open` yields to capture's."""
         capture = self
-        original_cell = builtins.now_tag_cell
+        original_cell = getattr(builtins, "now_tag_cell")  # installed by noWorkflow's `configure`
 
         def now_tag_cell(tag: Any) -> Any:
             result = original_cell(tag)
@@ -124,7 +124,7 @@ class NotebookCapture:
             capture.cell_tags[str(tag)] = cell.index if cell is not None else None
             return result
 
-        builtins.now_tag_cell = now_tag_cell  # type: ignore[attr-defined]
+        setattr(builtins, "now_tag_cell", now_tag_cell)
         # IPython 8+ puts its own `open` into the user namespace, which would hide capture's
         self.shell.user_ns["open"] = builtins.open
 
@@ -237,7 +237,7 @@ class NotebookCapture:
             tree = self.metascript.definition.parse("cell", source, name, symbol)[0]
         except SyntaxError:  # raised again by IPython's parser, under the name IPython shows
             return original(source, filename, symbol)
-        return compile(tree, filename, symbol, self.shell.compile.flags | PyCF_ONLY_AST, 1)
+        return compile(tree, filename, symbol, self.shell.compile.flags | PyCF_ONLY_AST, dont_inherit=True)
 
     def arm_nested(self) -> None:
         """Have the next parse (the statement of a timing magic) rewritten as part of this cell."""
@@ -262,7 +262,7 @@ class NotebookCapture:
         ipython = self._ipython_dir if in_output else None
 
         def hidden(filename: str) -> bool:
-            return self.is_capture_frame(filename) or (bool(ipython) and filename.startswith(ipython))
+            return self.is_capture_frame(filename) or (ipython is not None and filename.startswith(ipython))
         return describe_cell_error(exc, cell, self._files, hidden, self.notebook)
 
     # -- the end ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import time
 import tokenize
 import traceback
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Any
 
 from . import capture_fault, capture_setup, environment, experiment_imports, lifeline, repair_recursion, repair_runtime
@@ -151,18 +152,19 @@ def source_compiles(path: str, outcome: Outcome) -> bool:
     return False
 
 
-def _chain(tb_exc: traceback.TracebackException):
+def _chain(tb_exc: traceback.TracebackException) -> Iterator[traceback.TracebackException]:
     """Each exception of the chain, cutting links to noWorkflow's own control-flow exceptions."""
     seen = set()
-    while tb_exc is not None and id(tb_exc) not in seen:
-        seen.add(id(tb_exc))
+    chained: traceback.TracebackException | None = tb_exc
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
         for link in ("__cause__", "__context__"):
-            linked = getattr(tb_exc, link)
+            linked = getattr(chained, link)
             if linked is not None and linked.exc_type is not None and \
                     linked.exc_type.__module__.startswith("noworkflow."):
-                setattr(tb_exc, link, None)
-        yield tb_exc
-        tb_exc = tb_exc.__cause__ or tb_exc.__context__
+                setattr(chained, link, None)
+        yield chained
+        chained = chained.__cause__ or chained.__context__
 
 
 def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
@@ -305,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     # the objects tagged by reference, as the run left them
     not_finished = capture_setup.finish_recorder(recorder)
     internal_error = internal_error or not_finished
-    result = {
+    result: dict[str, Any] = {
         "trial_id": trial_id,
         "exit_code": outcome.exit_code,
         "error": outcome.error,
