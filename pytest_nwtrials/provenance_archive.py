@@ -58,7 +58,7 @@ def redact(db: Path, secrets: Secrets) -> bool:
                         return True
         return False
 
-    def mask(text: object) -> object:
+    def mask(text: str | bytes | int | float | None) -> str | bytes | int | float | None:
         return secrets.mask_text(text) if type(text) is str else text  # numbers and binary stay
 
     with contextlib.closing(sqlite3.connect(db)) as conn:

@@ -34,10 +34,9 @@ from __future__ import annotations
 import ast
 from bisect import bisect_left
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Sequence
 
-if TYPE_CHECKING:
-    from .provenance_graph import TrialGraph
+from .provenance_types import TOP_BLOCKS, GraphView
 
 __all__ = ["ControlFlow", "Parts", "leaves", "may_assign", "statement_parts"]
 
@@ -83,9 +82,13 @@ def statement_parts(text: str, kind: str, line: int, column: int) -> Parts | Non
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    node = tree.body[0].body[0] if offset else tree.body[0]  # type: ignore[attr-defined]
-    expression = node.iter if isinstance(node, ast.For) else getattr(node, "test", None)
-    if expression is None or expression.end_lineno is None or expression.end_col_offset is None:
+    node = tree.body[0]
+    if offset and isinstance(node, ast.If):  # the `if 1:` put around it above
+        node = node.body[0]
+    if not isinstance(node, (ast.If, ast.While, ast.For)):
+        return None
+    expression = node.iter if isinstance(node, ast.For) else node.test
+    if expression.end_lineno is None or expression.end_col_offset is None:
         return None
     first = (line + expression.lineno - 1 - offset, expression.col_offset)
     last = (line + expression.end_lineno - 1 - offset, expression.end_col_offset)
@@ -95,7 +98,7 @@ def statement_parts(text: str, kind: str, line: int, column: int) -> Parts | Non
     return Parts((first, last), names, leaves(node.body + node.orelse) if isinstance(node, ast.If) else frozenset())
 
 
-def leaves(nodes: list[ast.AST]) -> frozenset[str]:
+def leaves(nodes: Sequence[ast.AST]) -> frozenset[str]:
     """How these statements may end the code around them early: "loop" for a `break` or
     `continue` of the enclosing loop, "function" for a `return`. A `raise` is left out: the
     operations after it run only when it did not, but an exception is usually an error."""
@@ -114,7 +117,7 @@ def leaves(nodes: list[ast.AST]) -> frozenset[str]:
     return frozenset(found)
 
 
-def may_assign(nodes: list[ast.AST]) -> frozenset[str]:
+def may_assign(nodes: Sequence[ast.AST]) -> frozenset[str]:
     """Names these statements may rebind (`X = ...`, `X += 1`, `for X in`, `del X`, `def X`),
     change in place through a target (`X[0] = ...`, `X.a = ...`) or through a method call
     (`X.fit(...)`, `X.append(...)`). Nested function and class bodies are another scope: only
@@ -156,9 +159,7 @@ class ControlFlow:
     """The control dependencies of one trial's evaluations, computed on demand (see the module
     docstring): `of(eid)` is what `TrialGraph.backward_edges` follows as CONTROL edges."""
 
-    def __init__(self, graph: TrialGraph) -> None:
-        from .provenance_graph import TOP_BLOCKS  # which imports this module
-
+    def __init__(self, graph: GraphView) -> None:
         self.graph, self.top_blocks = graph, TOP_BLOCKS
         self.evaluations, self.deps = graph.evaluations, graph.deps  # loaded: made on the first slice
         self._found: dict[int, list[int]] = {}
@@ -173,9 +174,9 @@ class ControlFlow:
         self.test_of: dict[int, int] = {}  # component of a test (or iterable) -> its statement's
         # code block -> its `if`s that may end their loop or function early: the code after
         # them that they decide about (after, up to), and their component
-        self.exits: dict[int, list[tuple[Position, Position, int]]] = {}
+        self.exits: dict[int | None, list[tuple[Position, Position, int]]] = {}
         self._find_statements()
-        self.by_container: dict[int, list[Statement]] = {}
+        self.by_container: dict[int | None, list[Statement]] = {}
         for statement in self.statements:
             self.by_container.setdefault(statement.container, []).append(statement)
         self.by_name: dict[str, list[Statement]] = {}

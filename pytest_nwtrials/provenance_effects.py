@@ -40,12 +40,11 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .provenance_graph import TrialGraph
+from .provenance_observed import observed_mutations
+from .provenance_state import state_edges
+from .provenance_types import MODULE, CallSite, GraphView
 
 __all__ = ["CallSite", "call_effects", "call_sites"]
 
@@ -63,23 +62,9 @@ _FIT = re.compile(r"fit(?:_\w+)?")
 # its subclass SystemRandom, torch's Generator
 GENERATOR = re.compile(
     r"(?:Generator|RandomState)\(\w+\)|<random\.(?:System)?Random object>|<torch\._C\.Generator object>")
-MODULE = re.compile(r"<module ([\w.]+)>")
 
 
-@dataclass(frozen=True)
-class CallSite:
-    """One call evaluation and what it was given."""
-
-    call: int
-    moment: float  # its checkpoint: when it returned
-    name: str  # the called function's or method's name, from the source text ("" if none)
-    func: int  # the evaluation of the called expression
-    receiver: int | None  # the `obj` read of `obj.name(...)`
-    arguments: tuple[int, ...]  # in source order: positional, then keywords
-    keywords: tuple[str, ...]  # names of the last len(keywords) arguments; () when unknown
-
-
-def call_sites(graph: TrialGraph) -> list[CallSite]:
+def call_sites(graph: GraphView) -> list[CallSite]:
     """Every call of the trial except tag calls, in execution order."""
     tags = graph.tag_calls()
     components = graph.components
@@ -105,7 +90,7 @@ def call_sites(graph: TrialGraph) -> list[CallSite]:
         elif func_kind == "name":
             name = func_text.strip()
         shape = _call_shape(text)
-        keywords = ()
+        keywords: tuple[str, ...] = ()
         if shape is not None and shape[0] + len(shape[1]) == len(arguments):
             keywords = shape[1]
         sites.append(CallSite(call, moment, name, func, receiver, tuple(arguments), keywords))
@@ -120,16 +105,13 @@ def keyword(site: CallSite, name: str) -> int | None:
     return site.arguments[len(site.arguments) - len(site.keywords) + site.keywords.index(name)]
 
 
-def call_effects(graph: TrialGraph, parts: Mapping[int, list[tuple[float, int, str]]]
+def call_effects(graph: GraphView, parts: Mapping[int, list[tuple[float, int, str]]]
                  ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """The calls that may have changed an object, as (object, call), and the edges of hidden
     module state, as (draw, the earlier seed or draw it depends on); see the module docstrings.
 
     `parts` are the recorded part writes of each object (table `member`), which explain a
     changed value as well as a call does."""
-    from .provenance_observed import observed_mutations
-    from .provenance_state import state_edges
-
     sites = call_sites(graph)
     values = graph.values(v for site in sites for v in (site.call, site.func, site.receiver) if v is not None)
     flags = graph.values(k for k in (keyword(site, "inplace") for site in sites) if k is not None)
@@ -143,7 +125,7 @@ def call_effects(graph: TrialGraph, parts: Mapping[int, list[tuple[float, int, s
     return known + observed, state_edges(sites, values)
 
 
-def changed_by(graph: TrialGraph, site: CallSite, values: dict[int, str], flags: dict[int, str]) -> set[int]:
+def changed_by(graph: GraphView, site: CallSite, values: dict[int, str], flags: dict[int, str]) -> set[int]:
     """The objects (containers) that the call may have changed, by the rules of the list above."""
     changed = set()
     receiver_value = values.get(site.receiver, "") if site.receiver is not None else ""

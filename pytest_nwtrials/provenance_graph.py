@@ -46,6 +46,7 @@ from typing import Iterable, Iterator
 
 from .provenance_control import ControlFlow
 from .provenance_effects import call_effects
+from .provenance_types import TOP_BLOCKS
 
 __all__ = ["CONTROL", "DATA", "MUTATION", "NOT_OPERATIONS", "STATE", "ProvenanceError", "TrialGraph", "connect"]
 
@@ -56,8 +57,6 @@ DATA, MUTATION, STATE, CONTROL = "data", "mutation", "state", "control"
 
 # evaluations that are no operation of the script: builtins looked up, types, the module itself
 NOT_OPERATIONS = frozenset({"type", "global", "script", "cell"})
-# code blocks whose operations are the experiment's own top level: a script, a notebook's cells
-TOP_BLOCKS = frozenset({"script", "cell"})
 _TAG_FUNCTION = re.compile(r"<function (?:pytest_nwtrials\.)?tag(?: at 0x[0-9a-fA-F]+)?>")
 _TAGGERS = {"tag": ("name", "value"), "now_tag_variable": ("var_name", "value")}
 _CHUNK = 500
@@ -185,7 +184,8 @@ class TrialGraph:
         name_evals = {}
         found = {}
         for call, function in candidates.items():
-            text = func_values.get(funcs[call], "")
+            func = funcs[call]
+            text = func_values.get(func, "") if func is not None else ""
             if not (_TAG_FUNCTION.fullmatch(text) if function == "tag" else "now_tag_variable" in text):
                 continue
             component = self.components.get(self.evaluations.get(call, (0, -1, 0))[1])
@@ -327,7 +327,7 @@ class TrialGraph:
             rows: Iterator = (r for r in self.conn.execute(
                 "SELECT id, repr FROM evaluation WHERE trial_id = ?", (self.trial_id,)) if r[0] in wanted)
             return dict(rows)
-        values = {}
+        values: dict[int, str] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))

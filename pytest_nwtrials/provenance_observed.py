@@ -16,16 +16,13 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .provenance_effects import CallSite
-    from .provenance_graph import TrialGraph
+from .provenance_types import CallSite, GraphView
 
 __all__ = ["observed_mutations"]
 
 
-def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tuple[int, int]],
+def observed_mutations(graph: GraphView, sites: list[CallSite], known: list[tuple[int, int]],
                        parts: Mapping[int, list[tuple[float, int, str]]], modules: set[int]) -> list[tuple[int, int]]:
     """(object, call) for each call after which an object it was given is seen changed.
 
@@ -36,8 +33,8 @@ def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tup
     # (object, call, the read of the object given to the call)
     candidates = []
     for site in sites:
-        plain = site.receiver is None or site.receiver in modules
-        given = site.arguments if plain else (site.receiver, *site.arguments)
+        receiver = site.receiver
+        given = site.arguments if receiver is None or receiver in modules else (receiver, *site.arguments)
         for read in given:
             obj = graph.container(read)
             if (obj, site.call) in explained or obj == site.call or obj not in evaluations:
@@ -69,7 +66,7 @@ def observed_mutations(graph: TrialGraph, sites: list[CallSite], known: list[tup
         if after == len(times[obj]):
             continue  # never read again
         following = reads[obj][after][1]
-        moments = effect_times.get(obj, ())
+        moments = effect_times.get(obj, [])
         start = graph.evaluations[read][0]
         if moments and bisect_left(moments, start) != bisect_right(moments, times[obj][after]):
             continue  # changed, if at all, by a known effect

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .provenance_effects import MODULE, CallSite
+from .provenance_types import MODULE, CallSite
 
 __all__ = ["generator_of", "hidden_state", "state_edges"]
 

@@ -16,7 +16,8 @@ destroy the record and protect nothing. A longer secret that is also ordinary te
 ``PIP_KEYRING_PROVIDER=subprocess``) is masked wherever that text appears: the rule errs on the
 side of hiding.
 
-This module imports only the standard library; `scrub` (values) loads `redaction_values`.
+This module imports only the standard library and `redaction_values`, which masks secrets
+inside values (`scrub`) and imports nothing of this package.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .redaction_values import ENCODINGS, REDACTED, scrub
+
 # names that look like credentials: environment variables whose name contains one of them
 SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASS", "CREDENTIAL", "AUTH")
 # argument options: a word of the option's name equal to one of these, or ending in one of
@@ -35,10 +38,7 @@ SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASS", "CREDENTIAL", "AUT
 SECRET_OPTION_WORDS = frozenset({"token", "secret", "key", "password", "passwd", "pass", "passphrase",
                                  "credential", "credentials", "auth"})
 SECRET_OPTION_SUFFIXES = ("token", "secret", "key", "password", "passwd")
-REDACTED = "<redacted>"
 MIN_LENGTH = 6
-# the encodings a secret is searched for in bytes: numpy keeps str arrays as UCS-4
-ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
 _SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
 # words of an option name: split at punctuation and at a lower-to-upper case change (apiKey)
@@ -182,8 +182,6 @@ class Secrets:
         `redaction_values`); the value itself when it holds none."""
         if not self:
             return value
-        from .redaction_values import scrub
-
         return scrub(value, self, hits)
 
     @staticmethod

@@ -14,10 +14,28 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .redaction import ENCODINGS, REDACTED, Secrets
+# `redaction.Secrets` builds on these and on `scrub`; this module does not import it, so that the
+# two depend one way
+REDACTED = "<redacted>"
+# the encodings a secret is searched for in bytes: numpy keeps str arrays as UCS-4
+ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+
+class Secrets(Protocol):
+    """What `scrub` asks of `redaction.Secrets`: the forms of the secrets and how to mask them."""
+
+    @property
+    def forms(self) -> tuple[tuple[str, str], ...]: ...
+
+    def mask_text(self, text: str, hits: set[str] | None = None) -> str: ...
+
+    def mask_bytes(self, data: bytes, hits: set[str] | None = None) -> bytes: ...
+
+    def found_in(self, data: bytes, encodings: Sequence[str] = ENCODINGS) -> bool: ...
 
 # numpy kinds whose bytes may be text: str, bytes, structured records, and bytes seen as numbers
 _TEXT_KINDS = "USV"
@@ -71,8 +89,8 @@ class _Scrubber:
                 masked = self.text(str(value))
                 return value if masked == value else np.str_(masked)
             if kind is np.bytes_:
-                masked = self.secrets.mask_bytes(bytes(value), self.hits)
-                return value if masked == value else np.bytes_(masked)
+                masked_bytes = self.secrets.mask_bytes(bytes(value), self.hits)
+                return value if masked_bytes == value else np.bytes_(masked_bytes)
             if kind is np.ndarray:
                 return self._array(value, np)
             if isinstance(value, np.void) and self.secrets.found_in(value.tobytes()):
@@ -126,6 +144,7 @@ class _Scrubber:
         encodings = ("utf-32-le", "utf-32-be") if kind == "U" else ENCODINGS
         if not text_like or not self.secrets.found_in(arr.tobytes(), encodings):
             return arr
+        masked: list[str] | list[bytes]
         if kind == "U":
             masked = [self.text(s) for s in arr.ravel().tolist()]
         elif kind == "S":

@@ -114,9 +114,9 @@ def diff_operations(old: Sequence[Op], new: Sequence[Op]) -> tuple[OpChange, ...
     moved_old = {i for i, _position in moves.values()}
     rewritten = _pair_rewritten(old, new, [i for i, _p in removed if i not in moved_old],
                                 [j for j in added if j not in moves])
-    position = dict(removed)
+    removed_at = dict(removed)
     for i, j in rewritten:  # like a move, at the earlier of its two places
-        placed.append(((min(j, position[i]), 0, i, j), OpChange(OpKind.CHANGED, old[i], new[j], i, j)))
+        placed.append(((min(j, removed_at[i]), 0, i, j), OpChange(OpKind.CHANGED, old[i], new[j], i, j)))
     taken_old, taken_new = {i for i, _j in rewritten} | moved_old, {j for _i, j in rewritten} | set(moves)
     for j, (i, position) in moves.items():
         placed.append(((min(j, position), 0, i, j), OpChange(OpKind.MOVED, old[i], new[j], i, j)))

@@ -114,11 +114,11 @@ def unseeded(s: Slice, index: int, facts: Mapping[str, Any] | None = None,
         elif a in iterated:
             found.append(Construct(f"iteration over the set `{_short(op.code)}` (its order follows PYTHONHASHSEED)",
                                    "iterate over sorted(...) or set PYTHONHASHSEED", op))
-    for generator, a in globals_drawn.items():
-        if generator not in seeded and generator in _GLOBAL and not _seeded_anywhere(operations, generator):
-            name, call = _GLOBAL[generator]
+    for drawn, a in globals_drawn.items():
+        if drawn not in seeded and drawn in _GLOBAL and not _seeded_anywhere(operations, drawn):
+            name, seed_call = _GLOBAL[drawn]
             found.append(Construct(f"{name} is never seeded (`{_short(s.ops[a].code)}` draws from it)",
-                                   f"call {call} first", s.ops[a]))
+                                   f"call {seed_call} first", s.ops[a]))
     unique: dict[str, Construct] = {}
     for construct in found:
         unique.setdefault(construct.what, construct)

@@ -432,6 +432,38 @@ def test_now_tag_cell_and_now_tag_variable(tmp_path):
     assert {"prepare", "report", "[1, 2, 3]", "3"} <= stage
 
 
+def test_a_bad_tag_name_fails_the_cell_as_it_fails_a_script(tmp_path):
+    # the rule of tag() holds for now_tag_variable in a notebook too, with the script's messages
+    # (tests/test_bad_input.py)
+    path = write_notebook(
+        tmp_path / "nb",
+        code("x = 1"),
+        code("now_tag_variable(3, x)", "raises-exception"),
+        code('now_tag_variable("  ", x)'),
+        code("now_tag_variable('never', x)"),
+    )
+    result = run(path, tmp_path)
+
+    assert result.status == "failed", (result.error, result.internal_error)
+    assert result.notebook.cells[2]["status"] == "expected-error"
+    assert result.notebook.cells[2]["error"] == {"type": "TypeError",
+                                                "message": "tag name must be a string, got int: 3"}
+    assert (result.error["type"], result.error["message"], result.error["cell"]) == (
+        "ValueError", "tag name must not be empty", 3)
+    assert result.tags == {}
+    with db(tmp_path) as conn:
+        stored = conn.execute("SELECT count(*) FROM stage_tags WHERE trial_id = ?", (result.trial_id,)).fetchone()
+    assert stored == (0,)  # refused before noWorkflow stored it
+
+
+def test_sys_exit_with_a_status_leaves_the_trial_unfinished_as_for_a_script(tmp_path):
+    path = write_notebook(tmp_path / "nb", code("x = 1"), code("import sys\nsys.exit(2)"), code("y = 2"))
+    result = run(path, tmp_path)
+
+    assert result.exit_code == 2 and result.error is None, (result.error, result.internal_error)
+    assert trial_status(tmp_path, result.trial_id) == "unfinished"
+
+
 # -- where the notebook runs ----------------------------------------------------------------------------
 
 def test_working_directory_is_the_notebooks_folder(tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 from . import lifeline
 
@@ -85,6 +85,9 @@ class ForkServer:
             [sys.executable, "-c", BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, cwd=os.path.abspath(os.sep), env=self.env, start_new_session=True,
             pass_fds=lifeline.pass_fds())  # for its children: each one ends when pytest is gone
+        assert self._proc.stdin is not None and self._proc.stdout is not None  # both are pipes
+        self._requests: IO[bytes] = self._proc.stdin
+        self._replies: IO[bytes] = self._proc.stdout
         self._buffer = b""
         self._ready = False
         self._running: int | None = None  # the child not waited for yet
@@ -121,8 +124,8 @@ class ForkServer:
             request = {"spec": str(spec_path), "cwd": str(cwd), "env": dict(env),
                        "stdout": str(stdout_path), "stderr": str(stderr_path)}
             try:
-                self._proc.stdin.write(json.dumps(request).encode() + b"\n")
-                self._proc.stdin.flush()
+                self._requests.write(json.dumps(request).encode() + b"\n")
+                self._requests.flush()
             except OSError as exc:
                 raise self._broken(f"the fork server is gone ({exc})") from None
             try:
@@ -147,7 +150,7 @@ class ForkServer:
                 raise ValueError(f"process {pid} was not started by this fork server, or was waited for")
             while pid not in self._done:
                 if not self._collect(deadline):
-                    raise subprocess.TimeoutExpired(f"capture process {pid}", timeout)
+                    raise subprocess.TimeoutExpired(f"capture process {pid}", timeout if timeout is not None else 0.0)
             if pid == self._running:
                 self._running = None
             return self._done.pop(pid)
@@ -177,7 +180,7 @@ class ForkServer:
     def _expect(self, deadline: float | None, key: str, hung: bool = False) -> dict[str, Any]:
         """The next reply, which must hold `key`. When `deadline` passes first: _NoReply, or with
         `hung` ForkServerError (a server that does not answer at once is of no use)."""
-        fd = self._proc.stdout.fileno()
+        fd = self._replies.fileno()
         while b"\n" not in self._buffer:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not select.select([fd], [], [], remaining)[0]:
@@ -276,7 +279,7 @@ def serve() -> None:
     os._exit(0)
 
 
-def _serve_one(request: dict[str, Any], handlers: dict[int, Any], requests: Any, replies: Any) -> None:
+def _serve_one(request: dict[str, Any], handlers: dict[signal.Signals, Any], requests: Any, replies: Any) -> None:
     started, ready = os.pipe()
     try:
         pid = os.fork()
@@ -300,7 +303,7 @@ def _serve_one(request: dict[str, Any], handlers: dict[int, Any], requests: Any,
     replies.write(json.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
 
 
-def _child(request: dict[str, Any], handlers: dict[int, Any], ready: int) -> NoReturn:
+def _child(request: dict[str, Any], handlers: dict[signal.Signals, Any], ready: int) -> NoReturn:
     """Become the ``python -c BOOT SPEC`` process that `launch` starts, run it, and exit."""
     code = CHILD_FAILED
     try:

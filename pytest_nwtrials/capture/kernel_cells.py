@@ -18,7 +18,7 @@ from functools import wraps
 from typing import Any
 
 from . import recorder as _recorder
-from .runner import exit_code_of
+from .capture_setup import exit_code_of
 
 
 OUTPUT_FAILED = ("The cell ran, but one of its outputs failed to show (tag the cell raises-exception "
@@ -148,7 +148,7 @@ def install_plain_builtins(recorder: _recorder.Recorder, cell_tags: dict[str, in
         cell_tags[str(tag)] = cell.index if cell is not None else None
 
     _recorder.provide_plain_tag_variable(builtins, recorder)
-    builtins.now_tag_cell = now_tag_cell
+    setattr(builtins, "now_tag_cell", now_tag_cell)  # a builtin of noWorkflow's, not typeshed's
 
 
 def internal_failure(doing: str, exc: BaseException, own_dirs: tuple[str, ...]) -> str:

@@ -18,7 +18,8 @@ def describe_cell_error(exc: BaseException, cell: Cell, files: dict[str, Cell], 
     `is_capture_frame(filename)` holds (capture's and noWorkflow's) are left out.
     """
     tb_exc = traceback.TracebackException.from_exception(exc)
-    chained, seen = tb_exc, set()
+    chained: traceback.TracebackException | None = tb_exc
+    seen = set()
     while chained is not None and id(chained) not in seen:
         seen.add(id(chained))
         frames = list(chained.stack)

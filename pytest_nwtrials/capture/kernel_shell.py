@@ -16,7 +16,7 @@ REWRITER_GLOBALS = ("__now_activation__", "__now_result__")
 
 
 def hook_shell(shell: Any, capture: Any) -> None:
-    """Install `capture` (a `kernel.NotebookCapture`) into `shell`, an IPython ZMQInteractiveShell."""
+    """Install `capture` (a `kernel_trial.NotebookCapture`) into `shell`, an IPython ZMQInteractiveShell."""
     compiler = shell.compile
     original_parse = compiler.ast_parse
     compiler.ast_parse = lambda source, filename="<unknown>", symbol="exec": \

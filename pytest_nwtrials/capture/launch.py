@@ -229,7 +229,8 @@ class _Forked:
     """A capture process forked by the fork server, with the part of `Popen` used here."""
 
     def __init__(self, server: forkserver.ForkServer, pid: int) -> None:
-        self.server, self.pid, self.returncode = server, pid, None
+        self.server, self.pid = server, pid
+        self.returncode: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:

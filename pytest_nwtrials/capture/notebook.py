@@ -280,7 +280,7 @@ def run_notebook(request: RunRequest, kernel: str | None = None, cell_timeout: f
             kill_group(pid)  # whatever the notebook left running
         stdout = "".join(progress.stdout)
         stderr = "".join(progress.stderr) + stderr_log
-        info = dict(path=str(notebook), out_of_order=out_of_order, running_cell=progress.running)
+        info: dict[str, Any] = dict(path=str(notebook), out_of_order=out_of_order, running_cell=progress.running)
         if stopped is not None:
             # how long it ran: a cell limit may stop it long before --nw-timeout
             ran = round(time.perf_counter() - clock, 4)

@@ -116,7 +116,7 @@ def kernel_traceback(output: str) -> str | None:
         return None
     lines = output[output.rindex(head):].splitlines()
     frames = [i for i, line in enumerate(lines) if _FRAME.match(line)]
-    own = [i for i in frames if "pytest_nwtrials" in _FRAME.match(lines[i]).group("file")]
+    own = [i for i in frames if (match := _FRAME.match(lines[i])) and "pytest_nwtrials" in match.group("file")]
     if own and own[0] != frames[0]:
         lines = [lines[0], "  ...", *lines[own[0]:]]
     if len(lines) > TRACEBACK_LINES:

@@ -84,7 +84,8 @@ def timeout_text(nb: Any, limits: Limits, cell: int | None, whole: bool) -> str:
                 f"started (counted from the first cell)")
         hint = "If it needs longer, raise --nw-timeout or ini nw_timeout."
     else:
-        head = (f"was stopped: {cell_text(nb, cell)} ran longer than {limits.cell:g} s, the limit of one cell "
+        label = cell_text(nb, cell) if cell is not None else "a cell"
+        head = (f"was stopped: {label} ran longer than {limits.cell:g} s, the limit of one cell "
                 f"({limits.cell_source})")
         hint = f"If it needs longer, raise {limits.cell_source}."
     return "\n".join([head, *_source_block(nb, cell), hint])
@@ -126,8 +127,10 @@ def other_language(nb_path: Path) -> str | None:
         metadata = doc.get("metadata") or {}
     except (OSError, ValueError, AttributeError):
         return None
-    spec = metadata.get("kernelspec") if isinstance(metadata.get("kernelspec"), dict) else {}
-    info = metadata.get("language_info") if isinstance(metadata.get("language_info"), dict) else {}
+    spec = metadata.get("kernelspec")
+    spec = spec if isinstance(spec, dict) else {}
+    info = metadata.get("language_info")
+    info = info if isinstance(info, dict) else {}
     language = str(spec.get("language") or info.get("name") or "python")
     if language.strip().lower() in ("python", "python3", "ipython", "ipython3"):
         return None

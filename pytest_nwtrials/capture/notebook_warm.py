@@ -36,7 +36,7 @@ from typing import Any
 from . import lifeline
 from .kernel_boot import BOOT_FILE
 from .launch import kill_group
-from .runner import CAPTURE_OPTIONS
+from .capture_setup import CAPTURE_OPTIONS
 from .notebook_kernel import NotebookError, kernel_spec, start_failure
 
 # variables read while a kernel starts, by Python, the loader, IPython or Jupyter: a kernel started
@@ -112,7 +112,7 @@ class WarmKernel:
             try:
                 # its own folder as working directory: no module of the project's can stand in for
                 # one the kernel imports while it starts (`kernel_boot` moves it to the notebook's)
-                return launch_kernel(self.cmd, stdout=log, stderr=log, env=env, cwd=str(self.folder),
+                return launch_kernel(self.cmd, stdout=log.fileno(), stderr=log.fileno(), env=env, cwd=str(self.folder),
                                      pass_fds=lifeline.pass_fds())
             except OSError as exc:
                 raise NotebookError(start_failure(notebook, self.name, self.python, self.log_path, exc)) from None
@@ -172,6 +172,7 @@ def _provisioner_class() -> type:
 
             async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
                 km = self.parent
+                assert km is not None  # a provisioner is made by its kernel manager
                 km.connection_file = self.warm.connection_file
                 km.load_connection_file()
                 self.connection_info = km.get_connection_info()

@@ -18,6 +18,7 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from ..redaction import Secrets
@@ -79,7 +80,7 @@ def provide_plain_tag_variable(builtin: Any, recorder: Recorder) -> None:
 def check_tolerance(what: str, value: object) -> float | None:
     if value is None:
         return None
-    if not is_tolerance(value):
+    if not is_tolerance(value) or not isinstance(value, (int, float)):
         raise ValueError(f"tag {what} must be {RULE}, got {value!r}")
     return float(value)
 
@@ -205,10 +206,10 @@ class Recorder:
         if self.masked:
             notes.append(Secrets.note(self.masked))
         for name in ini_tags:
-            record = self.tags.get(name)
-            if record is not None and record.source != "nw_tags":
+            listed = self.tags.get(name)
+            if listed is not None and listed.source != "nw_tags":
                 notes.append(f"{name!r} is listed in ini nw_tags and also tagged by the experiment "
-                             f"({', '.join(record.sites)}); the tagged value is kept, the variable is not recorded")
+                             f"({', '.join(listed.sites)}); the tagged value is kept, the variable is not recorded")
         return notes
 
 
@@ -240,10 +241,10 @@ def caller_site() -> str:
     """Where the experiment's code recorded a tag: "train.py line 12" (the first frame outside
     this package and noWorkflow), or "?" when there is no such frame."""
     noworkflow = sys.modules.get("noworkflow")
-    skipped = (_PACKAGE,)
+    skipped: tuple[str, ...] = (_PACKAGE,)
     if noworkflow is not None and noworkflow.__file__:
         skipped += (os.path.dirname(noworkflow.__file__) + os.sep,)
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(skipped):

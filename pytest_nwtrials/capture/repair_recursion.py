@@ -65,11 +65,11 @@ def _running_shell() -> Any:
 
 
 def _capture_dirs() -> tuple[str, ...]:
+    """The folders of noWorkflow and of this package (the parent of `capture`, not imported)."""
     import noworkflow
 
-    import pytest_nwtrials
-
-    return tuple(os.path.dirname(m.__file__) + os.sep for m in (noworkflow, pytest_nwtrials))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return tuple(os.path.join(folder, "") for folder in (os.path.dirname(os.path.abspath(noworkflow.__file__)), package))
 
 
 def without_capture_frames(tb: TracebackType | None, dirs: tuple[str, ...],

@@ -4,7 +4,8 @@ noWorkflow rewrites the experiment's code (each expression becomes a call into i
 and runs it in a namespace of its own. Some common constructs break under that rewrite or
 runtime. Each repair here is small, names the fault it answers and how it was measured, and is
 applied once per process before any code is rewritten, by the script runner
-(`runner.capture`) and the notebook kernel (`kernel.NotebookCapture`) alike:
+(`runner.capture`) and the notebook kernel (`kernel_trial.NotebookCapture`) alike, through
+`capture_setup.prepare`:
 
 - `repair_syntax`: faults of the rewriter and collector (code shapes that noWorkflow rewrites
   wrongly or cannot follow).

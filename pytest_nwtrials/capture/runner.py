@@ -5,13 +5,14 @@ main()' SPEC.json``. noWorkflow patches builtins process-wide and wipes ``__main
 code lives in an imported module and the process is used once. The outcome goes to the result
 file named in the spec, written atomically; noWorkflow's own exit status means nothing.
 
-noWorkflow's ``Execution.collect_provenance`` is replaced for this process because it swallows
-the script's exception into a message and crashes on ``sys.exit()`` without a number; ours keeps
-the exception, normalises the exit code and records tags before provenance is stored.
+noWorkflow is set up, and the trial created and finished, by `capture_setup`, as for notebooks;
+the script runs in ``__main__`` by `_collect_provenance` instead of noWorkflow's
+``Execution.collect_provenance``, which swallows the script's exception into a message and
+crashes on ``sys.exit()`` without a number; ours keeps the exception, normalises the exit code
+and records tags before provenance is stored.
 """
 from __future__ import annotations
 
-import argparse
 import faulthandler
 import io
 import json
@@ -22,18 +23,14 @@ import time
 import tokenize
 import traceback
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Any
 
-from ..files import write_json_atomic
-from . import (capture_fault, environment, experiment_imports, file_access, lifeline, provenance_db,
-               repair_recursion, repair_runtime, repairs)
+from . import capture_fault, capture_setup, environment, experiment_imports, lifeline, repair_recursion, repair_runtime
 from . import recorder as _recorder
+from .capture_setup import exit_code_of
 
-CAPTURE_OPTIONS = {
-    # fine: every operation of the script; coarse: calls, arguments, returns and file accesses
-    "fine": [],
-    "coarse": ["-cg"],
-}
+__all__ = ["Outcome", "compile_source", "describe_exception", "exit_code_of", "main", "run_script"]
 
 
 class Outcome:
@@ -70,17 +67,6 @@ class Outcome:
                 os.replace(tmp, self._progress_path)
             except OSError:
                 pass  # only a help for the report of a crash
-
-
-def exit_code_of(code: object) -> tuple[int, str | None]:
-    """The process exit code Python would use for ``sys.exit(code)``, and a message to print."""
-    if code is None:
-        return 0, None
-    if isinstance(code, bool):
-        return int(code), None
-    if isinstance(code, int):
-        return code & 0xFF, None  # what the operating system keeps of it
-    return 1, str(code)
 
 
 def _plugin_frame(filename: str) -> bool:
@@ -166,45 +152,26 @@ def source_compiles(path: str, outcome: Outcome) -> bool:
     return False
 
 
-def _chain(tb_exc: traceback.TracebackException):
+def _chain(tb_exc: traceback.TracebackException) -> Iterator[traceback.TracebackException]:
     """Each exception of the chain, cutting links to noWorkflow's own control-flow exceptions."""
     seen = set()
-    while tb_exc is not None and id(tb_exc) not in seen:
-        seen.add(id(tb_exc))
+    chained: traceback.TracebackException | None = tb_exc
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
         for link in ("__cause__", "__context__"):
-            linked = getattr(tb_exc, link)
+            linked = getattr(chained, link)
             if linked is not None and linked.exc_type is not None and \
                     linked.exc_type.__module__.startswith("noworkflow."):
-                setattr(tb_exc, link, None)
-        yield tb_exc
-        tb_exc = tb_exc.__cause__ or tb_exc.__context__
-
-
-def _wrap_now_tag_variable(builtin: Any, recorder: _recorder.Recorder) -> None:
-    """Record noWorkflow's own ``now_tag_variable(name, value)`` calls as tags too (and
-    ``now_variable``, its older name)."""
-    original = builtin["now_tag_variable"] if isinstance(builtin, dict) else builtin.now_tag_variable
-
-    def now_tag_variable(var_name, value):
-        _recorder.check_tag_name(var_name)  # the rule of `tag`, before noWorkflow stores it
-        result = original(var_name, value)
-        recorder.record(str(var_name), value, source="now_tag_variable")
-        return result
-
-    _recorder.provide_tag_variable(builtin, now_tag_variable)
+                setattr(chained, link, None)
+        yield chained
+        chained = chained.__cause__ or chained.__context__
 
 
 def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
                         recorder: _recorder.Recorder) -> None:
     """Our version of ``Execution.collect_provenance`` (see the module docstring)."""
     metascript = execution.metascript
-    # noWorkflow's module analysis reads, hashes and stores every imported module's source and
-    # asks pkg_resources for its version: most of its cost. Library versions are recorded by
-    # `environment.collect` instead. Set here, after the trial row exists: ``-b`` on the command
-    # line makes noWorkflow look up an earlier trial and fail in an empty store.
-    metascript.bypass_modules = True
-    execution.configure()
-    _wrap_now_tag_variable(metascript.namespace["__builtins__"], recorder)
+    capture_setup.start_execution(metascript, recorder)
     finder = metascript.definition.finder
     outcome.trial_id = str(metascript.trial_id)
 
@@ -218,59 +185,28 @@ def _collect_provenance(execution: Any, outcome: Outcome, spec: dict[str, Any],
                 sys.meta_path.remove(finder)
 
     run_script(run, metascript.namespace, spec, outcome, recorder)
-    failed = outcome.exit_code != 0
-    execution.force_msg = execution.partial = failed
-    execution.msg = ""  # the outcome is reported by the plugin, not printed by noWorkflow
     outcome.stage = "storing provenance"
-
-
-def _parse_now_args(spec: dict[str, Any], script_argv: tuple[str, ...]) -> argparse.Namespace:
-    from noworkflow.now.cmd.cmd_run import Run
-
-    parser = argparse.ArgumentParser(prog="now")
-    Run().create_parser(parser.add_subparsers())
-    argv = ["run", "--dir", spec["provenance_dir"], "--name", spec["name"]]
-    argv += CAPTURE_OPTIONS[spec.get("capture", "fine")]
-    argv += [spec["script"], *script_argv]
-    return parser.parse_args(argv)
 
 
 def capture(spec: dict[str, Any], outcome: Outcome, recorder: _recorder.Recorder) -> str:
     """Run the script under noWorkflow; return noWorkflow's trial id."""
     import __main__
 
-    from noworkflow.now.cmd.cmd_run import run
-    from noworkflow.now.collection.metadata import Metascript
-    from noworkflow.now.persistence import relational
-    from noworkflow.now.utils import io as now_io
-
-    from ..provenance_serialize import serialize
-
-    now_io.verbose = False
-    # written without waiting for the disk, else noWorkflow's schema costs most of a small capture
-    provenance_db.create_database(spec["provenance_dir"])
-    # noWorkflow stores its command line (trial command, arguments table) with secrets masked;
-    # the script gets the real arguments
-    masked = recorder.secrets.mask_argv(spec.get("argv", []))
-    args = _parse_now_args(spec, masked)
-    metascript = Metascript().read_cmd_args(args, cmd=" ".join(["run", spec["script"], *masked]))
-    provenance_db.relax(relational.engine)  # before its first connection, which Trial.create opens
-    metascript.argv = [spec["script"], *spec.get("argv", [])]
-    # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
-    environment.hide_secrets(metascript, serialize, recorder.secrets)
-    environment.skip_compositions(metascript)
-    file_access.record_files_as_opened(metascript)
-    repairs.install(metascript)
+    script = spec["script"]
+    metascript, args = capture_setup.new_metascript(spec, script, "run", recorder.secrets)
+    metascript.argv = [script, *spec.get("argv", [])]  # the real arguments: noWorkflow's have secrets masked
+    capture_setup.prepare(metascript, recorder.secrets)
     metascript.namespace = __main__.__dict__
     metascript.clear_sys()
     # noWorkflow puts its database folder first on sys.path; the script expects its own folder
-    sys.path[0] = os.path.dirname(spec["script"])
+    sys.path[0] = os.path.dirname(script)
     # as `python train.py` run in the script's folder: no absolute path of this checkout in values
-    sys.argv[0] = os.path.basename(spec["script"])
+    sys.argv[0] = os.path.basename(script)
     metascript.clear_namespace()
-    execution = metascript.execution
-    execution.collect_provenance = lambda: _collect_provenance(execution, outcome, spec, recorder)
-    run(metascript, args)
+    # noWorkflow's own `run`, with our `collect_provenance` in the middle (see the module docstring)
+    capture_setup.create_trial(metascript, args)
+    _collect_provenance(metascript.execution, outcome, spec, recorder)
+    capture_setup.finish_trial(metascript, outcome.exit_code)
     return str(metascript.trial_id)
 
 
@@ -347,9 +283,8 @@ def main(argv: list[str] | None = None) -> None:
         spec = json.load(handle)
     lifeline.guard(spec.get("lifeline"))  # ends this process and what the script started with pytest
     faulthandler.enable()  # a crash in native code prints where the script was
-    secrets = environment.secrets_of(spec)
-    recorder = _recorder.Recorder(spec["blobs_dir"], secrets, model_files=bool(spec.get("model_files")),
-                                  linkable=tuple(spec.get("linkable_blobs", ())))
+    recorder = capture_setup.new_recorder(spec)
+    secrets = recorder.secrets
     _recorder.install(recorder)
     outcome = Outcome(spec.get("progress"))
     outcome.source = _read_bytes(spec["script"])  # before the capture, which would record the read
@@ -369,13 +304,10 @@ def main(argv: list[str] | None = None) -> None:
         outcome.capture_fault = outcome.capture_fault or capture_fault.noworkflow_fault(
             exc, spec["script"], outcome.stage)
         traceback.print_exc()
-    finally:
-        _recorder.install(None)
-    try:
-        recorder.finish()  # the objects tagged by reference, as the run left them
-    except OSError as exc:
-        internal_error = internal_error or str(exc)
-    result = {
+    # the objects tagged by reference, as the run left them
+    not_finished = capture_setup.finish_recorder(recorder)
+    internal_error = internal_error or not_finished
+    result: dict[str, Any] = {
         "trial_id": trial_id,
         "exit_code": outcome.exit_code,
         "error": outcome.error,
@@ -393,12 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     result["capture_fault"] = secrets.mask_doc(outcome.capture_fault)
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    try:
-        write_json_atomic(spec["result"], result)
-    except (TypeError, ValueError) as exc:  # a tag produced a document JSON refuses
-        result["tags"] = {}
-        result["internal_error"] = f"could not write the tagged values: {exc}"
-        write_json_atomic(spec["result"], result)
+    capture_setup.write_result(spec["result"], result)
     sys.stdout.flush()
     sys.stderr.flush()
     # raised from here, not __main__: noWorkflow has replaced __main__'s namespace
