@@ -87,3 +87,33 @@ def test_w_error_on_a_warning_at_the_session_s_end_fails_the_session_with_it(pro
     text = result.stdout.str() + result.stderr.str()
     assert f"error: {message(damaged)}" in text
     assert "Traceback" not in text and "INTERNALERROR" not in text
+
+
+def test_notices_warn_each_new_message_once_under_the_filters_in_force():
+    import warnings
+
+    from pytest_nwtrials.session_warnings import Notices
+
+    source: list[str] = ["a"]
+    notices = Notices([source])
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        notices.emit()
+        source.extend(["a", "b"])
+        notices.emit()
+    assert notices.shown == ["a", "b"]
+
+    source.extend(["c", "d"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=NwTrialsWarning, message="c")
+        with pytest.raises(NwTrialsWarning, match="^c$"):
+            notices.emit()
+        notices.emit()  # "d" was not lost to the error before it
+    assert notices.shown == ["a", "b", "d"]
+
+    source.extend(["e", "f"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NwTrialsWarning, message="e")
+        warnings.filterwarnings("error", category=NwTrialsWarning, message="f")
+        assert notices.emit_at_end()
+    assert notices.shown == ["a", "b", "d"] and notices.errors == ["f"]
