@@ -29,7 +29,8 @@ from .errors import StoreError
 from .marker import Comparison, GateFailure
 from .record_fields import stored_alike
 from .references import Reference
-from .session import Pending, TrialSession
+from .session import TrialSession
+from .session_state import Pending
 from .settings import AUTO, Settings
 from .store import Trial
 
@@ -102,7 +103,7 @@ def first_run(session: TrialSession, script: Path, options: Comparison) -> tuple
     if pending.result.timed_out:
         session.check_run(session.record(pending, capture=AUTO), pending.result)
     first = FirstRun(pending)
-    if pending.trial.status == "finished":
+    if pending.trial.status == "finished" and session.reference is not None:  # a gate has one
         first = _compared(session, pending, session.reference, options)
     if not first.matched:
         return None, first
@@ -192,7 +193,8 @@ def _compared(session: TrialSession, pending: Pending, reference: Reference, opt
     entry = _entry(session, trial, reference)
     if entry is None:
         return FirstRun(pending)
-    if reference.kind == "baseline":  # compared here, or by the rerun when it cannot be here
+    # compared here, or by the rerun when it cannot be here
+    if reference.kind == "baseline" and entry.path is not None:
         session.used_entries.add(entry.path)
     label = session.label(entry)
     same = stored_alike(entry, trial)  # equal without decoding: left out of the diff
@@ -213,8 +215,8 @@ def _entry(session: TrialSession, trial: Trial, reference: Reference) -> Entry |
     """What `trial` is compared with, as `TrialSession.entry_for` finds it, without failing or
     skipping: None when there is nothing to compare with."""
     try:
-        if reference.kind == "trial":
-            other = reference.trial
+        other = reference.trial
+        if reference.kind == "trial" and other is not None:
             if (other.experiment, other.argv) != (trial.experiment, trial.argv):
                 return None
             return entry_from_trial(other, session.store)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -11,6 +13,8 @@ from .marker import Comparison, GateFailure, comparison_from_marker
 from .session import TrialSession
 from .settings import CAPTURE_MODES, SettingsError, parse_repeat
 from .store import Trial
+
+T = TypeVar("T")
 
 
 class NwTrial:
@@ -89,7 +93,7 @@ class NwTrial:
         _fail_on_gate_failure(check)
 
 
-def _fail_on_gate_failure(check, *args):
+def _fail_on_gate_failure(check: Callable[..., T], *args: Any) -> T:
     """Return `check(*args)`; a gate failure fails the test with its report alone, no chained traceback."""
     try:
         return check(*args)

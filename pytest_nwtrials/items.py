@@ -1,24 +1,32 @@
 """Experiment files as pytest collectors, and the one item each yields."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from .printable import printable
 from .record_fields import no_provenance_note
-from .marker import GateFailure, comparison_from_marker
+from .capture.launch import RunResult
+from .marker import Comparison, GateFailure, comparison_from_marker
 from .auto import check_rerun, first_run, full_capture_reason
-from .session import SESSION_KEY
+from .session import SESSION_KEY, TrialSession
+from .store import Trial
 from .settings import AUTO, FULL
 
 
 class ExperimentFile(pytest.File):
     """A script matched by ``nw_experiments``: one item that runs it under capture."""
 
-    def collect(self):
+    def collect(self) -> Iterator[ExperimentItem]:
+        session = self.config.stash[SESSION_KEY]
+        session.collected.add(session.experiment_name(self.path))  # its baseline entry is not unused
         yield ExperimentItem.from_parent(self, name="experiment")
 
 
-def add_properties(node: pytest.Item, session, trial) -> None:
+def add_properties(node: pytest.Item, trial: Trial) -> None:
     """JUnit XML properties: the trial, and each scalar tag as ``nw_tag_<name>``.
 
     pytest escapes property values for XML but not names, and a tag name may hold any character:
@@ -60,27 +68,31 @@ class ExperimentItem(pytest.Item):
             self.user_properties.append(("nw_baseline", printable(session.reference.label)))
             session.compare(trial, session.reference, options)
 
-    def _run_auto(self, session, options) -> None:
+    def _run_auto(self, session: TrialSession, options: Comparison) -> None:
         """``--nw-capture=auto`` on a gate: without capture first, under fine capture when that
         run differs from the baseline or fails (see auto.py)."""
-        self.user_properties.append(("nw_baseline", printable(session.reference.label)))
+        reference = session.reference
+        assert reference is not None  # auto runs without capture first only on a gate
+        self.user_properties.append(("nw_baseline", printable(reference.label)))
         trial, first = first_run(session, self.path, options)
         if trial is not None:
             self._show(session, trial, first.pending.result)
-            self.add_report_section("call", "nwtrials", no_provenance_note(trial))
+            note = no_provenance_note(trial)
+            if note:
+                self.add_report_section("call", "nwtrials", note)
             return
         trial, result = session.run(self.path, capture=FULL)
         self._show(session, trial, result)
         check_rerun(session, first, trial, result, options,
-                    lambda: session.compare(trial, session.reference, options))
+                    lambda: session.compare(trial, reference, options))
 
-    def _show(self, session, trial, result) -> None:
+    def _show(self, session: TrialSession, trial: Trial, result: RunResult) -> None:
         """The run's output as report sections, its trial as JUnit properties."""
         if result.stdout:
             self.add_report_section("call", "stdout", result.stdout)
         if result.stderr:
             self.add_report_section("call", "stderr", result.stderr)
-        add_properties(self, session, trial)
+        add_properties(self, trial)
         if trial.fallback:  # shown with -rA as well as on failure, and in JUnit XML
             self.add_report_section("call", "nwtrials", trial.fallback)
             self.add_report_section("call", "noWorkflow traceback", session.outcomes[trial.name].fallback_traceback)
@@ -96,11 +108,12 @@ class ExperimentItem(pytest.Item):
             pytest.skip(why)
         raise GateFailure(f"{self.config.stash[SESSION_KEY].experiment_name(self.path)}: {why}")
 
-    def repr_failure(self, excinfo, style=None):
+    # returns what pytest's does, `str | TerminalRepr`, a type pytest does not export
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None):
         if isinstance(excinfo.value, GateFailure):
             return printable(excinfo.value)  # the report quotes names and values from stored files
         return super().repr_failure(excinfo, style=style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         # a committed file name can hold control characters too (pytest prints node ids as they are)
         return self.path, None, printable(f"experiment {self.config.stash[SESSION_KEY].experiment_name(self.path)}")

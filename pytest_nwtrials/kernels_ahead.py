@@ -3,6 +3,7 @@ running item runs, the first one's when collection ends (see `capture.notebook_w
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ class KernelsAhead:
         if warm is not None:
             warm.shutdown()
 
-    def _wanted(self, items: list[pytest.Item | None]) -> list[tuple[Any, Path]]:
+    def _wanted(self, items: Sequence[pytest.Item | None]) -> list[tuple[Any, Path]]:
         """The kernels the notebooks among `items` will take, in order."""
         notebooks = [item for item in items if isinstance(item, ExperimentItem) and item.path.suffix == ".ipynb"]
         if not notebooks:

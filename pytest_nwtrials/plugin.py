@@ -1,19 +1,23 @@
 """pytest hooks of pytest-nwtrials: options, ini keys, the marker, collection and the fixture.
 
-Inert when unused: this module imports pytest and the settings alone. The session, the store
-and the capture machinery are loaded and registered only in a run that uses them: one with
-experiments configured, a baseline, a report or a save asked for, workers to collect trials
-from, or a test that uses the `nw_trial` fixture (seen at collection).
+Inert when unused: this module imports pytest, the settings and the warning class alone. The
+session, the store and the capture machinery are loaded and registered only in a run that uses
+them: one with experiments configured, a baseline, a report or a save asked for, workers to
+collect trials from, or a test that uses the `nw_trial` fixture (seen at collection).
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from . import settings as S
+from .session_warnings import NwTrialsWarning
+
+__all__ = ["NwTrialsWarning"]  # for -W and filterwarnings: error::pytest_nwtrials.plugin.NwTrialsWarning
 
 if TYPE_CHECKING:
     from .fixture import NwTrial
@@ -133,7 +137,12 @@ def start_session(config: pytest.Config) -> TrialSession:
         return config.stash[SESSION_KEY]
     config.stash[_SESSION_STARTED] = True
     settings = config.stash[SETTINGS_KEY]
-    session = TrialSession(config, settings)
+    from . import workers
+
+    # a pytest-xdist worker writes its trials into a private staging store and sends them to
+    # the controller, which alone writes the local store (see workers.py)
+    staging = workers.StagingStore(config) if workers.is_worker(config) else None
+    session = TrialSession(config, settings, writer=staging, is_worker=staging is not None)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "nwtrials-session")
     _start_fork_server(config, settings)
@@ -141,14 +150,10 @@ def start_session(config: pytest.Config) -> TrialSession:
         from .kernels_ahead import register
 
         register(config, settings)  # notebooks' capture kernels
-    if session.is_worker:
-        from .workers import Worker
-
-        config.pluginmanager.register(Worker(session), "nwtrials-xdist-worker")
+    if staging is not None:
+        config.pluginmanager.register(workers.Worker(session, staging), "nwtrials-xdist-worker")
     elif _distributing(config):
-        from .workers import Controller
-
-        config.pluginmanager.register(Controller(session), "nwtrials-xdist-controller")
+        config.pluginmanager.register(workers.Controller(session), "nwtrials-xdist-controller")
     return session
 
 
@@ -186,7 +191,8 @@ def is_experiment(config: pytest.Config, file_path: Path) -> bool:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector
+                        ) -> Generator[None, list[pytest.Collector], list[pytest.Collector]]:
     collected = yield
     if not is_experiment(parent.config, file_path):
         return collected

@@ -172,7 +172,7 @@ def _record(session: TrialSession, trial: Trial) -> Any:
     try:
         return trial.record()
     except StoreError as exc:  # names the file and what to do
-        session.store.warnings.append(f"{exc}; the runs' operations are not compared")
+        session.warn(f"{exc}; the runs' operations are not compared")
         return None
 
 
@@ -183,8 +183,7 @@ def _write(session: TrialSession, first: Trial, stability: Stability) -> Trial:
     try:
         updated = session.writer.rewrite(updated)
     except (StoreError, OSError) as exc:
-        session.store.warnings.append(f"{first.experiment}: the stability of its runs was not stored in "
-                                      f"{first.name} ({exc})")
+        session.warn(f"{first.experiment}: the stability of its runs was not stored in {first.name} ({exc})")
     session.recorded[:] = [updated if trial.name == first.name else trial for trial in session.recorded]
     session.outcomes[first.name].trial = updated
     return updated

@@ -4,16 +4,15 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .session import TrialSession
+from .session_state import SessionState
 
 COUNTED = ("matched", "changed", "new", "failed", "skipped")
 REPORT_SCHEMA = 1
 
 
-def counts(session: TrialSession, unused: list[str]) -> dict[str, int]:
+def counts(session: SessionState, unused: list[str]) -> dict[str, int]:
     """How many trials ran, by verdict (timeouts and capture errors count as failed), how many
     baseline entries (`unused`) no experiment used, and of --nw-repeat: how many trials were
     repeats of a first run and how many experiments were not reproducible."""
@@ -27,17 +26,17 @@ def counts(session: TrialSession, unused: list[str]) -> dict[str, int]:
     return result
 
 
-def repeated(session: TrialSession) -> bool:
+def repeated(session: SessionState) -> bool:
     """Whether an experiment of this session was run more than once (--nw-repeat)."""
     return any(outcome.verdict == "repeat" or outcome.stability is not None for outcome in session.outcomes.values())
 
 
-def compared_baseline(session: TrialSession) -> str | None:
+def compared_baseline(session: SessionState) -> str | None:
     reference = session.reference
     return reference.text if reference is not None and reference.kind == "baseline" else None
 
 
-def baseline_entries_not_run(session: TrialSession) -> tuple[list[str], list[str]]:
+def baseline_entries_not_run(session: SessionState) -> tuple[list[str], list[str]]:
     """The compared (or saved) baseline's entries that no experiment of this session used, split
     into those missing from this run and those outside it.
 
@@ -69,7 +68,7 @@ def collection_roots(config: Any) -> list[Path] | None:
     return [Path(os.path.abspath(base / str(arg).split("::")[0])) for arg in config.args]
 
 
-def _would_collect(session: TrialSession, experiment: str, roots: list[Path] | None) -> bool:
+def _would_collect(session: SessionState, experiment: str, roots: list[Path] | None) -> bool:
     from .settings import matches_experiments
 
     settings = session.settings
@@ -81,52 +80,9 @@ def _would_collect(session: TrialSession, experiment: str, roots: list[Path] | N
     return roots is None or any(script == root or script.is_relative_to(root) for root in roots)
 
 
-def prune_dead_entries(session: TrialSession) -> list[str]:
-    """After saving: remove entries whose experiment no longer exists or matches nw_experiments.
-
-    Entries of experiments that still exist but were not run (deselected, or run only by
-    `nw_trial` in tests not selected) are kept: a partial run must not shrink a baseline. The
-    experiment is named by the entry's place in the baseline folder, never by what the file says,
-    and `delete_entry` deletes only inside that folder.
-    """
-    from .settings import matches_experiments
-    from .store import StoreError
-
-    name = session.settings.save_baseline
-    settings = session.settings
-    recorded = {t.experiment for t in session.recorded}
-    pruned = []
-    try:
-        for path, experiment in session.baselines.entry_files(name).items():
-            script = settings.rootdir / experiment
-            matches = matches_experiments(experiment, settings.experiments)
-            if not script.exists() or (not matches and experiment not in recorded):
-                session.baselines.delete_entry(name, path)
-                pruned.append(experiment)
-    except (StoreError, OSError) as exc:
-        session.store.warnings.append(f"entries of experiments that no longer exist not removed from baseline "
-                                      f"'{name}': {exc}")
-    return sorted(set(pruned))
-
-
-def remove_old_trials(session: TrialSession) -> None:
-    """Keep the newest ``nw_keep`` trials of each experiment (all with ``nw_keep = 0``), and
-    reclaim what interrupted runs left in the store, when this session recorded a trial."""
-    from .store_gc import collect_garbage
-
-    if not session.recorded:
-        return
-    try:
-        result = collect_garbage(session.store, session.settings.keep)
-    except (OSError, ValueError) as exc:
-        session.store.warnings.append(f"old trials not removed ({exc})")
-        return
-    session.store.warnings.extend(w for w in result.warnings if w not in session.store.warnings)
-    session.removed = len(result.removed)
-
-
-def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
-    if not session.recorded and not session.store.warnings:
+def terminal_summary(session: SessionState, terminalreporter: Any) -> None:
+    notices = session.notices
+    if not session.recorded and not notices.shown and not notices.errors:
         return
     from .printable import printable
 
@@ -176,8 +132,10 @@ def terminal_summary(session: TrialSession, terminalreporter: Any) -> None:
     if session.removed:
         write(f"removed {session.removed} old trial{'s' if session.removed != 1 else ''} from the local store "
               f"(nw_keep = {settings.keep} per experiment)")
-    for warning in session.store.warnings:
+    for warning in notices.shown:  # NwTrialsWarning that no filter ignored: said here, not in pytest's summary
         write(f"warning: {warning}", yellow=True)
+    for error in notices.errors:  # made errors by a filter (-W error::...NwTrialsWarning) at the session's end
+        write(f"error: {error}", red=True)
 
 
 def _scalar(value: Any) -> Any:
@@ -205,7 +163,7 @@ def change_doc(change: Any) -> dict[str, Any]:
             "new": summarize(change.new, 120), "detail": change.detail}
 
 
-def build_report(session: TrialSession) -> dict[str, Any]:
+def build_report(session: SessionState) -> dict[str, Any]:
     """The session as data: what `--nw-json` writes and `--nw-report` renders."""
     unused, outside = baseline_entries_not_run(session)
     experiments = []
@@ -236,7 +194,7 @@ def build_report(session: TrialSession) -> dict[str, Any]:
     }
 
 
-def write_reports(session: TrialSession) -> None:
+def write_reports(session: SessionState) -> None:
     """Write ``--nw-json`` and ``--nw-report`` files, atomically, when asked for."""
     from .files import write_text_atomic
 

@@ -30,22 +30,21 @@ numbers them; failure messages show that prefix, which the store resolves once r
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 import shutil
 import tempfile
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from . import provenance_archive as archive
 from .paths import check_within, inside
+from .session_state import Outcome, SessionState
 from .store import StoreError, Trial, TrialStore
 from .files import copy_atomic, write_bytes_atomic
-
-if TYPE_CHECKING:
-    from .session import Outcome, TrialSession
 
 PAYLOAD_KEY = "nwtrials"  # in workeroutput, and the attribute of a report that carries trials
 TOKEN_KEY = "nwtrials_token"  # in workerinput: [path, content] of the controller's token file
@@ -61,8 +60,10 @@ def is_worker(config: Any) -> bool:
 def shares_filesystem(config: Any) -> bool:
     """Whether this worker sees the controller's files: it can read the controller's token."""
     token = getattr(config, "workerinput", {}).get(TOKEN_KEY)
+    if not token:
+        return False
     try:
-        return bool(token) and Path(token[0]).read_text(encoding="utf-8") == token[1]
+        return Path(token[0]).read_text(encoding="utf-8") == token[1]
     except (OSError, UnicodeDecodeError, TypeError, IndexError):
         return False
 
@@ -84,7 +85,7 @@ class StagingStore(TrialStore):
         self.ensure()
         return self.root
 
-    def add(self, trial: Trial, staged: Path | None = None) -> Trial:
+    def add(self, trial: Trial, staged: Path | None = None, *, check_names: bool = False) -> Trial:
         self.ensure()
         return replace(trial, name=trial.id[:STAGED_NAME_LENGTH], values_dir=self.values_dir)
 
@@ -94,6 +95,11 @@ class StagingStore(TrialStore):
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _workeroutput(config: Any) -> dict[str, Any]:
+    """What a pytest-xdist worker sends the controller at its end (set by xdist on its config)."""
+    return config.workeroutput
 
 
 def to_wire(doc: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +147,7 @@ def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
             "stability": outcome.stability.to_json() if outcome.stability is not None else None}
 
 
-def _fingerprint(outcome: Outcome) -> tuple:
+def _fingerprint(outcome: Outcome) -> tuple[Any, ...]:
     """Cheap to compare: changes whenever what `_outcome_doc` sends changes."""
     return (outcome.verdict, outcome.against, outcome.message, tuple(outcome.why), tuple(outcome.notes),
             id(outcome.changes), len(outcome.changes), id(outcome.stability))
@@ -150,16 +156,17 @@ def _fingerprint(outcome: Outcome) -> tuple:
 class Worker:
     """Registered on each pytest-xdist worker: sends what it recorded with each report."""
 
-    def __init__(self, session: TrialSession) -> None:
+    def __init__(self, session: SessionState, staging: StagingStore) -> None:
         self.session = session
-        self.staging: StagingStore = session.writer  # type: ignore[assignment]
+        self.staging = staging  # the session's writer
         self.trials_sent = 0  # of session.recorded, in order
-        self.outcomes_sent: dict[str, tuple] = {}  # fingerprint of the verdict sent, by trial id
-        self.sent: dict[str, set[str]] = {"collected": set(), "used_entries": set(), "warnings": set()}
+        self.outcomes_sent: dict[str, tuple[Any, ...]] = {}  # fingerprint of the verdict sent, by trial id
+        self.sent: dict[str, set[str]] = {"collected": set(), "used_entries": set(), "warnings": set(),
+                                          "errors": set()}
         self.sizes = (0, 0, 0, 0)  # of what the names in `sent` came from
 
     @pytest.hookimpl(wrapper=True)  # around pytest-xdist, which serializes the report for the controller
-    def pytest_runtest_logreport(self, report: pytest.TestReport):
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, object, object]:
         doc = self.news()
         if doc is None:
             return (yield)
@@ -171,13 +178,14 @@ class Worker:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
-        self.session.config.workeroutput[PAYLOAD_KEY] = to_wire(self.news() or self.header())
+        self.session.notices.emit_at_end()  # the controller shows them, and fails on an error among them
+        _workeroutput(self.session.config)[PAYLOAD_KEY] = to_wire(self.news() or self.header())
         if not self.staging.shared:  # else the controller copies from the staging folder, then removes it
             self.staging.remove()
 
     def header(self) -> dict[str, Any]:
         return {"version": PAYLOAD_VERSION, "staging": str(self.staging.root) if self.staging.shared else None,
-                "trials": [], "outcomes": {}, "collected": [], "used_entries": [], "warnings": []}
+                "trials": [], "outcomes": {}, "collected": [], "used_entries": [], "warnings": [], "errors": []}
 
     def news(self) -> dict[str, Any] | None:
         """What the controller has not been sent yet, as execnet-serializable data (file
@@ -197,10 +205,11 @@ class Worker:
         return {**self.header(), **fresh, "trials": [self._trial_doc(trial) for trial in new], "outcomes": outcomes}
 
     def _fresh_names(self) -> dict[str, list[str]]:
-        """Experiments collected, baseline entries used and warnings not sent yet."""
+        """Experiments collected, baseline entries used and warnings not sent yet (those emitted
+        here under the filters in force: the controller shows them as they are)."""
         session = self.session
-        sizes = (len(session.collected), len(session.used_entries), len(session.store.warnings),
-                 len(self.staging.warnings))
+        notices = session.notices
+        sizes = (len(session.collected), len(session.used_entries), len(notices.shown), len(notices.errors))
         if sizes == self.sizes:  # they only grow: nothing new (the common case, checked per report)
             return {key: [] for key in self.sent}
         self.sizes = sizes
@@ -209,7 +218,8 @@ class Worker:
             "collected": sorted(session.collected),
             "used_entries": sorted(path.relative_to(root).as_posix() for path in session.used_entries
                                    if path.is_relative_to(root)),
-            "warnings": list(dict.fromkeys(session.store.warnings + self.staging.warnings)),
+            "warnings": list(notices.shown),
+            "errors": list(notices.errors),
         }
         fresh = {key: [value for value in values if value not in self.sent[key]] for key, values in current.items()}
         for key, values in fresh.items():
@@ -240,8 +250,12 @@ def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) 
 
     def put(source: bytes | str, target: Path) -> None:
         if staging is None:
+            if not isinstance(source, bytes):
+                raise TypeError(f"a file sent as {type(source).__name__}, not bytes")
             write_bytes_atomic(target, source)
             return
+        if not isinstance(source, str):
+            raise TypeError(f"a path sent as {type(source).__name__}, not str")
         path = Path(source)
         check_within(staging, path, "a file sent by a worker")
         copy_atomic(path, target)
@@ -269,7 +283,7 @@ def _worker_name(node: Any) -> str:
 class Controller:
     """Registered on the pytest-xdist controller: receives each worker's trials with its reports."""
 
-    def __init__(self, session: TrialSession) -> None:
+    def __init__(self, session: SessionState) -> None:
         self.session = session
         self.token_dir = Path(tempfile.mkdtemp(prefix="nwtrials-controller-"))
         self.token = [str(self.token_dir / "token"), uuid.uuid4().hex]
@@ -284,7 +298,7 @@ class Controller:
         shutil.rmtree(self.token_dir, ignore_errors=True)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)  # around every other plugin: none sees the payload
-    def pytest_runtest_logreport(self, report: pytest.TestReport):
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, object, object]:
         doc = report.__dict__.pop(PAYLOAD_KEY, None)
         if doc is not None:
             lost = self.ingest(doc, _worker_name(getattr(report, "node", None)))
@@ -318,13 +332,13 @@ class Controller:
 
     def _ingest(self, doc: dict[str, Any], worker: str) -> list[str]:
         from .report import store_write_failed
-        from .session import Outcome
 
         session = self.session
         staging = self._staging_of(doc, worker)
         session.collected.update(doc["collected"])
         session.used_entries.update(session.baselines.root / path for path in doc["used_entries"])
-        session.store.warnings.extend(w for w in doc["warnings"] if w not in session.store.warnings)
+        session.notices.receive(doc["warnings"])
+        session.notices.errors.extend(e for e in doc.get("errors", ()) if e not in session.notices.errors)
         lost = []
         for item in doc["trials"]:
             if item["trial"].get("id") in self.names:  # sent twice: recorded once
