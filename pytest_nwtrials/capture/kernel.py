@@ -68,11 +68,13 @@ class CaptureKernel(IPythonKernel):
     async def do_execute(self, code, silent, store_history=True, user_expressions=None,
                          allow_stdin=False, *, cell_meta=None, cell_id=None):
         request = (cell_meta or {}).get(META_KEY) or {}
+        shell = self.shell
+        assert shell is not None  # ipykernel makes the shell before any request
         if request.get("start") or request.get("finish"):
             # the driver starts the trial before the first cell, so that its cost is not the cell's
-            capture = self._take_notebook()
-            capture.start() if request.get("start") else capture.finish()
-            return {"status": "ok", "execution_count": self.shell.execution_count - 1,
+            taken = self._take_notebook()
+            taken.start() if request.get("start") else taken.finish()
+            return {"status": "ok", "execution_count": shell.execution_count - 1,
                     "payload": [], "user_expressions": {}}
         capture = self.capture
         if silent or not store_history or capture is None or capture.finished:
@@ -90,12 +92,13 @@ class CaptureKernel(IPythonKernel):
         finally:
             if cell is not None:
                 try:
-                    capture.after_cell(cell, self.shell.last_execution_result)
+                    capture.after_cell(cell, shell.last_execution_result)
                 except Exception as exc:
                     capture.fail_inside(f"ending {cell.label}", exc)
-        if capture.exit is not exit_before:  # this cell ended the notebook: tell the driver
+        ended = capture.exit
+        if ended is not None and ended is not exit_before:  # this cell ended the notebook: tell the driver
             reply = {"status": "ok", "execution_count": reply.get("execution_count"),
-                     "payload": [], "user_expressions": {}, META_KEY: {"exit": capture.exit.to_json()}}
+                     "payload": [], "user_expressions": {}, META_KEY: {"exit": ended.to_json()}}
         return reply
 
     async def do_shutdown(self, restart):
