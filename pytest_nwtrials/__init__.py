@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, TypeVar
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
 from .capture import recorder as _recorder
 
 if TYPE_CHECKING:
-    from .store import Trial
+    from collections.abc import Sequence
+
     from .diffing import TrialDiff
+    from .store import Trial
 
 __all__ = ["tag", "load_trial", "load_baseline", "trial_diff", "list_trials", "tag_values", "plot"]
 __version__ = "0.1.0"
@@ -43,30 +42,19 @@ def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_p
                trusted: Sequence[str] | None = None) -> Trial:
     """Load a recorded trial by short name (``trial3``), id or unique id prefix (4+ characters).
 
-    `store` is the local store folder; by default the nearest ``.nwtrials`` at or above the
-    working directory. Opaque objects (a fitted model) come back as their summary unless
-    `allow_pickle` is set: unpickling runs code, so only do it for trials you trust.
+    `store` is the local store folder (or the project folder holding it); by default the store
+    of the project at the working directory: ini ``nw_store`` at its rootdir, else the nearest
+    ``.nwtrials`` at or above the working directory. Opaque objects (a fitted model) come back
+    as their summary unless `allow_pickle` is set: unpickling runs code, so only do it for
+    trials you trust.
     A scikit-learn model recorded with skops installed (the ``models`` extra) comes back as the
     estimator without `allow_pickle`, loaded from its skops file, which runs no code: when every
     type the file names is one skops trusts by default or is listed in `trusted` (a file naming
     others stays a summary with a warning; with `trusted` given, it raises, naming them).
     """
-    from dataclasses import replace
-    from pathlib import Path
+    from . import api
 
-    from .store import TrialStore, find_store
-
-    root = Path(store) if store is not None else find_store()
-    if root is None or not (root / "trials").is_dir():
-        where = root or f"{os.getcwd()} or above it"
-        raise LookupError(f"no trial store (.nwtrials) found at {where}; run pytest on the experiments first")
-    found = TrialStore(root).find(ref)
-    if not found:
-        raise LookupError(f"no trial {ref!r} in {root}")
-    if len(found) > 1:
-        raise LookupError(f"trial reference {ref!r} is ambiguous in {root}: " + ", ".join(t.name for t in found))
-    return replace(found[0], allow_pickle=allow_pickle, load_models=True,
-                   trusted=None if trusted is None else tuple(trusted))
+    return api.load_trial(ref, store=store, allow_pickle=allow_pickle, trusted=trusted)
 
 
 def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None, atol: float | None = None,
@@ -77,19 +65,14 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
     changed tags always, whole operation sequences with `operations`. The result prints as text
     and renders as HTML in Jupyter.
     """
-    from .compare import Rules, Tolerance
-    from .diffing import diff_trials
+    from . import api
 
-    old_trial = old if not isinstance(old, str) else load_trial(old, store=store)
-    new_trial = new if not isinstance(new, str) else load_trial(new, store=store)
-    rules = Rules(default=Tolerance(rtol, atol))
-    return diff_trials(old_trial.name, new_trial.name, old_trial.values, new_trial.values, rules,
-                       old_trial.inputs, old_trial.argv, new_trial.inputs, new_trial.argv,
-                       old_trial.record(), new_trial.record(), operations=operations)
+    return api.trial_diff(old, new, rtol=rtol, atol=atol, operations=operations, store=store)
 
 
-# Browsing trials: `api` (the store, pandas, numpy and matplotlib) is imported on first use, so
-# that importing this package, as pytest does for the plugin, stays light. The table of a tag's
+# Loading and browsing trials: `api` (the store, pandas, numpy and matplotlib) is imported on
+# first use, so that importing this package, as pytest does for the plugin, stays light; nothing
+# api imports imports this package back. The table of a tag's
 # values is exported as `tag_values`: the name `values` is the submodule pytest_nwtrials.values,
 # which the capture recorder imports with `from .. import values`.
 _API = {"list_trials": "list_trials", "load_baseline": "load_baseline", "plot": "plot", "tag_values": "values"}

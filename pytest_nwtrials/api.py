@@ -1,11 +1,14 @@
-"""Browsing recorded trials from Python: a table of trials, a tag's values across trials, a plot,
-and pruning old trials from the local store.
+"""Browsing recorded trials from Python: loading a trial or a baseline, comparing two trials, a
+table of trials, a tag's values across trials, a plot, and pruning old trials from the local store.
 
-pandas, numpy and matplotlib are imported inside the functions, so ``import pytest_nwtrials``
-stays cheap and an experiment's own imports are what capture sees. A `store` argument is a
-``.nwtrials`` folder, the folder holding one, or a `TrialStore`; by default the nearest
-``.nwtrials`` at or above the working directory. Experiments are named by their path relative to
-the rootdir (``experiments/train.py``) or a glob pattern on it (``*/train.py``).
+The package's public functions (`pytest_nwtrials.load_trial`, ``trial_diff``, ``list_trials``,
+...) are these, imported on first use. pandas, numpy and matplotlib are imported inside the
+functions, so ``import pytest_nwtrials`` stays cheap and an experiment's own imports are what
+capture sees. A `store` argument is a store folder, the project folder holding one, or a
+`TrialStore`; by default the store of the project at the working directory: ini ``nw_store``
+(default ``.nwtrials``) at the rootdir pytest would use there (see store_project.py), else the
+nearest ``.nwtrials`` at or above it. Experiments are named by their path relative to the rootdir
+(``experiments/train.py``) or a glob pattern on it (``*/train.py``).
 
 Plots are made without pyplot: no backend is chosen, no window opens and nothing accumulates in
 pyplot's figure list. The returned figure renders itself as PNG in Jupyter; `fig.savefig(path)`
@@ -20,21 +23,26 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union, cast
 
 from . import store_gc
 from .extras import require
 from .printable import printable
 from .settings import matches_experiments
-from .store import Trial, TrialStore, find_store
+from .store import Trial, TrialStore
 from .store_gc import GcResult
+from .store_layout import BASELINES_DIR, STORE_DIR, is_store
+from .store_project import baselines_beside, default_baselines, default_store, store_in
 
 if TYPE_CHECKING:
     import pandas
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["GcResult", "collect_garbage", "list_trials", "open_store", "plot", "plot_trials", "values"]
+    from .diffing import TrialDiff
+
+__all__ = ["GcResult", "collect_garbage", "list_trials", "load_baseline", "load_trial", "open_store", "plot",
+           "plot_trials", "trial_diff", "values"]
 
 StoreLike = Union[str, "os.PathLike[str]", TrialStore, None]
 TRIAL_COLUMNS = ["name", "id", "experiment", "argv", "status", "started", "duration", "tags"]
@@ -45,21 +53,47 @@ _ANNOTATE_MAX = 20  # trial names are written next to the points of plots with a
 
 
 def open_store(store: StoreLike = None) -> TrialStore:
-    """The local store at `store`; LookupError, saying what to do, when there is none."""
+    """The local store at `store` (by default the project's, see the module's docstring);
+    LookupError, saying what to do, when there is none."""
     if isinstance(store, TrialStore):
         return store
     if store is None:
-        root = find_store()
-        if root is None:
-            raise LookupError(f"no trial store (.nwtrials) found in {os.getcwd()} or above it; "
-                              "run pytest on the experiments first")
-        return TrialStore(root)
+        return TrialStore(default_store())
     path = Path(store)
-    for candidate in (path, path / ".nwtrials"):
-        if (candidate / "trials").is_dir():
+    for candidate in (path, store_in(path), path / STORE_DIR):
+        if candidate is not None and is_store(candidate):
             return TrialStore(candidate)
-    raise LookupError(f"no trial store at {path} (a .nwtrials folder with trials/ in it); "
+    raise LookupError(f"no trial store at {path} (a {STORE_DIR} folder with trials/ in it); "
                       "run pytest on the experiments first, or give the right folder")
+
+
+def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_pickle: bool = False,
+               trusted: Sequence[str] | None = None) -> Trial:
+    """`pytest_nwtrials.load_trial`: a recorded trial by short name, id or unique id prefix."""
+    from dataclasses import replace
+
+    st = open_store(store)
+    found = st.find(ref)
+    if not found:
+        raise LookupError(f"no trial {ref!r} in {st.root}")
+    if len(found) > 1:
+        raise LookupError(f"trial reference {ref!r} is ambiguous in {st.root}: " + ", ".join(t.name for t in found))
+    return replace(found[0], allow_pickle=allow_pickle, load_models=True,
+                   trusted=None if trusted is None else tuple(trusted))
+
+
+def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None, atol: float | None = None,
+               operations: bool = False, store: str | os.PathLike[str] | None = None) -> TrialDiff:
+    """`pytest_nwtrials.trial_diff`: how trial `new` differs from trial `old`."""
+    from .compare import Rules, Tolerance
+    from .diffing import diff_trials
+
+    old_trial = old if not isinstance(old, str) else load_trial(old, store=store)
+    new_trial = new if not isinstance(new, str) else load_trial(new, store=store)
+    rules = Rules(default=Tolerance(rtol, atol))
+    return diff_trials(old_trial.name, new_trial.name, old_trial.values, new_trial.values, rules,
+                       old_trial.inputs, old_trial.argv, new_trial.inputs, new_trial.argv,
+                       old_trial.record(), new_trial.record(), operations=operations)
 
 
 def select(store: TrialStore, experiment: str | None = None) -> list[Trial]:
@@ -251,12 +285,13 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
     if ax is None:
         figure = _figure_class()(figsize=(7, 3.6), layout="constrained")
         ax = figure.add_subplot()
-    figure = ax.figure
+    figure = cast("Figure", ax.figure)  # the figure of a given axes, which may be a subfigure
     annotate = sum(len(points) for points in lines.values()) <= _ANNOTATE_MAX
     for (experiment, argv), points in lines.items():
         points.sort()
         label = printable(experiment + (" " + " ".join(argv) if argv else ""))  # drawn text: no controls
-        drawn = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)[0]
+        times: list[Any] = [p[0] for p in points]  # datetimes, which matplotlib's stubs do not list
+        drawn = ax.plot(times, [p[1] for p in points], marker="o", label=label)[0]
         if annotate:
             for when, number, name in points:
                 ax.annotate(printable(name), (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
@@ -278,7 +313,8 @@ def plot(tag: str, experiment: str | None = None, *, store: StoreLike = None, ba
     """`tag` across trials in time order, one line per experiment (and argv); returns the figure.
 
     With `baseline=NAME`, the baseline's value of the tag is a dashed line per experiment; the
-    baselines folder is `baselines`, by default ``nw-baselines`` next to the store. Numeric arrays
+    baselines folder is `baselines`, by default the one of the store's project (ini
+    ``nw_baselines_dir``, else ``nw-baselines`` next to the store). Numeric arrays
     are plotted as their mean; any other value raises ValueError. With `ax`, draws into it.
     """
     st = open_store(store)
@@ -286,8 +322,8 @@ def plot(tag: str, experiment: str | None = None, *, store: StoreLike = None, ba
     trials = with_tag(tag, select(st, experiment), where)
     marks = None
     if baseline is not None:
-        marks = baseline_marks(tag, baseline, trials, Path(baselines) if baselines else st.root.parent / "nw-baselines",
-                               project=None if baselines else st.root.parent)
+        folder, project = (Path(baselines), None) if baselines else baselines_beside(st.root)
+        marks = baseline_marks(tag, baseline, trials, folder, project=project)
     title = f"{tag} across trials" + (f" of {experiment}" if experiment else "")
     return plot_trials(tag, trials, title=title, marks=marks, mark_label=f"baseline '{baseline}'", ax=ax)
 
@@ -320,19 +356,19 @@ def load_baseline(name: str, experiment: str, argv: Sequence[str] = (), *, basel
 
     Baselines keep no pickles: an object is its summary, except a model saved with its skops
     file, which comes back as the estimator under the rule of `load_trial`'s `trusted` (the
-    file runs no code on load). `baselines` is the folder, by default ``nw-baselines`` next to
-    the nearest store or in the working directory.
+    file runs no code on load). `baselines` is the folder, by default the project's at the working
+    directory (ini ``nw_baselines_dir``, else ``nw-baselines`` next to the nearest store or in the
+    working directory).
     """
     from .baselines import BaselineStore
     from .record_fields import decode_tag
     from .values_models import load_models
 
     if baselines is not None:
-        folder = Path(baselines)
+        folder, project = Path(baselines), Path(baselines).parent
     else:
-        root = find_store()
-        folder = (root.parent if root is not None else Path.cwd()) / "nw-baselines"
-    store = BaselineStore(folder, folder.parent)
+        folder, project = default_baselines() or (Path.cwd() / BASELINES_DIR, Path.cwd())
+    store = BaselineStore(folder, project)
     if not store.exists(name):
         known = ", ".join(store.names()) or "none"
         raise LookupError(f"no baseline {name!r} in {folder}; baselines: {known}")

@@ -21,6 +21,8 @@ from typing import Any
 from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from .spread import PathSpread, Stability, spreads_from_json, spreads_to_json
 from .store import LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, record_remedy
+from .store_layout import ENTRY_EXTENSION, entry_record, trial_file
+from .store_records import ProvenanceRecord, load_record
 
 
 def baseline_remedy(name: str) -> str:
@@ -49,7 +51,7 @@ class Entry:
     @property
     def where(self) -> str:
         """The file the entry was read from: the baseline entry, or the trial's record."""
-        return str(self.path or self.values_dir.parent / "trials" / f"{self.trial}.json")
+        return str(self.path or trial_file(self.values_dir.parent, self.trial))
 
     @property
     def remedy(self) -> str:
@@ -68,10 +70,8 @@ class Entry:
         return {name: decode_tag(name, doc, blobs, self.where, self.remedy)
                 for name, doc in self.tags.items() if name not in skipped}
 
-    def provenance(self) -> Any:
-        """The provenance record (`explain.ProvenanceRecord`), None when none was kept."""
-        from .explain import load_record
-
+    def provenance(self) -> ProvenanceRecord | None:
+        """The provenance record, None when none was kept."""
         if self.record is None or not self.record.is_file():
             return None
         if self.baseline:
@@ -88,14 +88,14 @@ ENTRY_SUFFIX = r"(\.[0-9a-f]{10})?\.json"
 def entry_path(experiment: str, argv: tuple[str, ...]) -> str:
     """The entry's path inside a baseline: the experiment's own path, plus an argv digest if any."""
     if not argv:
-        return f"{experiment}.json"
+        return f"{experiment}{ENTRY_EXTENSION}"
     digest = hashlib.sha1(json.dumps(list(argv)).encode()).hexdigest()[:10]
-    return f"{experiment}.{digest}.json"
+    return f"{experiment}.{digest}{ENTRY_EXTENSION}"
 
 
 def record_path(entry_file: Path) -> Path:
     """The provenance record saved next to a baseline entry: ``train.py.json`` -> ``train.py.provenance.json``."""
-    return entry_file.with_name(entry_file.name[: -len(".json")] + ".provenance.json")
+    return entry_record(entry_file)
 
 
 def trial_spread(trial: Trial) -> dict[str, PathSpread] | None:

@@ -28,14 +28,10 @@ from pathlib import Path, PurePosixPath
 from filelock import FileLock, Timeout
 
 from .errors import StoreError, short
-from .paths import check_within, inside
 from .files import read_json, write_json_atomic
+from .paths import check_within, inside
+from .store_layout import GITIGNORE, JOURNAL, MAKING_PREFIX, SAVE_GITIGNORE, SAVE_LOCK, SAVING_PREFIX
 
-STAGING_PREFIX = ".saving-"
-MAKING_PREFIX = ".making-"  # a staging folder before its lock is held
-JOURNAL = "journal.json"
-LOCK = ".lock"  # inside the staging folder, so its .gitignore covers it
-_GITIGNORE = "# a save of pytest-nwtrials in progress: never committed\n*\n"
 _REPLACE, _DELETE = "replace", "delete"
 
 
@@ -56,10 +52,10 @@ class Staging:
         making = root / f"{MAKING_PREFIX}{name}"
         making.mkdir()
         check_within(root, making, "the staging folder of a save")
-        (making / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
-        self.lock = FileLock(making / LOCK, timeout=0)
+        (making / GITIGNORE).write_text(SAVE_GITIGNORE, encoding="utf-8")
+        self.lock = FileLock(making / SAVE_LOCK, timeout=0)
         self.lock.acquire()
-        self.path = root / f"{STAGING_PREFIX}{name}"
+        self.path = root / f"{SAVING_PREFIX}{name}"
         os.replace(making, self.path)
         self.ops: list[list[str]] = []
 
@@ -109,10 +105,10 @@ def finish_interrupted(root: Path, name: str, folder: Path) -> None:
         if path.is_symlink() or not path.is_dir():
             continue
         if path.name.startswith(MAKING_PREFIX):  # a save killed while making its folder
-            if (path / LOCK).is_file() and not _running(path):
+            if (path / SAVE_LOCK).is_file() and not _running(path):
                 _remove(path)
             continue
-        if not path.name.startswith(STAGING_PREFIX):
+        if not path.name.startswith(SAVING_PREFIX):
             continue
         journal = path / JOURNAL
         if journal.is_file() and not journal.is_symlink():
@@ -164,13 +160,13 @@ def _remove(staging: Path) -> None:
     try:
         (staging / JOURNAL).unlink(missing_ok=True)
         for path in staging.iterdir():
-            if path.name == ".gitignore":
+            if path.name == GITIGNORE:
                 continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink()
-        (staging / ".gitignore").unlink(missing_ok=True)
+        (staging / GITIGNORE).unlink(missing_ok=True)
         staging.rmdir()
     except FileNotFoundError:  # another process completing the same save removed it first
         pass
@@ -178,7 +174,7 @@ def _remove(staging: Path) -> None:
 
 def _running(staging: Path) -> bool:
     """Whether a save may still be writing into `staging`: its lock is held."""
-    lock_file = staging / LOCK
+    lock_file = staging / SAVE_LOCK
     if lock_file.is_symlink() or not lock_file.is_file():
         return False  # a folder of this version always has its lock: nothing saves into this one
     lock = FileLock(lock_file, timeout=0)

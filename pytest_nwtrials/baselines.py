@@ -35,6 +35,7 @@ from .baseline_entries import (
     entry_path,
     record_path,
 )
+from . import store_layout as layout
 from .baseline_files import Staging, finish_interrupted, hidden, lexically_in, links, walk
 from .errors import short
 from .files import read_json
@@ -48,17 +49,6 @@ __all__ = ["BASELINE_NAME", "LATEST", "BaselineStore", "Entry", "baseline_remedy
 BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LATEST = "latest"
 
-_README = """# Baselines of pytest-nwtrials
-
-Each folder here is a named baseline: one JSON entry per experiment, recording the values the
-experiment tagged, and `values/` with the arrays and frames they reference. Compare new trials
-with one by running `pytest --nw-baseline=NAME`; accept new values with
-`pytest --nw-save-baseline=NAME`. These files are meant to be committed and reviewed.
-
-An entry saved with `--nw-repeat=N` also records, under "spread", how far the values of the N
-runs were apart; a later value inside that spread is matched.
-"""
-
 
 def check_baseline_name(name: str) -> str:
     """A baseline name must be a plain folder name that no other kind of reference can mean."""
@@ -66,7 +56,7 @@ def check_baseline_name(name: str) -> str:
         raise ValueError(
             f"baseline name {name!r} is not valid: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit")
-    if name == LATEST or re.match(r"^trial[0-9]+$", name):
+    if name == LATEST or layout.TRIAL_NAME.match(name):
         raise ValueError(f"baseline name {name!r} is reserved for trial references; choose another name")
     return name
 
@@ -154,7 +144,7 @@ class BaselineStore:
             if folder / entry_path(experiment, argv) != path:
                 raise ValueError(f"its arguments {list(argv)!r:.200} belong in {entry_path(experiment, argv)}")
             record = record_path(path)
-            entry = Entry(**fields, values_dir=folder / "values", label=f"baseline '{name}'",
+            entry = Entry(**fields, values_dir=folder / layout.VALUES, label=f"baseline '{name}'",
                           record=record if record.is_file() else None, path=path, baseline=name)
         except ValueError as exc:
             raise StoreError(f"{path}: not a valid baseline entry ({exc}); {remedy}") from None
@@ -187,8 +177,8 @@ class BaselineStore:
         """`entry_files`, with each file's document as read (None when it cannot be read)."""
         found: dict[Path, tuple[str, Any]] = {}
         for path, relative in self._files(name):
-            if (relative.parts[0] == "values" or not path.name.endswith(".json")
-                    or path.name.endswith(".provenance.json") or hidden(relative)):
+            if (relative.parts[0] == layout.VALUES or not path.name.endswith(layout.ENTRY_EXTENSION)
+                    or path.name.endswith(layout.RECORD_EXTENSION) or hidden(relative)):
                 continue
             try:
                 doc = read_json(path)
@@ -207,15 +197,15 @@ class BaselineStore:
 
         folder = self.folder(name)
         entries = self._entry_docs(name)
-        values = BlobStore(folder / "values")
+        values = BlobStore(folder / layout.VALUES)
         found = []
         for path, relative in self._files(name):
             if hidden(relative):
                 continue
-            if relative.parts[0] == "values" and len(relative.parts) == 2 and path.name in values:
+            if relative.parts[0] == layout.VALUES and len(relative.parts) == 2 and path.name in values:
                 continue
-            if path.name.endswith(".provenance.json") and relative.parts[0] != "values":
-                owner = path.with_name(path.name[: -len(".provenance.json")] + ".json")
+            if path.name.endswith(layout.RECORD_EXTENSION) and relative.parts[0] != layout.VALUES:
+                owner = path.with_name(path.name[: -len(layout.RECORD_EXTENSION)] + layout.ENTRY_EXTENSION)
                 if owner not in entries:
                     found.append(f"{path}: a provenance record without its entry {owner.name}; delete it")
             elif path in entries:
@@ -284,13 +274,13 @@ class BaselineStore:
         folder = self.folder(name)
         entry_file = entry_path(trial.experiment, trial.argv)
         target = inside(folder, entry_file, f"the entry of {trial.experiment}")
-        values = BlobStore(folder / "values")
+        values = BlobStore(folder / layout.VALUES)
         staging = Staging(self.root, name, folder)
         try:
             for blob in sorted({blob for tag in trial.tags.values() for blob in blob_refs(tag["value"])}):
                 if not values.intact(blob):  # missing, or damaged since it was saved
                     self._stage_value(staging, trial, store, name, blob)
-                    staging.replace(blob, f"values/{blob}")
+                    staging.replace(blob, f"{layout.VALUES}/{blob}")
             record = self._record(trial, store)
             saved_record = record_path(target).relative_to(folder).as_posix()
             if record is None:
@@ -305,8 +295,8 @@ class BaselineStore:
             raise
         staging.commit()  # the record before the entry: see baseline_files
         try:  # exclusive: never through a link, never over a file someone wrote
-            with open(self.root / "README.md", "x", encoding="utf-8") as readme:
-                readme.write(_README)
+            with open(self.root / layout.README, "x", encoding="utf-8") as readme:
+                readme.write(layout.BASELINES_README)
         except FileExistsError:
             pass
         return target

@@ -3,6 +3,8 @@
     nwtrials [--store PATH] [--baselines PATH] COMMAND [...]
 
 Commands: list, show, diff, values, plot, baseline (list, show, delete) and gc; each has --help.
+The store and the baselines are those pytest uses for the project at the working directory: ini
+``nw_store`` and ``nw_baselines_dir`` at the rootdir (found as pytest finds it, store_project.py).
 Exit status: 0 done; 1 the trials differ (diff only); 2 bad input (an unknown trial, tag or
 baseline, an empty or missing store, a bad option), said in one line on stderr.
 """
@@ -23,7 +25,9 @@ from .baselines import BaselineStore
 from .cli_show import baseline_lines, summary, table, trial_lines
 from .extras import MissingExtra
 from .printable import PrintableStream
-from .store import StoreError, Trial, TrialStore, find_store
+from .store import StoreError, Trial, TrialStore
+from .store_layout import BASELINES_DIR
+from .store_project import baselines_beside, default_baselines
 from .tolerance_rule import RULE, tolerance_from_text
 
 PROG = "nwtrials"
@@ -75,16 +79,13 @@ def _baselines(args: argparse.Namespace) -> BaselineStore:
     if getattr(args, "baselines", None):
         return BaselineStore(Path(args.baselines))
     if getattr(args, "store", None) is not None:
-        project = _store(args).root.parent
-        return BaselineStore(project / "nw-baselines", project=project)
-    store = find_store()
-    if store is not None:
-        return BaselineStore(store.parent / "nw-baselines", project=store.parent)
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "nw-baselines").is_dir():
-            return BaselineStore(folder / "nw-baselines", project=folder)
-    raise UsageError(f"no nw-baselines folder found in {here} or above it; pass --baselines PATH")
+        folder, project = baselines_beside(_store(args).root)
+        return BaselineStore(folder, project=project)
+    found = default_baselines()
+    if found is None:
+        raise UsageError(f"no {BASELINES_DIR} folder found in {Path.cwd().resolve()} or above it; "
+                         "pass --baselines PATH")
+    return BaselineStore(found[0], project=found[1])
 
 
 def _when(trial: Trial) -> str:
@@ -249,10 +250,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS,
-                        help="The trial store: a .nwtrials folder or the folder holding one "
-                             "(default: the nearest .nwtrials at or above the working directory)")
+                        help="The trial store: its folder or the project folder holding it (default: "
+                             "ini nw_store of the project at the working directory, else the nearest "
+                             ".nwtrials at or above it)")
     common.add_argument("--baselines", metavar="PATH", default=argparse.SUPPRESS,
-                        help="The folder of named baselines (default: nw-baselines next to the store)")
+                        help="The folder of named baselines (default: the project's ini nw_baselines_dir, "
+                             "else nw-baselines next to the store)")
     parser = _Parser(prog=PROG, parents=[common], description="Browse, compare, plot and prune the trials "
                      "recorded by pytest-nwtrials. Exit status: 0 done, 1 trials differ (diff), 2 bad input.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .spread import PathSpread, Stability
 from .store import StoreError, Trial
+from .store_layout import RECORDS, VALUES
 
 SUMMARY_WIDTH = 70
 
@@ -111,7 +112,7 @@ def trial_lines(trial: Trial) -> list[str]:
 
 def provenance_text(trial: Trial) -> str:
     """Where the trial's provenance is kept: its record, and noWorkflow's database when kept."""
-    kept = [f"records/{trial.record_name}"] if trial.record_name else []
+    kept = [f"{RECORDS}/{trial.record_name}"] if trial.record_name else []
     kept += [f"database {trial.provenance}" if kept else trial.provenance] if trial.provenance else []
     return ", ".join(kept) or "(none)"
 
@@ -136,7 +137,7 @@ def baseline_lines(name: str, folder: Path, entries: Mapping[Path, str]) -> list
     from .files import read_json
     from .values import BlobStore, decode
 
-    blobs = BlobStore(folder / "values")
+    blobs = BlobStore(folder / VALUES)
     lines = [f"baseline '{name}' in {folder}"]
     for path, experiment in entries.items():
         try:

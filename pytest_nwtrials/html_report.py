@@ -186,7 +186,7 @@ def _ordered(experiments: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any
     """Numbered experiments, the ones needing attention first (the index lists them so)."""
     rank = {verdict: i for i, verdict in enumerate(VERDICT_ORDER)}
     numbered = list(enumerate(experiments, 1))
-    return sorted(numbered, key=lambda pair: (rank.get(pair[1].get("verdict"), -1), pair[0]))
+    return sorted(numbered, key=lambda pair: (rank.get(str(pair[1].get("verdict")), -1), pair[0]))
 
 
 def _title(experiment: dict[str, Any]) -> str:

@@ -14,8 +14,8 @@ store's at full fidelity (not noWorkflow's "complex data type" for any text over
 and what noWorkflow only displays (a diff, a plot) is returned as an object that renders itself
 in Jupyter. A trial is named by its id (what `resume_trials` returns), its short name
 (``trial3``), a unique id prefix of 4 or more characters, or the last 5 characters of its id
-(noWorkflow's ``short_trial_id``). Every function takes `store`: a ``.nwtrials`` folder or the
-folder holding one; by default the nearest at or above the working directory, as in `api`.
+(noWorkflow's ``short_trial_id``). Every function takes `store`: a store folder or the
+project folder holding one; by default the project's at the working directory, as in `api`.
 
 Inside a running experiment (a trial notebook whose import line was changed too),
 `backward_deps` reads the running trial's slice from noWorkflow's database, `store_operations`
@@ -348,7 +348,8 @@ def trial_diff(trial_a: Any, trial_b: Any, raw: bool = False, *,
     old, new = find_trial(trial_a, st), find_trial(trial_b, st)
     old_record, new_record = old.record(), new.record()
     if raw:
-        return tuple(ops_dict(r.operations if r is not None else ()) for r in (old_record, new_record))
+        old_ops, new_ops = (ops_dict(r.operations if r is not None else ()) for r in (old_record, new_record))
+        return old_ops, new_ops
     diff = diff_trials(old.name, new.name, old.values, new.values, Rules(), old.inputs, old.argv,
                        new.inputs, new.argv, old_record, new_record, operations=True)
     diff = replace(diff, notes=provenance_notes(old, new))

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .redaction import Secrets
+from .store_layout import PROVENANCE
 
 SUFFIX = ".sqlite.gz"
 
@@ -36,7 +37,7 @@ def database_in(project: Path) -> Path:
 
 def archive_name(trial_id: str) -> str:
     """The store-relative path of a trial's compressed database."""
-    return f"provenance/{trial_id}{SUFFIX}"
+    return f"{PROVENANCE}/{trial_id}{SUFFIX}"
 
 
 def redact(db: Path, secrets: Secrets) -> bool:

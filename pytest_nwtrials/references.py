@@ -27,7 +27,7 @@ class Reference:
         if self.kind == "baseline":
             return f"baseline '{self.text}'"
         if self.kind == "trial":
-            return self.trial.name
+            return self.trial.name if self.trial is not None else self.text
         return "the latest earlier trial"
 
 

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .paths import OutsideError, check_within
+from . import store_layout as layout
+from .store_project import ConfigError, configured_folder
 from .tolerance_rule import RULE, tolerance_from_text
 
 EXPERIMENTS = "nw_experiments"
 BASELINE = "nw_baseline"
 SAVE_BASELINE = "nw_save_baseline"
-BASELINES_DIR = "nw_baselines_dir"
-STORE = "nw_store"
+BASELINES_DIR = layout.BASELINES_KEY
+STORE = layout.STORE_KEY
 TIMEOUT = "nw_timeout"
 CELL_TIMEOUT = "nw_cell_timeout"
 OTHER_KERNELS = "nw_other_kernels"
@@ -46,8 +47,8 @@ DEFAULT_KEEP = 50
 OTHER_KERNEL_CHOICES = ("skip", "fail")
 
 DEFAULT_TIMEOUT = 600.0
-DEFAULT_STORE = ".nwtrials"
-DEFAULT_BASELINES_DIR = "nw-baselines"
+DEFAULT_STORE = layout.STORE_DIR
+DEFAULT_BASELINES_DIR = layout.BASELINES_DIR
 
 
 def matches_experiments(relative: str, patterns: tuple[str, ...] | list[str]) -> bool:
@@ -225,8 +226,10 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         return ini.get(name), f"ini {name}"
 
     def folder(name: str, default: str) -> Path:
-        raw = (ini.get(name) or "").strip()
-        return _inside_rootdir(rootdir, name, raw or default, given=bool(raw))
+        try:  # the rule the nwtrials command and the API find these folders by, too
+            return configured_folder(rootdir, name, ini.get(name), default)
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
 
     _check_not_blank(cli, ini)
     baseline, _ = pick(BASELINE)
@@ -298,25 +301,6 @@ def _check_not_blank(cli: dict[str, Any], ini: dict[str, Any]) -> None:
                        if isinstance(configured, str) and configured.strip() else "leave the option out")
             raise SettingsError(f"{option(name)} was given an empty value (as {option(name)}=$VAR gives when VAR "
                                 f"is unset): give a value, or {instead}")
-
-
-def _inside_rootdir(rootdir: Path, name: str, raw: str, given: bool) -> Path:
-    """The folder of ini key `name` (the store or the baselines), which must stay inside the rootdir.
-
-    The plugin writes and deletes in these folders, so a committed ``../`` path, absolute path
-    or symbolic link must not point them at files outside the project.
-    """
-    path = rootdir / raw
-    try:
-        check_within(rootdir, path, f"ini {name}")
-    except OutsideError:
-        setting = f"ini {name} = {raw}" if given else str(path)
-        which = "" if given else f", the folder of ini {name}"
-        raise SettingsError(
-            f"{setting} leads outside the rootdir {rootdir} (to {path.resolve()}){which}: the plugin writes "
-            f"and deletes files there, so it must be a folder inside the project; change the setting or "
-            f"remove the link") from None
-    return path.resolve()
 
 
 def _report_path(raw: str | None, name: str, base: Path) -> Path | None:

@@ -1,17 +1,6 @@
 """The local trial store: every trial's record, its values and noWorkflow's provenance.
 
-Layout under the store root (``.nwtrials/`` at the rootdir by default)::
-
-    .gitignore, README.md      the folder is local state, never committed
-    trials/trialN.json         one record per trial, N counting up within this store
-    records/<sha256>.json.gz   content-addressed, compressed provenance records: operations and
-                               tag slices (explain.py), shared by the trials that name them
-                               (store_records.py); older trials have records/<trial id>.json
-    values/<sha256>.<ext>      content-addressed value files (arrays, frames, pickles)
-    provenance/<id>.sqlite.gz  the trial's noWorkflow database, compressed (provenance_archive.py):
-                               kept only with ini nw_keep_database, and by older trials
-    tmp/<session>/             the files of trials being recorded by a running session
-    lock                       the store lock (see store_staging.py)
+Its folders and files are listed in store_layout.py; a trial's record is store_trial.py.
 
 A run's files are staged in its session's folder and moved into place, with the trial record
 written, under the store lock; records claim their name exclusively (``os.link`` fails when the
@@ -28,202 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import paths
+from . import store_layout as layout
 from .errors import StoreError, short
 from .files import read_json, write_json_atomic
 from .provenance_archive import archive_name
-from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
-from .store_records import check_record_name, move_record_in, record_file
-from .store_staging import STORE_LOCK, SessionFolder, acquire, store_lock
+from .store_records import move_record_in
+from .store_staging import SessionFolder, acquire, store_lock
+from .store_trial import LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, Trial, record_remedy
 
 if TYPE_CHECKING:
     from filelock import FileLock
 
-SCHEMA = 1
-TRIAL_NAME = re.compile(r"^trial([0-9]+)$")
-
-_GITIGNORE = "# local trial store of pytest-nwtrials: not meant to be committed\n*\n"
-_README = """# pytest-nwtrials local store
-
-This folder holds the trials recorded by pytest-nwtrials on this machine: one JSON record per
-trial in `trials/`, the tagged values in `values/`, their operations and slices in `records/`
-(and noWorkflow's databases in `provenance/` when kept); `tmp/` holds the files of trials a
-running pytest session is recording, and `lock` keeps sessions that record at once from getting
-in each other's way. It is local state: it is ignored by git, and deleting it loses only history
-(do not delete it while pytest runs).
-`nwtrials gc --keep N` removes old trials and what interrupted runs left behind. Baselines
-meant to be shared are saved with `pytest --nw-save-baseline=NAME`.
-"""
-
-
-# Trial ids become file names (``records/<id>.json``): letters, digits, '.', '_' and '-' only.
-_TRIAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-# what to do about a damaged file of the local store: a value file, a trial's record
-LOCAL_REMEDY = "run the experiment that tagged the value again to write it anew"
-TRIAL_REMEDY = "delete the file (the trial is then forgotten)"
-
-
-def record_remedy(trial_name: str) -> str:
-    """What to do about a damaged provenance record of trial `trial_name`."""
-    return f"delete it: {trial_name} keeps its values, without its operations"
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One recorded run of an experiment."""
-
-    name: str
-    id: str
-    experiment: str
-    argv: tuple[str, ...]
-    status: str
-    exit_code: int | None
-    started: str | None
-    duration: float
-    tags: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
-    python: str = ""
-    inputs: dict[str, Any] = field(default_factory=dict)
-    provenance: str = ""  # the compressed noWorkflow database, relative to the store (archive_name)
-    record_name: str = ""  # its compressed provenance record in records/ (store_records); "" in older records
-    # of the first run of a group run with --nw-repeat: `spread.Stability.to_json()`, else None
-    stability: dict[str, Any] | None = None
-    capture: str = ""  # the capture mode it was recorded with (fine, coarse, off); "" in older records
-    fallback: str | None = None  # why it was recorded with coarse capture, not fine (see fallback.py)
-    values_dir: Path | None = field(default=None, compare=False, repr=False)
-    allow_pickle: bool = field(default=False, compare=False, repr=False)
-    # load models from their skops files (values_models.load_models); None in the gate: summaries
-    trusted: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
-    load_models: bool = field(default=False, compare=False, repr=False)
-
-    @cached_property
-    def values(self) -> dict[str, Any]:
-        """The tagged values, decoded; opaque objects as their summary unless `allow_pickle`."""
-        return self.values_except(frozenset())
-
-    def values_except(self, skipped: frozenset[str]) -> dict[str, Any]:
-        """The tagged values but those named in `skipped`, decoded (see `values`)."""
-        from .values import BlobStore
-
-        blobs = BlobStore(self.values_dir, remedy=LOCAL_REMEDY) if self.values_dir is not None else None
-        values = {name: decode_tag(name, doc, blobs, self.where, TRIAL_REMEDY, allow_pickle=self.allow_pickle)
-                  for name, doc in self.tags.items() if name not in skipped}
-        if self.load_models and not self.allow_pickle:
-            from .values_models import load_models
-
-            values = load_models(values, blobs, self.trusted)
-        return values
-
-    @property
-    def where(self) -> str:
-        """The record's file, for messages."""
-        if self.values_dir is None:
-            return self.name
-        return str(self.values_dir.parent / "trials" / f"{self.name}.json")
-
-    @property
-    def store_root(self) -> Path | None:
-        return self.values_dir.parent if self.values_dir is not None else None
-
-    @property
-    def has_provenance(self) -> bool:
-        """Whether the trial kept provenance (a record, or noWorkflow's database)."""
-        return bool(self.record_name or self.provenance)
-
-    def record(self) -> Any:
-        """The trial's provenance record (`explain.ProvenanceRecord`), None when it has none."""
-        from .explain import load_record
-
-        path = record_file(self.store_root, self) if self.store_root else None
-        if path is None or not path.is_file():
-            return None
-        paths.check_within(self.store_root, path, "provenance record")
-        return load_record(path, record_remedy(self.name))
-
-    def slice(self, tag: str, union: bool = False) -> Any:
-        """The provenance slice of `tag` (`provenance.Slice`): the operations its value depends on,
-        of its last tagging, or with `union` of all its taggings (see `store_records.trial_slice`)."""
-        from .store_records import trial_slice
-
-        return trial_slice(self, tag, union)
-
-    @property
-    def number(self) -> int:
-        match = TRIAL_NAME.match(self.name)
-        return int(match.group(1)) if match else 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "name": self.name,
-            "id": self.id,
-            "experiment": self.experiment,
-            "argv": list(self.argv),
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "started": self.started,
-            "duration": self.duration,
-            "python": self.python,
-            "error": self.error,
-            "inputs": self.inputs,
-            "provenance": self.provenance,
-            **({"record": self.record_name} if self.record_name else {}),
-            "tags": self.tags,
-            **({"stability": self.stability} if self.stability is not None else {}),
-            **({"capture": self.capture} if self.capture else {}),
-            **({"fallback": self.fallback} if self.fallback is not None else {}),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Any, where: str, values_dir: Path | None = None) -> Trial:
-        """The trial a record describes; StoreError naming `where` when it is not a valid one."""
-        if not isinstance(doc, dict):
-            raise StoreError(f"{where}: not a valid trial record (a JSON {json_type(doc)}, not an object)")
-        if doc.get("schema") != SCHEMA:
-            raise StoreError(f"{where}: unknown record schema {short(doc.get('schema'))}")
-        try:
-            trial_id = field_of(doc, "id", str)
-            if not _TRIAL_ID.match(trial_id):
-                raise ValueError(f"'id' {short(trial_id)} is not a trial id")
-            duration = field_of(doc, "duration", (int, float))
-            return cls(
-                name=field_of(doc, "name", str),
-                id=trial_id,
-                experiment=field_of(doc, "experiment", str),
-                argv=check_argv(doc),
-                status=field_of(doc, "status", str),
-                exit_code=field_of(doc, "exit_code", (int, type(None))),
-                started=field_of(doc, "started", (str, type(None))),
-                duration=float(duration),
-                tags=check_tags(doc),
-                error=field_of(doc, "error", (dict, type(None)), None),
-                python=field_of(doc, "python", str, ""),
-                inputs=check_inputs(doc),
-                provenance=_check_provenance(field_of(doc, "provenance", str, ""), trial_id),
-                record_name=check_record_name(field_of(doc, "record", str, "")),
-                stability=field_of(doc, "stability", (dict, type(None)), None),
-                capture=field_of(doc, "capture", str, ""),
-                fallback=field_of(doc, "fallback", (str, type(None)), None),
-                values_dir=values_dir,
-            )
-        except ValueError as exc:
-            raise StoreError(f"{where}: not a valid trial record ({exc})") from None
-
-
-def _check_provenance(provenance: str, trial_id: str) -> str:
-    """A record's ``provenance`` field: empty, or the trial's own archive, never another path."""
-    if provenance not in ("", archive_name(trial_id)):
-        raise ValueError(f"'provenance' {short(provenance)} is not {archive_name(trial_id)!r}, the trial's "
-                         "own noWorkflow database")
-    return provenance
+# what the modules that read and write the store have always imported from here
+__all__ = ["LOCAL_REMEDY", "SCHEMA", "TRIAL_REMEDY", "StoreError", "Trial", "TrialStore", "record_remedy"]
 
 
 class TrialStore:
@@ -231,11 +44,11 @@ class TrialStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.trials_dir = self.root / "trials"
-        self.values_dir = self.root / "values"
-        self.records_dir = self.root / "records"
-        self.provenance_dir = self.root / "provenance"
-        self.tmp_dir = self.root / "tmp"
+        self.trials_dir = self.root / layout.TRIALS
+        self.values_dir = self.root / layout.VALUES
+        self.records_dir = self.root / layout.RECORDS
+        self.provenance_dir = self.root / layout.PROVENANCE
+        self.tmp_dir = self.root / layout.TMP
         self.warnings: list[str] = []
         self.skipped: list[Path] = []  # trial records that could not be read (each also a warning)
         self.session: SessionFolder | None = None  # this process's folder of staged runs
@@ -244,7 +57,7 @@ class TrialStore:
     def check_layout(self) -> None:
         """OutsideError when a folder of the store (or its lock) is a link leading out of it."""
         for path in (self.trials_dir, self.values_dir, self.records_dir, self.provenance_dir, self.tmp_dir,
-                     self.root / STORE_LOCK):
+                     self.root / layout.LOCK):
             if os.path.lexists(path):
                 paths.check_within(self.root, path, f"the store's {path.name}")
 
@@ -252,7 +65,7 @@ class TrialStore:
         self.check_layout()
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         self.values_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in ((".gitignore", _GITIGNORE), ("README.md", _README)):
+        for name, text in ((layout.GITIGNORE, layout.STORE_GITIGNORE), (layout.README, layout.STORE_README)):
             target = self.root / name
             if not os.path.lexists(target):  # a link, even a dangling one, is never written through
                 target.write_text(text, encoding="utf-8")
@@ -286,7 +99,7 @@ class TrialStore:
 
     def record_path(self, trial: Trial) -> Path:
         """Where the provenance record of `trial` is kept (it may not exist)."""
-        return record_file(self.root, trial)
+        return layout.record_file(self.root, trial.record_name, trial.id)
 
     def _files(self) -> list[tuple[int, Path]]:
         """Every ``trialN.json`` file with its number N, oldest first."""
@@ -294,8 +107,8 @@ class TrialStore:
         if not self.trials_dir.is_dir():
             return []
         found = []
-        for path in self.trials_dir.glob("trial*.json"):
-            match = TRIAL_NAME.match(path.stem)
+        for path in self.trials_dir.glob(layout.TRIAL_GLOB):
+            match = layout.TRIAL_NAME.match(path.stem)
             if match:
                 found.append((int(match.group(1)), path))
         return sorted(found)
@@ -328,7 +141,7 @@ class TrialStore:
         """Write `trial`'s record anew over its own ``trialN.json`` (to add what is known only
         after it was added: the stability of its group of repeated runs); atomically, under the
         store lock. StoreError when the file is gone or holds another trial: nothing is written."""
-        path = self.trials_dir / f"{trial.name}.json"
+        path = layout.trial_file(self.root, trial.name)
         with self.locked():
             paths.check_within(self.trials_dir, path, "trial record")
             if not path.is_file():
@@ -343,11 +156,11 @@ class TrialStore:
         from .values_blobs import BlobStore, is_blob_name
 
         blobs = BlobStore(self.values_dir)
-        for path in sorted((staged / "values").iterdir()):
+        for path in sorted((staged / layout.VALUES).iterdir()):
             if is_blob_name(path.name) and path.is_file() and not path.is_symlink():
                 blobs.put_file(path, path.suffix[1:], digest=None if check_names else path.stem)
-        move_record_in(self.records_dir, trial.record_name, staged / "records", check_names)
-        for target in (self.records_dir / f"{trial.id}.json", self.root / archive_name(trial.id)):
+        move_record_in(self.records_dir, trial.record_name, staged / layout.RECORDS, check_names)
+        for target in (layout.record_file(self.root, "", trial.id), self.root / archive_name(trial.id)):
             source = staged / target.parent.name / target.name
             if source.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -360,7 +173,7 @@ class TrialStore:
             named = replace(trial, name=f"trial{number}", values_dir=self.values_dir)
             write_json_atomic(tmp, named.to_json())
             try:
-                os.link(tmp, self.trials_dir / f"{named.name}.json")
+                os.link(tmp, layout.trial_file(self.root, named.name))
             except FileExistsError:
                 number += 1
                 continue
@@ -404,13 +217,3 @@ class TrialStore:
     def next_number(self) -> int:
         """The number the next trial would get: trials numbered below it are earlier."""
         return max(self._numbers(), default=0) + 1
-
-
-
-def find_store(start: Path | None = None) -> Path | None:
-    """The nearest ``.nwtrials`` folder at `start` (default: the working directory) or above it."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".nwtrials" / "trials").is_dir():
-            return folder / ".nwtrials"
-    return None

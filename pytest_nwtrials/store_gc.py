@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from . import store_layout as layout
 from .provenance_archive import SUFFIX
 from .store import Trial, TrialStore
 from .store_records import is_record_name
@@ -98,7 +99,7 @@ class _Collector:
 
     def _files_of(self, trial: Trial) -> list[Path]:
         """The files of a removed trial, each checked to be inside the store."""
-        relatives = [f"trials/{trial.name}.json", f"records/{trial.id}.json"]
+        relatives = [layout.trial_file(Path(), trial.name).as_posix(), layout.record_file(Path(), "", trial.id).as_posix()]
         if trial.provenance:
             relatives.append(trial.provenance)
         found = []
@@ -150,7 +151,7 @@ class _Collector:
 
     def _temporaries(self) -> list[Path]:
         st = self.st
-        found = []
+        found: list[Path] = []
         for folder in (st.root, st.trials_dir, st.values_dir, st.records_dir, st.provenance_dir):
             if folder.is_dir():
                 found.extend(path for path in folder.iterdir() if _TEMPORARY.match(path.name))
@@ -158,7 +159,7 @@ class _Collector:
 
     def _orphan_records(self, ids: set[str]) -> list[Path]:
         """Provenance records and databases of trials that were never recorded (a killed run)."""
-        found = []
+        found: list[Path] = []
         for folder, suffix in ((self.st.records_dir, ".json"), (self.st.provenance_dir, SUFFIX)):
             if folder.is_dir():
                 found.extend(path for path in folder.iterdir() if path.name.endswith(suffix)

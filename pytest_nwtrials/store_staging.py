@@ -32,18 +32,14 @@ from filelock import FileLock, Timeout
 
 from .errors import StoreError
 from .files import write_json_atomic
-
-STORE_LOCK = "lock"
-LOCK_SUFFIX = ".lock"
-PINNED = "pinned.json"
-STAGED_FOLDERS = ("values", "records", "provenance")
+from .store_layout import LOCK, PINNED, RUN_PREFIX, SESSION_LOCK_SUFFIX, STAGED
 # Waiting this long for the store lock means its holder is stuck (stopped, or on a hung disk).
 LOCK_TIMEOUT = 600.0
 
 
 def store_lock(root: Path) -> FileLock:
     """The lock held while a trial is added and while garbage is collected (reentrant)."""
-    return FileLock(root / STORE_LOCK, timeout=LOCK_TIMEOUT)
+    return FileLock(root / LOCK, timeout=LOCK_TIMEOUT)
 
 
 class LockedOut(StoreError):
@@ -70,7 +66,7 @@ class SessionFolder:
     def __init__(self, tmp_dir: Path) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.name = uuid.uuid4().hex
-        self.lock = FileLock(tmp_dir / f"{self.name}{LOCK_SUFFIX}", timeout=0)
+        self.lock = FileLock(tmp_dir / f"{self.name}{SESSION_LOCK_SUFFIX}", timeout=0)
         self.lock.acquire()  # a fresh name: nobody else holds it
         self.root = tmp_dir / self.name
         self.root.mkdir()
@@ -80,8 +76,8 @@ class SessionFolder:
     def stage(self) -> Path:
         """A fresh folder for the files of one run: values/, records/ and provenance/."""
         self._runs += 1
-        folder = self.root / f"run{self._runs}"
-        for name in STAGED_FOLDERS:
+        folder = self.root / f"{RUN_PREFIX}{self._runs}"
+        for name in STAGED:
             (folder / name).mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -117,11 +113,11 @@ def survey(tmp_dir: Path, own: str | None) -> Survey:
     found = Survey()
     if not tmp_dir.is_dir():
         return found
-    names = sorted({entry.name.removesuffix(LOCK_SUFFIX) for entry in tmp_dir.iterdir()})
+    names = sorted({entry.name.removesuffix(SESSION_LOCK_SUFFIX) for entry in tmp_dir.iterdir()})
     for name in names:
         if name == own:
             continue
-        folder, lock_path = tmp_dir / name, tmp_dir / f"{name}{LOCK_SUFFIX}"
+        folder, lock_path = tmp_dir / name, tmp_dir / f"{name}{SESSION_LOCK_SUFFIX}"
         if not _is_session_name(name):
             continue
         if not os.path.lexists(lock_path):  # a session creates its lock before its folder

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import record_file
+from conftest import INI, record_file
 
 TRAIN = """
 import numpy as np
@@ -31,10 +34,34 @@ DAMAGE = {
 BASELINE_REMEDY = "restore it from version control, or save the baseline again with --nw-save-baseline=base"
 
 
-def two_experiments(project, *args: str) -> None:
-    project.experiment("train.py", TRAIN)
-    project.experiment("prep.py", PREP)
-    project.run(*args).assert_outcomes(passed=2)
+def record(root: Path, args: tuple[str, ...]) -> Path:
+    """Record train.py and prep.py in a new project `root`: one pytest run, with `args`."""
+    (root / "experiments").mkdir(parents=True)
+    (root / "pytest.ini").write_text(INI.format(experiments="experiments/*.py", extra=""))
+    (root / "experiments" / "train.py").write_text(TRAIN)
+    (root / "experiments" / "prep.py").write_text(PREP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout + done.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_experiments(tmp_path_factory: pytest.TempPathFactory):
+    """`two_experiments(project, *args)`: the project as one pytest run with `args` recorded it.
+
+    Each kind of run is recorded once per module (and test process) and copied into each
+    test's project, rather than recorded again by every test.
+    """
+    recorded: dict[tuple[str, ...], Path] = {}
+
+    def copy(project, *args: str) -> None:
+        if args not in recorded:
+            recorded[args] = record(tmp_path_factory.mktemp("recorded") / "project", args)
+        shutil.copytree(recorded[args], project.root, dirs_exist_ok=True, symlinks=True)
+
+    return copy
 
 
 def damage(path: Path, how: str) -> bytes:
@@ -71,7 +98,7 @@ def intact(blob: Path) -> bool:
 
 
 @pytest.mark.parametrize("how", sorted(DAMAGE))
-def test_a_damaged_trial_record_is_skipped_with_a_warning_and_kept(project, how):
+def test_a_damaged_trial_record_is_skipped_with_a_warning_and_kept(project, two_experiments, how):
     two_experiments(project)
     path = store(project) / "trials" / f"{trial_of(project, 'experiments/train.py')['name']}.json"
     data = damage(path, how)
@@ -88,7 +115,7 @@ def test_a_damaged_trial_record_is_skipped_with_a_warning_and_kept(project, how)
     assert "warning:" not in output(project.run("--nw-baseline=latest"))
 
 
-def test_a_reference_to_a_damaged_trial_record_is_a_usage_error_naming_it(project):
+def test_a_reference_to_a_damaged_trial_record_is_a_usage_error_naming_it(project, two_experiments):
     two_experiments(project)
     path = store(project) / "trials" / "trial1.json"
     data = damage(path, "garbage")
@@ -100,7 +127,7 @@ def test_a_reference_to_a_damaged_trial_record_is_a_usage_error_naming_it(projec
     assert path.read_bytes() == data
 
 
-def test_a_damaged_provenance_record_is_a_warning_and_the_values_are_still_compared(project):
+def test_a_damaged_provenance_record_is_a_warning_and_the_values_are_still_compared(project, two_experiments):
     two_experiments(project)
     path = record_file(store(project), trial_of(project, "experiments/train.py"))
     data = damage(path, "truncated")
@@ -113,7 +140,7 @@ def test_a_damaged_provenance_record_is_a_warning_and_the_values_are_still_compa
     assert path.read_bytes() == data
 
 
-def test_a_damaged_value_file_in_the_store_fails_only_its_experiment(project):
+def test_a_damaged_value_file_in_the_store_fails_only_its_experiment(project, two_experiments):
     two_experiments(project)
     [blob] = (store(project) / "values").glob("*.npy")
     data = damage(blob, "truncated")
@@ -130,7 +157,7 @@ def test_a_damaged_value_file_in_the_store_fails_only_its_experiment(project):
     assert intact(blob)
 
 
-def test_a_damaged_value_file_is_written_anew_by_the_next_trial_of_that_value(project):
+def test_a_damaged_value_file_is_written_anew_by_the_next_trial_of_that_value(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     [blob] = (store(project) / "values").glob("*.npy")
     damage(blob, "garbage")  # the next trial of train.py tags the same value: it replaces the damaged file
@@ -145,7 +172,7 @@ def test_a_damaged_value_file_is_written_anew_by_the_next_trial_of_that_value(pr
 
 
 @pytest.mark.parametrize("how", sorted(DAMAGE))
-def test_a_damaged_baseline_entry_fails_its_experiment_until_the_baseline_is_saved(project, how):
+def test_a_damaged_baseline_entry_fails_its_experiment_until_the_baseline_is_saved(project, two_experiments, how):
     two_experiments(project, "--nw-save-baseline=base")
     entry = baseline(project) / "experiments" / "train.py.json"
     data = damage(entry, how)
@@ -160,7 +187,7 @@ def test_a_damaged_baseline_entry_fails_its_experiment_until_the_baseline_is_sav
     project.run("--nw-baseline=base").assert_outcomes(passed=2)
 
 
-def test_a_damaged_baseline_provenance_record_is_a_warning_until_the_baseline_is_saved(project):
+def test_a_damaged_baseline_provenance_record_is_a_warning_until_the_baseline_is_saved(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     record = baseline(project) / "experiments" / "train.py.provenance.json"
     data = damage(record, "garbage")
@@ -175,7 +202,7 @@ def test_a_damaged_baseline_provenance_record_is_a_warning_until_the_baseline_is
     assert "the operations are not compared" not in output(project.run("--nw-baseline=base", "--nw-capture=fine"))
 
 
-def test_a_damaged_baseline_value_file_fails_its_experiment_until_the_baseline_is_saved(project):
+def test_a_damaged_baseline_value_file_fails_its_experiment_until_the_baseline_is_saved(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     [blob] = (baseline(project) / "values").glob("*.npy")
     data = damage(blob, "garbage")
@@ -190,7 +217,7 @@ def test_a_damaged_baseline_value_file_fails_its_experiment_until_the_baseline_i
     project.run("--nw-baseline=base").assert_outcomes(passed=2)
 
 
-def test_an_entry_whose_value_file_is_missing_names_it(project):
+def test_an_entry_whose_value_file_is_missing_names_it(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     [blob] = (baseline(project) / "values").glob("*.npy")
     blob.unlink()
@@ -201,7 +228,7 @@ def test_an_entry_whose_value_file_is_missing_names_it(project):
             f"{BASELINE_REMEDY}") in output(result)
 
 
-def test_files_that_are_no_part_of_a_baseline_are_reported_and_kept(project):
+def test_files_that_are_no_part_of_a_baseline_are_reported_and_kept(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     strays = {baseline(project) / "notes.txt": b"reviewed by Ana",
               baseline(project) / "experiments" / "owners.json": b'{"owner": "ana"}',
@@ -222,7 +249,7 @@ def test_files_that_are_no_part_of_a_baseline_are_reported_and_kept(project):
     assert all(path.read_bytes() == data for path, data in strays.items())
 
 
-def test_an_entry_of_an_experiment_that_no_longer_exists_is_listed_then_removed_on_save(project):
+def test_an_entry_of_an_experiment_that_no_longer_exists_is_listed_then_removed_on_save(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     (project.root / "experiments" / "prep.py").unlink()
     result = project.run("--nw-baseline=base")
@@ -235,7 +262,7 @@ def test_an_entry_of_an_experiment_that_no_longer_exists_is_listed_then_removed_
     assert not (baseline(project) / "experiments" / "prep.py.json").exists()
 
 
-def test_two_entries_claiming_one_run_are_reported(project):
+def test_two_entries_claiming_one_run_are_reported(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     entry = baseline(project) / "experiments" / "train.py.json"
     copy = entry.with_name("train.py.0123456789.json")
@@ -253,7 +280,7 @@ def test_two_entries_claiming_one_run_are_reported(project):
     assert copy.read_bytes() != b""
 
 
-def baseline_that_is_a_file(project) -> Path:
+def baseline_that_is_a_file(project, two_experiments) -> Path:
     """Two experiments, and a file where the folder of baseline 'base' would be."""
     two_experiments(project)
     path = baseline(project)
@@ -262,8 +289,8 @@ def baseline_that_is_a_file(project) -> Path:
     return path
 
 
-def test_a_baseline_that_is_a_file_is_a_usage_error(project):
-    path = baseline_that_is_a_file(project)
+def test_a_baseline_that_is_a_file_is_a_usage_error(project, two_experiments):
+    path = baseline_that_is_a_file(project, two_experiments)
     result = project.run("--nw-baseline=base")
     assert result.ret == 4
     result.stderr.fnmatch_lines(
@@ -272,14 +299,14 @@ def test_a_baseline_that_is_a_file_is_a_usage_error(project):
     assert path.read_text() == "not a folder"
 
 
-def test_saving_over_a_file_is_a_usage_error(project):
-    baseline_that_is_a_file(project)
+def test_saving_over_a_file_is_a_usage_error(project, two_experiments):
+    baseline_that_is_a_file(project, two_experiments)
     result = project.run("--nw-save-baseline=base")
     assert result.ret == 4
     assert "is a file, where baseline 'base' needs a folder" in output(result)
 
 
-def test_an_empty_baseline_folder_is_a_usage_error(project):
+def test_an_empty_baseline_folder_is_a_usage_error(project, two_experiments):
     two_experiments(project)
     baseline(project, "empty").mkdir(parents=True)
     result = project.run("--nw-baseline=empty")
@@ -289,7 +316,7 @@ def test_an_empty_baseline_folder_is_a_usage_error(project):
     output(result)
 
 
-def test_an_unknown_reference_is_still_a_usage_error(project):
+def test_an_unknown_reference_is_still_a_usage_error(project, two_experiments):
     two_experiments(project, "--nw-save-baseline=base")
     result = project.run("--nw-baseline=gamma")
     assert result.ret == 4

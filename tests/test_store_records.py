@@ -14,9 +14,8 @@ from conftest import record_doc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_nwtrials.explain import ProvenanceRecord
 from pytest_nwtrials.provenance import Op, Slice
-from pytest_nwtrials.store_records import decode, encode
+from pytest_nwtrials.store_records import ProvenanceRecord, decode, encode
 
 # tags loss twice: its slice of all taggings holds the first epoch, its last slice does not
 TRAIN = """\
@@ -207,7 +206,7 @@ def damaged(draw, data: bytes) -> bytes:
 @given(records(), st.data())
 def test_a_damaged_compressed_record_reads_back_or_raises_naming_its_file(tmp_path_factory, record, data):
     from pytest_nwtrials.errors import StoreError
-    from pytest_nwtrials.explain import load_record
+    from pytest_nwtrials.store_records import load_record
 
     path = tmp_path_factory.mktemp("records") / ("ab" * 32 + ".json.gz")
     path.write_bytes(data.draw(damaged(encode(record.to_json()))))
