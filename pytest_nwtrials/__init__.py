@@ -83,4 +83,8 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, _API[name])
+    if name == "NwTrialsWarning":  # for -W and filterwarnings; imports pytest only when named
+        from .session_warnings import NwTrialsWarning
+
+        return NwTrialsWarning
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

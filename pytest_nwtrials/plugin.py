@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import settings as S
-from .session_warnings import NwTrialsWarning
-
-__all__ = ["NwTrialsWarning"]  # for -W and filterwarnings: error::pytest_nwtrials.plugin.NwTrialsWarning
 
 if TYPE_CHECKING:
     from .fixture import NwTrial

@@ -14,6 +14,7 @@ from . import provenance_archive as archive
 from .capture.launch import RunResult
 from .files import write_bytes_atomic
 from .redaction import Secrets
+from . import store_layout as layout
 
 
 def redacted(db: Path, experiment: str, trial_id: str, secrets: Secrets, warnings: list[str]) -> bool:
@@ -61,7 +62,7 @@ def record_provenance(db: Path, staged: Path, experiment: str, trial_id: str, re
         warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
         return None, ""
     try:
-        name = write_record(staged / "records", record)
+        name = write_record(staged / layout.RECORDS, record)
     except (OSError, ValueError) as exc:  # the trial itself may still fit: it is written next
         warnings.append(f"{experiment}: provenance of trial {trial_id} not recorded: {exc}")
         return None, ""

@@ -17,6 +17,7 @@ from .fallback import run_with_fallback
 from .marker import GateFailure
 from .session_state import Pending, SessionState, full_or
 from .store import StoreError, Trial
+from . import store_layout as layout
 
 
 def launch(state: SessionState, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,
@@ -43,7 +44,7 @@ def launch(state: SessionState, script: Path, argv: tuple[str, ...] = (), timeou
             script=script,
             argv=argv,
             provenance_dir=Path(project),
-            blobs_dir=staged / "values",
+            blobs_dir=staged / layout.VALUES,
             name=experiment,
             timeout=timeout or settings.timeout,
             capture=full_or(capture or settings.capture),
@@ -88,7 +89,7 @@ def launch(state: SessionState, script: Path, argv: tuple[str, ...] = (), timeou
         record_name=record_name,
         capture=request.capture,
         fallback=secrets.mask_text(fallback.note) if fallback is not None else None,
-        values_dir=staged / "values")
+        values_dir=staged / layout.VALUES)
     return Pending(trial, result, staged, fallback)
 
 
@@ -98,7 +99,7 @@ def linkable_blobs(state: SessionState) -> tuple[Path, ...]:
     folders = [state.store.values_dir]
     if state.reference is not None and state.reference.kind == "baseline":
         # first: a file linked from the baseline is one the comparison need not hash again
-        folders.insert(0, state.baselines.root / state.reference.text / "values")
+        folders.insert(0, state.baselines.root / state.reference.text / layout.VALUES)
     return tuple(folders)
 
 

@@ -23,9 +23,6 @@ a token file the controller wrote, as local ``-n`` workers can): then the worker
 the controller's temporary folder and only paths are sent, so a large value never has to fit in
 memory; the controller removes a worker's staging folder when the worker goes down, crashed or
 not, and the whole temporary folder at its end.
-
-Trials staged by a worker are named by the first characters of their id until the controller
-numbers them; failure messages show that prefix, which the store resolves once recorded.
 """
 from __future__ import annotations
 
@@ -45,11 +42,12 @@ from .paths import check_within, inside
 from .session_state import Outcome, SessionState
 from .store import StoreError, Trial, TrialStore
 from .files import copy_atomic, write_bytes_atomic
+from . import store_layout as layout
 
 PAYLOAD_KEY = "nwtrials"  # in workeroutput, and the attribute of a report that carries trials
 TOKEN_KEY = "nwtrials_token"  # in workerinput: [path, content] of the controller's token file
 PAYLOAD_VERSION = 3
-STAGED_NAME_LENGTH = 8
+STAGED_NAME_LENGTH = 8  # a staged trial's name, its id's start until the controller numbers it
 STAGING_PREFIX = "nwtrials-worker-"
 
 
@@ -263,11 +261,11 @@ def _store_trial(store: TrialStore, item: dict[str, Any], staging: Path | None) 
     staged = Trial.from_json(item["trial"], "trial sent by a worker")
     folder = store.stage()
     for ref, source in item["values"].items():
-        put(source, folder / "values" / Path(ref).name)
+        put(source, folder / layout.VALUES / Path(ref).name)
     record_name = ""
     if item["record"] is not None:  # named by the worker's trial record: checked to be a file name
         record_name = staged.record_name
-        put(item["record"], folder / "records" / (record_name or f"{staged.id}.json"))
+        put(item["record"], folder / layout.RECORDS / (record_name or f"{staged.id}.json"))
     provenance = ""
     if item["provenance"] is not None:
         provenance = archive.archive_name(staged.id)

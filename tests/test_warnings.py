@@ -13,7 +13,7 @@ import pytest
 from pytest_nwtrials.session_warnings import NwTrialsWarning
 
 # where users name the class in -W and filterwarnings
-CLASS = "pytest_nwtrials.plugin.NwTrialsWarning"
+CLASS = "pytest_nwtrials.NwTrialsWarning"
 PREP = "from pytest_nwtrials import tag\ntag('rows', 10)\n"
 
 
