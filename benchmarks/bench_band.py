@@ -17,9 +17,9 @@ import argparse
 
 import numpy as np
 
-from pytest_nwtrials.bands import apply_bands
-from pytest_nwtrials.compare import Rules, diff_tags
-from pytest_nwtrials.spread import measure
+from pytest_nwtrials.compare.bands import apply_bands
+from pytest_nwtrials.compare.engine import Rules, diff_tags
+from pytest_nwtrials.compare.spread import measure
 
 RUNS = (3, 5, 10, 20)
 

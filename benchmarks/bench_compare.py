@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
-from pytest_nwtrials.compare import diff
+from pytest_nwtrials.compare.engine import diff
 
 ARRAY_SIZE = 10_000_000
 FRAME_SHAPE = (1_000_000, 10)

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from pytest_nwtrials.provenance import read_slices
-from pytest_nwtrials.provenance_graph import TrialGraph
+from pytest_nwtrials.provenance.reader import read_slices
+from pytest_nwtrials.provenance.graph import TrialGraph
 
 LOOP = """
 from pytest_nwtrials import tag

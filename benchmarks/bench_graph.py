@@ -91,7 +91,7 @@ from pathlib import Path
 # the package on argv[2], not the editable install of this checkout (an import hook)
 sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 sys.path.insert(0, sys.argv[2])
-from pytest_nwtrials import provenance, provenance_graph
+from pytest_nwtrials.provenance import graph as provenance_graph, reader as provenance
 db = Path(sys.argv[1])
 trial = sqlite3.connect(db).execute("SELECT id FROM trial").fetchone()[0]
 start = time.perf_counter()

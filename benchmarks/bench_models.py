@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pytest_nwtrials import values
+from pytest_nwtrials.values import codec as values
 
 
 def load_other(checkout: Path) -> Any:

@@ -29,10 +29,10 @@ import sys
 import time
 from typing import Callable
 
-from pytest_nwtrials.provenance import Op, Slice, normalize_code
-from pytest_nwtrials.rootcause import explain
-from pytest_nwtrials.slices import CHANGE_KINDS, SliceDiff, diff_operations
-from pytest_nwtrials.slices_text import format_slice_diff
+from pytest_nwtrials.provenance.reader import Op, Slice, normalize_code
+from pytest_nwtrials.compare.rootcause import explain
+from pytest_nwtrials.compare.slices import CHANGE_KINDS, SliceDiff, diff_operations
+from pytest_nwtrials.render.slices import format_slice_diff
 
 BODY = 40  # operations per epoch
 

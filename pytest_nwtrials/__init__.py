@@ -14,8 +14,8 @@ from .capture import recorder as _recorder
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .diffing import TrialDiff
-    from .store import Trial
+    from .compare.diffing import TrialDiff
+    from .store.trial_store import Trial
 
 __all__ = ["tag", "load_trial", "load_baseline", "trial_diff", "list_trials", "tag_values", "plot"]
 __version__ = "0.1.0"
@@ -72,9 +72,8 @@ def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None,
 
 # Loading and browsing trials: `api` (the store, pandas, numpy and matplotlib) is imported on
 # first use, so that importing this package, as pytest does for the plugin, stays light; nothing
-# api imports imports this package back. The table of a tag's
-# values is exported as `tag_values`: the name `values` is the submodule pytest_nwtrials.values,
-# which the capture recorder imports with `from .. import values`.
+# api imports imports this package back. The table of a tag's values is exported as
+# `tag_values`: the name `values` is the subpackage of value encoders, pytest_nwtrials.values.
 _API = {"list_trials": "list_trials", "load_baseline": "load_baseline", "plot": "plot", "tag_values": "values"}
 
 
@@ -84,7 +83,7 @@ def __getattr__(name: str):
 
         return getattr(api, _API[name])
     if name == "NwTrialsWarning":  # for -W and filterwarnings; imports pytest only when named
-        from .session_warnings import NwTrialsWarning
+        from .plugin.notices import NwTrialsWarning
 
         return NwTrialsWarning
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

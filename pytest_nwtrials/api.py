@@ -6,7 +6,7 @@ The package's public functions (`pytest_nwtrials.load_trial`, ``trial_diff``, ``
 functions, so ``import pytest_nwtrials`` stays cheap and an experiment's own imports are what
 capture sees. A `store` argument is a store folder, the project folder holding one, or a
 `TrialStore`; by default the store of the project at the working directory: ini ``nw_store``
-(default ``.nwtrials``) at the rootdir pytest would use there (see store_project.py), else the
+(default ``.nwtrials``) at the rootdir pytest would use there (see store/project.py), else the
 nearest ``.nwtrials`` at or above it. Experiments are named by their path relative to the rootdir
 (``experiments/train.py``) or a glob pattern on it (``*/train.py``).
 
@@ -25,21 +25,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union, cast
 
-from . import store_gc
+from .store import gc as store_gc
 from .extras import require
 from .printable import printable
 from .settings import matches_experiments
-from .store import Trial, TrialStore
-from .store_gc import GcResult
-from .store_layout import BASELINES_DIR, STORE_DIR, is_store
-from .store_project import baselines_beside, default_baselines, default_store, store_in
+from .store.trial_store import Trial, TrialStore
+from .store.gc import GcResult
+from .store.layout import BASELINES_DIR, STORE_DIR, is_store
+from .store.project import baselines_beside, default_baselines, default_store, store_in
 
 if TYPE_CHECKING:
     import pandas
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .diffing import TrialDiff
+    from .compare.diffing import TrialDiff
 
 __all__ = ["GcResult", "collect_garbage", "list_trials", "load_baseline", "load_trial", "open_store", "plot",
            "plot_trials", "trial_diff", "values"]
@@ -85,8 +85,8 @@ def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_p
 def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None, atol: float | None = None,
                operations: bool = False, store: str | os.PathLike[str] | None = None) -> TrialDiff:
     """`pytest_nwtrials.trial_diff`: how trial `new` differs from trial `old`."""
-    from .compare import Rules, Tolerance
-    from .diffing import diff_trials
+    from .compare.engine import Rules, Tolerance
+    from .compare.diffing import diff_trials
 
     old_trial = old if not isinstance(old, str) else load_trial(old, store=store)
     new_trial = new if not isinstance(new, str) else load_trial(new, store=store)
@@ -128,7 +128,7 @@ def started_at(trial: Trial) -> datetime | None:
 
 def tag_value(trial: Trial, tag: str) -> Any:
     """One decoded tag of `trial` (without decoding the others)."""
-    from .values import BlobStore, decode
+    from .values.codec import BlobStore, decode
 
     blobs = BlobStore(trial.values_dir) if trial.values_dir is not None else None
     return decode(trial.tags[tag]["value"], blobs, allow_pickle=False)
@@ -144,8 +144,8 @@ def table_cell(value: Any, width: int = SUMMARY_WIDTH) -> Any:
         return value.item()
     if type(value) in (bool, int, float):
         return value
-    from .values import summarize
-    from .values_models import ModelValue
+    from .values.codec import summarize
+    from .values.models import ModelValue
 
     if isinstance(value, ModelValue) and value.text:
         return value.text
@@ -200,7 +200,7 @@ def values(tag: str, experiment: str | None = None, *, store: StoreLike = None) 
 
 def spread_cells(trial: Trial, tag: str) -> dict[str, float]:
     """The spread columns of `trial`'s row for `tag`: its recorded run-to-run spread, else NaN."""
-    from .spread import Stability
+    from .compare.spread import Stability
 
     cells = dict.fromkeys(SPREAD_COLUMNS, math.nan)
     if trial.stability is None:
@@ -223,7 +223,7 @@ def plottable(tag: str, value: Any, where: str) -> tuple[float, bool]:
         return float(value), False
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return (float(value.mean()) if value.size else math.nan), True
-    from .values_sparse import is_sparse, sparse_mean
+    from .values.sparse import is_sparse, sparse_mean
 
     if is_sparse(value) and value.dtype.kind in "biuf":
         return sparse_mean(value), True  # the mean of every element, without densifying
@@ -233,7 +233,7 @@ def plottable(tag: str, value: Any, where: str) -> tuple[float, bool]:
 
 
 def _type_name(value: Any) -> str:
-    from .values import OpaqueValue
+    from .values.codec import OpaqueValue
 
     return value.type if isinstance(value, OpaqueValue) else type(value).__name__
 
@@ -331,8 +331,8 @@ def plot(tag: str, experiment: str | None = None, *, store: StoreLike = None, ba
 def baseline_marks(tag: str, name: str, trials: list[Trial], folder: Path,
                    project: Path | None = None) -> dict[tuple[str, tuple[str, ...]], float]:
     """The baseline's value of `tag` for each (experiment, argv) of `trials` that has one."""
-    from .baselines import BaselineStore
-    from .values import BlobStore, decode
+    from .store.baselines import BaselineStore
+    from .values.codec import BlobStore, decode
 
     baselines = BaselineStore(folder, project)
     if not baselines.exists(name):
@@ -360,9 +360,9 @@ def load_baseline(name: str, experiment: str, argv: Sequence[str] = (), *, basel
     directory (ini ``nw_baselines_dir``, else ``nw-baselines`` next to the nearest store or in the
     working directory).
     """
-    from .baselines import BaselineStore
-    from .record_fields import decode_tag
-    from .values_models import load_models
+    from .store.baselines import BaselineStore
+    from .store.record_fields import decode_tag
+    from .values.models import load_models
 
     if baselines is not None:
         folder, project = Path(baselines), Path(baselines).parent
@@ -387,7 +387,7 @@ def collect_garbage(keep: int, *, store: StoreLike = None, dry_run: bool = False
     when kept, and the provenance records and value files no remaining trial references (reruns
     share them); each trial's record
     first, so that an interrupted run leaves only unreferenced files behind. Also reclaims what
-    killed or timed-out runs left (see `store_gc`). Safe while pytest runs record into the
+    killed or timed-out runs left (see `store/gc.py`). Safe while pytest runs record into the
     store: it holds the store lock, and keeps the trials of sessions still running.
     """
     if keep < 1:

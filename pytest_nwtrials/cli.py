@@ -4,7 +4,7 @@
 
 Commands: list, show, diff, values, plot, baseline (list, show, delete) and gc; each has --help.
 The store and the baselines are those pytest uses for the project at the working directory: ini
-``nw_store`` and ``nw_baselines_dir`` at the rootdir (found as pytest finds it, store_project.py).
+``nw_store`` and ``nw_baselines_dir`` at the rootdir (found as pytest finds it, store/project.py).
 Exit status: 0 done; 1 the trials differ (diff only); 2 bad input (an unknown trial, tag or
 baseline, an empty or missing store, a bad option), said in one line on stderr.
 """
@@ -21,14 +21,14 @@ from dataclasses import replace
 from typing import Any, NoReturn, Sequence
 
 from . import api
-from .baselines import BaselineStore
+from .store.baselines import BaselineStore
 from .cli_show import baseline_lines, summary, table, trial_lines
 from .extras import MissingExtra
 from .printable import PrintableStream
-from .store import StoreError, Trial, TrialStore
-from .store_layout import BASELINES_DIR
-from .store_project import baselines_beside, default_baselines
-from .tolerance_rule import RULE, tolerance_from_text
+from .store.trial_store import StoreError, Trial, TrialStore
+from .store.layout import BASELINES_DIR
+from .store.project import baselines_beside, default_baselines
+from .compare.tolerance_rule import RULE, tolerance_from_text
 
 PROG = "nwtrials"
 
@@ -116,8 +116,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compare import Rules, Tolerance
-    from .diffing import diff_trials, provenance_notes
+    from .compare.engine import Rules, Tolerance
+    from .compare.diffing import diff_trials, provenance_notes
 
     store = _store(args)
     _trials(store)
@@ -127,7 +127,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                        old.inputs, old.argv, new.inputs, new.argv, old.record(), new.record(), operations=args.ops)
     diff = replace(diff, notes=provenance_notes(old, new))
     if args.html:
-        from .html_report import html_page
+        from .render.html import html_page
         from .files import write_text_atomic
 
         write_text_atomic(Path(args.html), html_page(f"{new.name} against {old.name}", diff._repr_html_()))
@@ -204,7 +204,7 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_delete(args: argparse.Namespace) -> int:
-    from .baseline_files import walk
+    from .store.baseline_files import walk
 
     baselines = _baselines(args)
     folder = baselines.folder(_existing(baselines, args.name))  # refuses a link leading out of it

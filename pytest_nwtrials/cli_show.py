@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .spread import PathSpread, Stability
-from .store import StoreError, Trial
-from .store_layout import RECORDS, VALUES
+from .compare.spread import PathSpread, Stability
+from .store.trial_store import StoreError, Trial
+from .store.layout import RECORDS, VALUES
 
 SUMMARY_WIDTH = 70
 
@@ -24,7 +24,7 @@ def table(rows: list[list[str]]) -> list[str]:
 
 
 def summary(value: Any) -> str:
-    from .values import summarize
+    from .values.codec import summarize
 
     return summarize(value, SUMMARY_WIDTH)
 
@@ -73,7 +73,7 @@ def trial_lines(trial: Trial) -> list[str]:
     from .capture.recorder import END_OF_RUN
 
     from .api import tag_value
-    from .record_fields import no_provenance_note
+    from .store.record_fields import no_provenance_note
 
     code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""
     lines = [f"{trial.name}  {trial.experiment}  {trial.status}{code}",
@@ -135,7 +135,7 @@ def baseline_lines(name: str, folder: Path, entries: Mapping[Path, str]) -> list
     """``nwtrials baseline show``: each entry (`entries`: file -> experiment) with its values and,
     when it was saved from repeated runs, their spread."""
     from .files import read_json
-    from .values import BlobStore, decode
+    from .values.codec import BlobStore, decode
 
     blobs = BlobStore(folder / VALUES)
     lines = [f"baseline '{name}' in {folder}"]
@@ -163,7 +163,7 @@ def baseline_lines(name: str, folder: Path, entries: Mapping[Path, str]) -> list
 
 
 def _entry_spread_lines(doc: Any) -> list[str]:
-    from .baseline_entries import bands_from_json
+    from .store.baseline_entries import bands_from_json
 
     try:
         spreads = bands_from_json(doc)

@@ -12,7 +12,7 @@ from types import ModuleType
 
 PACKAGE = "pytest-nwtrials"
 # extra -> the top-level modules it provides (the ``models`` extra's skops is optional where it
-# is used: values_models keeps a model's summary without it)
+# is used: values/models.py keeps a model's summary without it)
 EXTRAS = {
     "frames": ("pyarrow",),
     "plots": ("matplotlib",),

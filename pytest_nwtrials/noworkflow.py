@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import api
 from .capture import recorder as _recorder
-from .diffing import TrialDiff
-from .provenance import Op
-from .store import Trial, TrialStore
+from .compare.diffing import TrialDiff
+from .provenance.reader import Op
+from .store.trial_store import Trial, TrialStore
 
 if TYPE_CHECKING:
     import pandas
@@ -115,7 +115,7 @@ def whole(frame: pandas.DataFrame) -> pandas.DataFrame:
 
 def full_text(value: Any) -> str:
     """A value's summary at any length: what a report shows, without the width cut."""
-    from .values import summarize
+    from .values.codec import summarize
 
     return summarize(value, width=1_000_000)
 
@@ -249,7 +249,7 @@ def _deps(name: str, level: bool | None, trial: Any, store: api.StoreLike, union
     try:
         found = chosen.slice(name, union=union)
     except KeyError:
-        from .record_fields import no_provenance_note
+        from .store.record_fields import no_provenance_note
 
         why = no_provenance_note(chosen)
         if why:  # recorded without capture on purpose: the slice was never made
@@ -285,7 +285,7 @@ def _live_deps(name: str, union: bool) -> dict[int, tuple[str, str]]:
 
     from noworkflow.now.persistence import relational
 
-    from .provenance import ProvenanceError, read_slices
+    from .provenance.reader import ProvenanceError, read_slices
 
     try:
         found = read_slices(Path(relational.engine.url.database), running, [name], union=union)
@@ -341,8 +341,8 @@ def trial_diff(trial_a: Any, trial_b: Any, raw: bool = False, *,
     noWorkflow displays a line diff of the stored dictionaries and returns None; with `raw` it
     returns both dictionaries, and here both trials' operation sequences in that shape.
     """
-    from .compare import Rules
-    from .diffing import diff_trials, provenance_notes
+    from .compare.engine import Rules
+    from .compare.diffing import diff_trials, provenance_notes
 
     st = api.open_store(store)
     old, new = find_trial(trial_a, st), find_trial(trial_b, st)

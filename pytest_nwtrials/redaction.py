@@ -16,7 +16,7 @@ destroy the record and protect nothing. A longer secret that is also ordinary te
 ``PIP_KEYRING_PROVIDER=subprocess``) is masked wherever that text appears: the rule errs on the
 side of hiding.
 
-This module imports only the standard library and `redaction_values`, which masks secrets
+This module imports only the standard library and `values/redaction.py`, which masks secrets
 inside values (`scrub`) and imports nothing of this package.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .redaction_values import ENCODINGS, REDACTED, scrub
+from .values.redaction import ENCODINGS, REDACTED, scrub
 
 # names that look like credentials: environment variables whose name contains one of them
 SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASS", "CREDENTIAL", "AUTH")
@@ -179,7 +179,7 @@ class Secrets:
 
     def scrub(self, value: Any, hits: set[str] | None = None) -> Any:
         """`value` with its secrets masked, as far as its structure is known (see
-        `redaction_values`); the value itself when it holds none."""
+        `values/redaction.py`); the value itself when it holds none."""
         if not self:
             return value
         return scrub(value, self, hits)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import store_layout as layout
-from .store_project import ConfigError, configured_folder
-from .tolerance_rule import RULE, tolerance_from_text
+from .store import layout
+from .store.project import ConfigError, configured_folder
+from .compare.tolerance_rule import RULE, tolerance_from_text
 
 EXPERIMENTS = "nw_experiments"
 BASELINE = "nw_baseline"
@@ -37,7 +37,7 @@ KEEP_DATABASE = "nw_keep_database"
 REPEAT = "nw_repeat"
 OPS_MODES = ("off", "report", "strict")
 # auto: without capture first, rerun under fine capture when a value differs or the run fails
-# (see auto.py); fine: every operation of the script; coarse: calls, arguments, returns and file
+# (see plugin/auto.py); fine: every operation of the script; coarse: calls, arguments, returns and file
 # accesses only; off: no noWorkflow at all (tags, exit status and library versions are still recorded)
 AUTO = "auto"
 FULL = "fine"  # the capture that explains: what auto reruns with, and runs under when it cannot skip it
@@ -239,7 +239,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
         baseline = None  # saving accepts the new values; only an explicit --nw-baseline still compares
     if save is not None:
         try:
-            from .baselines import check_baseline_name  # the store modules load only when a baseline is saved
+            from .store.baselines import check_baseline_name
 
             check_baseline_name(save)
         except ValueError as exc:
@@ -254,7 +254,7 @@ def resolve(rootdir: Path, cli: dict[str, Any], ini: dict[str, Any], invocation_
     capture = parse_choice(*pick(CAPTURE), CAPTURE_MODES, AUTO)
     rtol = parse_tolerance(*pick(RTOL))
     atol = parse_tolerance(*pick(ATOL))
-    from .compare_rules import parse_tolerance_lines
+    from .compare.rules import parse_tolerance_lines
 
     try:
         tolerances = tuple(parse_tolerance_lines(ini.get(TOLERANCES) or ()))

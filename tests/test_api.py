@@ -13,9 +13,9 @@ import pytest
 
 
 def test_importing_the_package_loads_no_pytest_numpy_pandas_or_matplotlib():
-    code = ("import sys, pytest_nwtrials, pytest_nwtrials.api, pytest_nwtrials.cli, pytest_nwtrials.html_report\n"
+    code = ("import sys, pytest_nwtrials, pytest_nwtrials.api, pytest_nwtrials.cli, pytest_nwtrials.render.html\n"
             "print(sorted(m for m in ('pytest', 'numpy', 'pandas', 'matplotlib') if m in sys.modules))\n"
-            # the name `values` stays the submodule, which the capture recorder imports by it
+            # the name `values` stays the subpackage, which the capture recorder imports by it
             "from pytest_nwtrials import values, tag_values, api\n"
             "assert values.__name__ == 'pytest_nwtrials.values' and tag_values is api.values\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -235,7 +235,7 @@ def test_ops_dict_keeps_noworkflows_shape_for_any_operations():
     from hypothesis import strategies as st
 
     from pytest_nwtrials.noworkflow import ops_dict, shown
-    from pytest_nwtrials.provenance import Op
+    from pytest_nwtrials.provenance.reader import Op
 
     kinds = st.sampled_from(["name", "call", "literal", "attribute", "subscript"])
     texts = st.sampled_from(["x", "f(x)", "3", "<function f>", "PCA(n_components=3)"])

@@ -142,8 +142,8 @@ def test_require_names_the_extra_and_keeps_other_import_errors(tmp_path: Path,
 def test_without_the_extras_the_plugin_the_api_and_the_cli_import(tmp_path: Path) -> None:
     done = python("""
         import sys
-        import pytest_nwtrials, pytest_nwtrials.plugin, pytest_nwtrials.api, pytest_nwtrials.cli
-        import pytest_nwtrials.noworkflow, pytest_nwtrials.html_report, pytest_nwtrials.compare
+        import pytest_nwtrials, pytest_nwtrials.plugin.hooks, pytest_nwtrials.api, pytest_nwtrials.cli
+        import pytest_nwtrials.noworkflow, pytest_nwtrials.render.html, pytest_nwtrials.compare.engine
         print(sorted(m for m in ("pyarrow", "matplotlib", "skops") if sys.modules.get(m) is not None))
         """, blocked_env(tmp_path, "pyarrow", "matplotlib", "skops"), tmp_path)
     assert done.returncode == 0, done.stderr
@@ -153,16 +153,16 @@ def test_without_the_extras_the_plugin_the_api_and_the_cli_import(tmp_path: Path
 def test_a_stored_frame_without_pyarrow_names_the_extra(tmp_path: Path) -> None:
     import pandas as pd
 
-    from pytest_nwtrials.values import BlobStore, encode
+    from pytest_nwtrials.values.codec import BlobStore, encode
 
     doc = encode(pd.DataFrame({"a": [1.0, 2.0]}), BlobStore(tmp_path / "values"))
     (tmp_path / "doc.json").write_text(json.dumps({"value": doc}))
     done = python("""
         import json
         from pytest_nwtrials.extras import MissingExtra
-        from pytest_nwtrials.record_fields import decode_tag
-        from pytest_nwtrials.store import StoreError
-        from pytest_nwtrials.values import BlobStore, decode
+        from pytest_nwtrials.store.record_fields import decode_tag
+        from pytest_nwtrials.store.trial_store import StoreError
+        from pytest_nwtrials.values.codec import BlobStore, decode
 
         tag = json.load(open("doc.json"))
         blobs = BlobStore("values")

@@ -90,7 +90,7 @@ def new_metascript(spec: Mapping[str, Any], target: str, cmd: str, secrets: Secr
 
 def prepare(metascript: Any, secrets: Secrets) -> None:
     """Set `metascript` up before any code is rewritten (see the module docstring, step 3)."""
-    from ..provenance_serialize import serialize
+    from ..provenance.serialize import serialize
 
     # comparable values (array digests, no memory addresses) and no secrets, instead of plain repr
     environment.hide_secrets(metascript, serialize, secrets)

@@ -96,7 +96,7 @@ def balance_elif_conditions() -> None:
     a loop that runs an `elif` test on each pass, evaluation k carries k conditions: 300 passes
     stored 500,000 dependencies. Here the `elif` test pops the failed test's condition before
     pushing its own, as noWorkflow's `while` does on each pass; the `elif` body then depends on
-    its own test, which `provenance_control` connects to the test before it. Applied once per
+    its own test, which `provenance/control.py` connects to the test before it. Applied once per
     process, before any code is rewritten.
     """
     from noworkflow.now.collection.prov_definition import transformer_stmt

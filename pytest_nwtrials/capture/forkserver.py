@@ -48,7 +48,7 @@ BOOT = "from pytest_nwtrials.capture.forkserver import serve; serve()"
 # what the runner imports before the script starts, and nothing more (see the module docstring)
 PRELOAD = (
     "pytest_nwtrials.capture.runner",
-    "pytest_nwtrials.provenance_serialize",
+    "pytest_nwtrials.provenance.serialize",
     "noworkflow.now.cmd.cmd_run",
     "noworkflow.now.collection.metadata",
     "noworkflow.now.persistence.models",

@@ -15,8 +15,9 @@ from typing import Any
 
 from . import capture_fault, capture_setup, environment, experiment_imports, kernel_boot, repair_runtime
 from . import recorder as _recorder
-from .kernel_cells import (OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit, flush_written_files,
-                           install_plain_builtins, internal_failure, leading_blank_lines, package_dir)
+from .kernel_cells import (
+    OUTPUT_FAILED, Cell, Exit, code_of_notebook, exit_of_system_exit, flush_written_files,
+    install_plain_builtins, internal_failure, leading_blank_lines, package_dir)
 from .kernel_errors import describe_cell_error, point_into_notebook
 
 

@@ -29,8 +29,8 @@ from .launch import RunRequest, RunResult, capture_spec, kill_group
 from .notebook_file import out_of_order_message, read_notebook, saved_execution_order
 from ..files import write_json_atomic
 from .notebook_kernel import META_KEY, NotebookError, classes, start_failure
-from .notebook_limits import (RAISES_TAG, Limits, cell_text, error_output, limits_for, not_run_text,
-                              timeout_text)
+from .notebook_limits import (
+    RAISES_TAG, Limits, cell_text, error_output, limits_for, not_run_text, timeout_text)
 from .notebook_warm import Kind, take
 
 # re-exported: the notebook's reader and its error belong to running it

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from ..redaction import Secrets
-from ..tolerance_rule import RULE, is_tolerance
+from ..compare.tolerance_rule import RULE, is_tolerance
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 NW_TAGS_SITE = "ini nw_tags"
@@ -138,7 +138,7 @@ class Recorder:
             self._record(name, value, rtol, atol, source)
 
     def _record(self, name: str, value: Any, rtol: float | None, atol: float | None, source: str) -> None:
-        from .. import values
+        from ..values import codec as values
 
         site = NW_TAGS_SITE if source == "nw_tags" else caller_site()
         hits: set[str] = set()
@@ -182,7 +182,7 @@ class Recorder:
         pending = [(name, record) for name, record in self.tags.items() if record.live is not None]
         if not pending:
             return
-        from .. import values
+        from ..values import codec as values
 
         with ours():
             for name, record in pending:
@@ -231,7 +231,7 @@ def is_data(value: Any) -> bool:
     if pandas is not None and kind in (pandas.DataFrame, pandas.Series):
         return True
     if module.startswith("scipy.sparse"):
-        from ..values_sparse import is_sparse
+        from ..values.sparse import is_sparse
 
         return is_sparse(value)
     return False

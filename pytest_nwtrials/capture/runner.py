@@ -26,7 +26,9 @@ from datetime import datetime, timezone
 from collections.abc import Iterator
 from typing import Any
 
-from . import capture_fault, capture_setup, environment, experiment_imports, lifeline, repair_recursion, repair_runtime
+from . import (
+    capture_fault, capture_setup, environment, experiment_imports, lifeline, repair_recursion,
+    repair_runtime)
 from . import recorder as _recorder
 from .capture_setup import exit_code_of
 
