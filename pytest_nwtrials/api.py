@@ -25,14 +25,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union, cast
 
-from .store import gc as store_gc
 from .extras import require
 from .printable import printable
 from .settings import matches_experiments
-from .store.trial_store import Trial, TrialStore
+from .store import gc as store_gc
 from .store.gc import GcResult
 from .store.layout import BASELINES_DIR, STORE_DIR, is_store
 from .store.project import baselines_beside, default_baselines, default_store, store_in
+from .store.trial_store import Trial, TrialStore
 
 if TYPE_CHECKING:
     import pandas
@@ -85,8 +85,8 @@ def load_trial(ref: str, *, store: str | os.PathLike[str] | None = None, allow_p
 def trial_diff(old: Trial | str, new: Trial | str, *, rtol: float | None = None, atol: float | None = None,
                operations: bool = False, store: str | os.PathLike[str] | None = None) -> TrialDiff:
     """`pytest_nwtrials.trial_diff`: how trial `new` differs from trial `old`."""
-    from .compare.engine import Rules, Tolerance
     from .compare.diffing import diff_trials
+    from .compare.engine import Rules, Tolerance
 
     old_trial = old if not isinstance(old, str) else load_trial(old, store=store)
     new_trial = new if not isinstance(new, str) else load_trial(new, store=store)

@@ -16,19 +16,19 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from . import api
-from .store.baselines import BaselineStore
 from .cli_show import baseline_lines, summary, table, trial_lines
+from .compare.tolerance_rule import RULE, tolerance_from_text
 from .extras import MissingExtra
 from .printable import PrintableStream
-from .store.trial_store import StoreError, Trial, TrialStore
+from .store.baselines import BaselineStore
 from .store.layout import BASELINES_DIR
 from .store.project import baselines_beside, default_baselines
-from .compare.tolerance_rule import RULE, tolerance_from_text
+from .store.trial_store import StoreError, Trial, TrialStore
 
 PROG = "nwtrials"
 
@@ -116,8 +116,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compare.engine import Rules, Tolerance
     from .compare.diffing import diff_trials, provenance_notes
+    from .compare.engine import Rules, Tolerance
 
     store = _store(args)
     _trials(store)
@@ -127,8 +127,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
                        old.inputs, old.argv, new.inputs, new.argv, old.record(), new.record(), operations=args.ops)
     diff = replace(diff, notes=provenance_notes(old, new))
     if args.html:
-        from .render.html import html_page
         from .files import write_text_atomic
+        from .render.html import html_page
 
         write_text_atomic(Path(args.html), html_page(f"{new.name} against {old.name}", diff._repr_html_()))
     if args.json:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .compare.spread import PathSpread, Stability
-from .store.trial_store import StoreError, Trial
 from .store.layout import RECORDS, VALUES
+from .store.trial_store import StoreError, Trial
 
 SUMMARY_WIDTH = 70
 
@@ -70,9 +70,8 @@ def stability_lines(trial: Trial) -> list[str]:
 
 def trial_lines(trial: Trial) -> list[str]:
     """``nwtrials show``: metadata, tags, the stability of repeated runs, inputs."""
-    from .capture.recorder import END_OF_RUN
-
     from .api import tag_value
+    from .capture.recorder import END_OF_RUN
     from .store.record_fields import no_provenance_note
 
     code = f" (exit code {trial.exit_code})" if trial.exit_code is not None else ""

@@ -341,8 +341,8 @@ def trial_diff(trial_a: Any, trial_b: Any, raw: bool = False, *,
     noWorkflow displays a line diff of the stored dictionaries and returns None; with `raw` it
     returns both dictionaries, and here both trials' operation sequences in that shape.
     """
-    from .compare.engine import Rules
     from .compare.diffing import diff_trials, provenance_notes
+    from .compare.engine import Rules
 
     st = api.open_store(store)
     old, new = find_trial(trial_a, st), find_trial(trial_b, st)

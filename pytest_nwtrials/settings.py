@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .compare.tolerance_rule import RULE, tolerance_from_text
 from .store import layout
 from .store.project import ConfigError, configured_folder
-from .compare.tolerance_rule import RULE, tolerance_from_text
 
 EXPERIMENTS = "nw_experiments"
 BASELINE = "nw_baseline"

@@ -10,15 +10,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..provenance.reader import Op, Slice
+from ..render.slices import format_missing_tag
+from ..render.text import format_changes
+from ..store.record_fields import no_provenance_note
 from .bands import PHRASE, apply_bands
 from .engine import Change, Kind, Rules, diff_tags
 from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
 from .missing_tags import MissingTag, missing_tag
-from ..provenance.reader import Op, Slice
-from ..store.record_fields import no_provenance_note
-from ..render.text import format_changes
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
-from ..render.slices import format_missing_tag
 from .spread import PathSpread
 from .stability import listed
 

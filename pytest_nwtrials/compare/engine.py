@@ -33,12 +33,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..values.codec import OpaqueValue, Summary, as_opaque, qualified_type_name, safe_repr, summarize
 from . import arrays as compare_arrays
 from .changes import Change, Kind
 from .rules import (
-    FixedRules, ResolvedTolerance, Rules, Tolerance, child_path, dotted_path, parse_tolerance_lines,
-    split_path)
-from ..values.codec import OpaqueValue, Summary, as_opaque, qualified_type_name, safe_repr, summarize
+    FixedRules, ResolvedTolerance, Rules, Tolerance, child_path, dotted_path, parse_tolerance_lines, split_path)
 
 __all__ = [
     "NUMBERS", "Category", "Change", "Differ", "Kind", "ResolvedTolerance", "Rules", "Tolerance", "category",

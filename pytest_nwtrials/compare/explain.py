@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import rootcause
 from ..provenance.reader import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
-from .slices import SliceDiff
 from ..render.slices import format_slice_diff
 from ..store.records import ProvenanceRecord
+from . import rootcause
+from .slices import SliceDiff
 from .variation import between_identical_runs, unseeded
 
 ROOT_MARK = "<rootdir>"

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..values.codec import Summary, safe_repr, summarize
+from ..values.frames import dtype_label
 from . import arrays as compare_arrays
 from .changes import Kind, Walker
 from .rules import child_path
-from ..values.codec import Summary, safe_repr, summarize
-from ..values.frames import dtype_label
 
 _SHOWN = 5
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .changes import Change, Kind, Walker
-from .rules import child_path
 from ..values.codec import Summary
 from ..values.models import state_of
-
+from .changes import Change, Kind, Walker
+from .rules import child_path
 
 HYPERPARAMETER = "hyperparameter"
 FITTED = "fitted attribute (set by fit)"

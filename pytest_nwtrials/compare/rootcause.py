@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .reorders import Reorder, find_reorders, op_of, place, touched_indexes
 from ..provenance.reader import Op, Slice, normalize_code
+from .reorders import Reorder, find_reorders, op_of, place, touched_indexes
 from .slices import VALUE_KINDS, OpChange, OpKind
 
 __all__ = ["Explanation", "Reorder", "Root", "Verdict", "ancestors", "dependencies", "explain", "find_reorders"]

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from . import arrays as compare_arrays
-from .changes import Kind, Walker
 from ..values.codec import Summary, summarize
 from ..values.sparse import canonical, dense_if_small, flat_positions
-
+from . import arrays as compare_arrays
+from .changes import Kind, Walker
 
 
 def compare_sparse(differ: Walker, old: Any, new: Any, path: str) -> None:

@@ -303,6 +303,7 @@ def _mappings(path: str, values: list[Any], found: dict[str, PathSpread]) -> Non
 def _frames(path: str, values: list[Any], found: dict[str, PathSpread]) -> None:
     """Frames by column (``frame['price']``), a Series as one column; labels and index exactly."""
     import numpy as np
+
     from .rules import child_path
 
     first = values[0]

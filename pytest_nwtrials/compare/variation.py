@@ -21,8 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..provenance.reader import Op, Slice
 from ..provenance.graph import DATA, MUTATION
+from ..provenance.reader import Op, Slice
 from ..provenance.state import generator_of
 from .rootcause import Explanation, Verdict, ancestors, dependencies
 from .slices import OpChange

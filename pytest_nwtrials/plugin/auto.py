@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..render import failure as report
-from ..store.baselines import LATEST, Entry, entry_from_trial
 from ..capture.launch import RunResult
 from ..errors import StoreError
-from .marker import Comparison, GateFailure
+from ..render import failure as report
+from ..settings import AUTO, Settings
+from ..store.baselines import LATEST, Entry, entry_from_trial
 from ..store.record_fields import stored_alike
 from ..store.references import Reference
+from ..store.trial_store import Trial
+from .marker import Comparison, GateFailure
 from .session import TrialSession
 from .state import Pending
-from ..settings import AUTO, Settings
-from ..store.trial_store import Trial
 
 
 def full_capture_reason(settings: Settings, repeat: int = 1, script: Path | None = None) -> str | None:

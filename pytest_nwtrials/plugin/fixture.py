@@ -1,18 +1,18 @@
 """The `nw_trial` fixture: experiment runs and baseline checks from ordinary tests."""
 from __future__ import annotations
 
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from ..printable import printable
-from .marker import Comparison, GateFailure, comparison_from_marker
-from .session import TrialSession
 from ..settings import CAPTURE_MODES, SettingsError, parse_repeat
 from ..store.trial_store import Trial
+from .marker import Comparison, GateFailure, comparison_from_marker
+from .session import TrialSession
 
 T = TypeVar("T")
 

@@ -6,15 +6,15 @@ from typing import Any, NoReturn
 
 import pytest
 
+from ..capture.launch import RunResult
+from ..printable import printable
 from ..render import failure as report
 from ..store.baselines import Entry, entry_from_trial
-from ..capture.launch import RunResult
-from .marker import Comparison, GateFailure
-from ..printable import printable
 from ..store.record_fields import stored_alike
 from ..store.references import Reference
-from .state import SessionState
 from ..store.trial_store import StoreError, Trial
+from .marker import Comparison, GateFailure
+from .state import SessionState
 
 
 def check_run(state: SessionState, trial: Trial, result: RunResult, timeout: float | None = None) -> None:

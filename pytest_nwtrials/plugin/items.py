@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from ..printable import printable
-from ..store.record_fields import no_provenance_note
 from ..capture.launch import RunResult
-from .marker import Comparison, GateFailure, comparison_from_marker
-from .auto import check_rerun, first_run, full_capture_reason
-from .session import SESSION_KEY, TrialSession
-from ..store.trial_store import Trial
+from ..printable import printable
 from ..settings import AUTO, FULL
+from ..store.record_fields import no_provenance_note
+from ..store.trial_store import Trial
+from .auto import check_rerun, first_run, full_capture_reason
+from .marker import Comparison, GateFailure, comparison_from_marker
+from .session import SESSION_KEY, TrialSession
 
 
 class ExperimentFile(pytest.File):

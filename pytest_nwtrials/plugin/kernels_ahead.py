@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from ..settings import Settings
 from .items import ExperimentItem
 from .marker import GateFailure, comparison_from_marker
-from ..settings import Settings
 
 
 class KernelsAhead:
@@ -40,10 +40,10 @@ class KernelsAhead:
         notebooks = [item for item in items if isinstance(item, ExperimentItem) and item.path.suffix == ".ipynb"]
         if not notebooks:
             return []
-        from .auto import full_capture_reason
         from ..capture import notebook_warm
         from ..capture.notebook_limits import other_language
         from ..settings import AUTO, FULL
+        from .auto import full_capture_reason
 
         wanted = []
         for item in notebooks:

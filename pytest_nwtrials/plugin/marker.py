@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ..settings import CAPTURE_MODES, SettingsError, parse_repeat
 from ..compare.tolerance_rule import RULE, is_tolerance
+from ..settings import CAPTURE_MODES, SettingsError, parse_repeat
 
 
 class GateFailure(Exception):

@@ -2,9 +2,9 @@
 baseline is saved again, and the local store's old trials beyond ``nw_keep``."""
 from __future__ import annotations
 
-from .state import SessionState
 from ..settings import matches_experiments
 from ..store.trial_store import StoreError
+from .state import SessionState
 
 
 def prune_dead_entries(state: SessionState, name: str) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..render import failure as report
+from ..store.trial_store import StoreError, Trial
 from .marker import GateFailure
 from .state import Outcome, Pending, SessionState
-from ..store.trial_store import StoreError, Trial
 
 
 def record(state: SessionState, pending: Pending, capture: str | None = None) -> Trial:

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ..compare import stability as verdicts
+from ..compare.spread import Stability
 from ..errors import StoreError
+from ..store.trial_store import Trial
 from .marker import Comparison, GateFailure
 from .session import TrialSession
-from ..compare.spread import Stability
-from ..store.trial_store import Trial
 
 HASH_SEED = "PYTHONHASHSEED"
 

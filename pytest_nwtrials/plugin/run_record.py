@@ -10,11 +10,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..store import archive
 from ..capture.launch import RunResult
 from ..files import write_bytes_atomic
 from ..redaction import Secrets
-from ..store import layout
+from ..store import archive, layout
 
 
 def redacted(db: Path, experiment: str, trial_id: str, secrets: Secrets, warnings: list[str]) -> bool:

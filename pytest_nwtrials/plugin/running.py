@@ -9,15 +9,14 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ..render import failure as report
-from ..store import archive
-from . import run_record as kept
-from ..capture.launch import RunRequest, RunResult, masked, run_experiment
 from ..capture.fallback import run_with_fallback
+from ..capture.launch import RunRequest, RunResult, masked, run_experiment
+from ..render import failure as report
+from ..store import archive, layout
+from ..store.trial_store import StoreError, Trial
+from . import run_record as kept
 from .marker import GateFailure
 from .state import Pending, SessionState, full_or
-from ..store.trial_store import StoreError, Trial
-from ..store import layout
 
 
 def launch(state: SessionState, script: Path, argv: tuple[str, ...] = (), timeout: float | None = None,

@@ -2,8 +2,8 @@
 of the session become its entries; a group of repeated runs is saved as its first run."""
 from __future__ import annotations
 
-from .state import SessionState
 from ..store.trial_store import StoreError
+from .state import SessionState
 
 
 def save_baseline(state: SessionState, name: str) -> bool:

@@ -15,18 +15,13 @@ from typing import Any, NoReturn
 
 import pytest
 
-from . import gating
-from . import pruning
-from . import recording
-from . import running
-from . import saving
-from . import summary
-from ..store.baselines import Entry
 from ..capture.launch import RunResult
-from .marker import Comparison
+from ..store.baselines import Entry
 from ..store.references import Reference
-from .state import Pending, SessionState
 from ..store.trial_store import Trial
+from . import gating, pruning, recording, running, saving, summary
+from .marker import Comparison
+from .state import Pending, SessionState
 
 SESSION_KEY = pytest.StashKey["TrialSession"]()
 

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..store.baselines import BaselineStore
 from ..capture.launch import RunResult
+from ..compare.spread import Stability
 from ..printable import printable
 from ..redaction import Secrets
-from ..store.references import Reference, ReferenceError_, resolve
-from .notices import Notices
 from ..settings import AUTO, FULL, Settings
-from ..compare.spread import Stability
+from ..store.baselines import BaselineStore
+from ..store.references import Reference, ReferenceError_, resolve
 from ..store.trial_store import StoreError, Trial, TrialStore
+from .notices import Notices
 
 if TYPE_CHECKING:
     from ..capture.fallback import Fallback

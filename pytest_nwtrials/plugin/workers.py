@@ -27,22 +27,21 @@ not, and the whole temporary folder at its end.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 import shutil
 import tempfile
 import uuid
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..store import archive
-from ..paths import check_within, inside
-from .state import Outcome, SessionState
-from ..store.trial_store import StoreError, Trial, TrialStore
 from ..files import copy_atomic, write_bytes_atomic
-from ..store import layout
+from ..paths import check_within, inside
+from ..store import archive, layout
+from ..store.trial_store import StoreError, Trial, TrialStore
+from .state import Outcome, SessionState
 
 PAYLOAD_KEY = "nwtrials"  # in workeroutput, and the attribute of a report that carries trials
 TOKEN_KEY = "nwtrials_token"  # in workerinput: [path, content] of the controller's token file

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..compare.missing_tags import MissingTag
-from ..provenance.reader import Op
 from ..compare.rootcause import Explanation, InputLike, Reorder, Verdict, explain
 from ..compare.slices import VALUE_KINDS, OpChange, OpKind, SliceDiff
+from ..provenance.reader import Op
 
 __all__ = ["format_missing_tag", "format_slice_diff", "where"]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from ..compare.spread import PathSpread, Stability, spreads_from_json, spreads_to_json
-from .trial_store import LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, record_remedy
 from .layout import ENTRY_EXTENSION, entry_record, trial_file
+from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of
 from .records import ProvenanceRecord, load_record
+from .trial_store import LOCAL_REMEDY, SCHEMA, TRIAL_REMEDY, StoreError, Trial, TrialStore, record_remedy
 
 
 def baseline_remedy(name: str) -> str:

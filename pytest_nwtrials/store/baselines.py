@@ -25,13 +25,13 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .baseline_entries import (
-    ENTRY_SUFFIX, Entry, baseline_remedy, entry_doc, entry_fields, entry_from_trial, entry_path, record_path)
-from . import layout
-from .baseline_files import Staging, finish_interrupted, hidden, lexically_in, links, walk
 from ..errors import short
 from ..files import read_json
 from ..paths import check_within, inside
+from . import layout
+from .baseline_entries import (
+    ENTRY_SUFFIX, Entry, baseline_remedy, entry_doc, entry_fields, entry_from_trial, entry_path, record_path)
+from .baseline_files import Staging, finish_interrupted, hidden, lexically_in, links, walk
 from .record_fields import check_argv, field_of
 from .trial_store import StoreError, Trial, TrialStore
 

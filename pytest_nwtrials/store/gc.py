@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
+from ..values.blobs import is_blob_name
 from . import layout
 from .archive import SUFFIX
-from .trial_store import Trial, TrialStore
 from .records import is_record_name
 from .staging import survey
-from ..values.blobs import is_blob_name
+from .trial_store import Trial, TrialStore
 
 # what write_bytes_atomic, TrialStore.add and BlobStore.temp_path leave when interrupted
 _TEMPORARY = re.compile(r"\A(\..+\.tmp|\.tmp-.+\.part)\Z", re.DOTALL)

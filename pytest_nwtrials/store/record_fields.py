@@ -133,8 +133,8 @@ def decode_tag(name: str, tag: dict[str, Any], blobs: Any, where: str, remedy: s
     Errors in a value file (`values.blobs.BlobError`) already name that file and what to do.
     """
     from ..extras import MissingExtra
-    from ..values.codec import decode
     from ..values.blobs import BlobError
+    from ..values.codec import decode
 
     try:
         return decode(tag["value"], blobs, allow_pickle=allow_pickle)

@@ -31,8 +31,8 @@ from typing import Any
 
 from ..errors import StoreError, short
 from ..files import read_json
-from ..provenance.reader import Op, Slice
 from ..provenance.graph import CONTROL, DATA, MUTATION, STATE
+from ..provenance.reader import Op, Slice
 from ..values.blobs import BlobStore
 
 EXTENSION = "json.gz"

@@ -33,6 +33,7 @@ from filelock import FileLock, Timeout
 from ..errors import StoreError
 from ..files import write_json_atomic
 from .layout import LOCK, PINNED, RUN_PREFIX, SESSION_LOCK_SUFFIX, STAGED
+
 # Waiting this long for the store lock means its holder is stuck (stopped, or on a hung disk).
 LOCK_TIMEOUT = 600.0
 

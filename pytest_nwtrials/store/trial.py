@@ -19,8 +19,8 @@ from .. import paths
 from ..errors import StoreError, short
 from ..provenance.reader import Slice
 from .archive import archive_name
-from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
 from .layout import TRIAL_NAME, record_file, trial_file
+from .record_fields import check_argv, check_inputs, check_tags, decode_tag, field_of, json_type
 from .records import ProvenanceRecord, check_record_name, load_record
 
 SCHEMA = 1

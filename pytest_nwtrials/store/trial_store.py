@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import paths
-from . import layout
 from ..errors import StoreError, short
 from ..files import read_json, write_json_atomic
+from . import layout
 from .archive import archive_name
 from .records import move_record_in
 from .staging import SessionFolder, acquire, store_lock

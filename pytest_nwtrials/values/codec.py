@@ -43,11 +43,10 @@ from typing import Any
 
 from ..errors import StoreError
 from ..redaction import Secrets
-from .redaction import Withheld
 from .blobs import BlobStore
+from .redaction import Withheld
 from .types import (
-    TAG, NotPlain, OpaqueValue, Summary, as_opaque, float_word, pickle_summary, qualified_type_name,
-    safe_repr)
+    TAG, NotPlain, OpaqueValue, Summary, as_opaque, float_word, pickle_summary, qualified_type_name, safe_repr)
 
 __all__ = [
     "BlobStore", "Encoder", "NotPlain", "OpaqueValue", "Summary", "TAG", "as_opaque", "blob_refs", "decode", "encode",

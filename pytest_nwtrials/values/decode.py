@@ -13,8 +13,8 @@ from typing import Any
 
 from ..errors import StoreError
 from ..extras import MissingExtra
-from .types import TAG, OpaqueValue, safe_repr
 from .blobs import BlobError, BlobStore
+from .types import TAG, OpaqueValue, safe_repr
 
 _FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StoreError
+from .arrays import dtype_label as numpy_dtype_label
 from .blobs import BlobStore
 from .types import TAG, DecodeItem, NotPlain, ValueEncoder, as_opaque, safe_repr
-from .arrays import dtype_label as numpy_dtype_label
 
 
 def dtype_label(dtype: Any) -> str:
