@@ -131,21 +131,28 @@ CONFIG_FILES: dict[str, Callable[[Path], dict[str, Any] | None]] = {
 }
 
 
+def _project_at(folder: Path) -> Project | None:
+    """The project whose configuration file is in `folder`, by pytest's order; None when none is."""
+    for name, read in CONFIG_FILES.items():
+        path = folder / name
+        if path.is_file():
+            ini = read(path)
+            if ini is not None:
+                return Project(folder, path, ini)
+    return None
+
+
 def find_project(start: Path | None = None) -> Project | None:
     """The project pytest would use started in `start` (default: the working directory), found by
     its configuration file; None when there is none. ConfigError when that file cannot be read."""
     here = Path(os.path.abspath(start or Path.cwd()))
     first_pyproject = None
     for folder in (here, *here.parents):
-        for name, read in CONFIG_FILES.items():
-            path = folder / name
-            if not path.is_file():
-                continue
-            if name == "pyproject.toml" and first_pyproject is None:
-                first_pyproject = path
-            ini = read(path)
-            if ini is not None:
-                return Project(folder, path, ini)
+        project = _project_at(folder)
+        if project is not None:
+            return project
+        if first_pyproject is None and (folder / "pyproject.toml").is_file():
+            first_pyproject = folder / "pyproject.toml"
     return Project(first_pyproject.parent, first_pyproject, {}) if first_pyproject is not None else None
 
 
@@ -180,13 +187,8 @@ def default_store(start: Path | None = None) -> Path:
 def store_in(folder: Path) -> Path | None:
     """The store of the project whose rootdir is `folder`, when its configuration file is right
     there (a folder given for a store may be the project's)."""
-    for name, read in CONFIG_FILES.items():
-        path = folder / name
-        if path.is_file():
-            ini = read(path)
-            if ini is not None:
-                return Project(Path(os.path.abspath(folder)), path, ini).store
-    return None
+    project = _project_at(Path(os.path.abspath(folder)))
+    return project.store if project is not None else None
 
 
 def default_baselines(start: Path | None = None) -> tuple[Path, Path] | None:
