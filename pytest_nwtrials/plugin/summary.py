@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..render.report_data import change_doc, tag_doc
 from .state import SessionState
 
 COUNTED = ("matched", "changed", "new", "failed", "skipped")
@@ -138,31 +139,6 @@ def terminal_summary(session: SessionState, terminalreporter: Any) -> None:
         write(f"error: {error}", red=True)
 
 
-def _scalar(value: Any) -> Any:
-    from ..values.codec import summarize
-
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else str(value)
-    try:
-        import numbers
-
-        if isinstance(value, numbers.Real) and getattr(value, "ndim", 0) == 0:
-            return float(value)
-    except (TypeError, ValueError):
-        pass
-    return summarize(value, 120)
-
-
-def change_doc(change: Any) -> dict[str, Any]:
-    """One value change as report data."""
-    from ..values.codec import summarize
-
-    return {"path": change.path, "kind": str(change.kind), "old": summarize(change.old, 120),
-            "new": summarize(change.new, 120), "detail": change.detail}
-
-
 def build_report(session: SessionState) -> dict[str, Any]:
     """The session as data: what `--nw-json` writes and `--nw-report` renders."""
     unused, outside = baseline_entries_not_run(session)
@@ -170,7 +146,7 @@ def build_report(session: SessionState) -> dict[str, Any]:
     for outcome in session.outcomes.values():
         trial = outcome.trial
         try:
-            tags = {name: _scalar(value) for name, value in trial.values.items()}
+            tags = {name: tag_doc(value) for name, value in trial.values.items()}
         except (ValueError, OSError) as exc:
             tags = {"(unreadable)": str(exc)}
         experiments.append({

@@ -136,7 +136,7 @@ def _path_of(path: Path) -> str | None:
 
 
 def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
-    from .summary import change_doc
+    from ..render.report_data import change_doc
 
     return {"verdict": outcome.verdict, "against": outcome.against, "message": outcome.message,
             "changes": [change_doc(change) for change in outcome.changes],
