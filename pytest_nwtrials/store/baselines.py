@@ -58,12 +58,14 @@ class BaselineStore:
 
     `project` is the rootdir: a folder of baselines lexically inside it must really be inside it,
     so a committed link in its place cannot lead elsewhere (one configured outside it is the
-    user's choice).
+    user's choice). With `complete_saves` False, reading a baseline leaves a save of it that was
+    interrupted for the next writer to complete: a reader that must write nothing (the trial browser).
     """
 
-    def __init__(self, root: Path, project: Path | None = None) -> None:
+    def __init__(self, root: Path, project: Path | None = None, *, complete_saves: bool = True) -> None:
         self.root = Path(root)
         self.project = Path(project) if project is not None else None
+        self.complete_saves = complete_saves
 
     def _check_root(self) -> None:
         """OutsideError when the folder of baselines lies in the project as written but leads out of it."""
@@ -86,7 +88,7 @@ class BaselineStore:
     def folder(self, name: str) -> Path:
         """The folder of baseline `name`, checked before anything in it is read, written or deleted.
 
-        A save of it that was interrupted is completed first. OutsideError (a StoreError) naming
+        A save of it that was interrupted is completed first (unless `complete_saves` is False). OutsideError (a StoreError) naming
         the link when the folder, or a link anywhere in it, leads outside it.
         """
         if not BASELINE_NAME.match(name):
@@ -94,7 +96,8 @@ class BaselineStore:
         self._check_root()
         folder = self.root / name
         check_within(self.root, folder, f"the folder of baseline '{name}'")
-        finish_interrupted(self.root, name, folder)
+        if self.complete_saves:
+            finish_interrupted(self.root, name, folder)
         for link in links(folder):
             check_within(folder, link, f"in baseline '{name}', the link")
         return folder
