@@ -2,7 +2,7 @@
 
     nwtrials [--store PATH] [--baselines PATH] COMMAND [...]
 
-Commands: list, show, diff, values, plot, baseline (list, show, delete) and gc; each has --help.
+Commands: list, show, diff, values, plot, baseline (list, show, delete), gc and serve; each has --help.
 The store and the baselines are those pytest uses for the project at the working directory: ini
 ``nw_store`` and ``nw_baselines_dir`` at the rootdir (found as pytest finds it, store/project.py).
 Exit status: 0 done; 1 the trials differ (diff only); 2 bad input (an unknown trial, tag or
@@ -25,6 +25,7 @@ from .cli_show import baseline_lines, summary, table, trial_lines
 from .compare.tolerance_rule import RULE, tolerance_from_text
 from .extras import MissingExtra
 from .printable import PrintableStream
+from .serve import DEFAULT_PORT
 from .store.baselines import BaselineStore
 from .store.layout import BASELINES_DIR
 from .store.project import baselines_beside, default_baselines
@@ -245,6 +246,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    store = _store(args)
+    try:
+        baselines: BaselineStore | None = _baselines(args)
+    except UsageError:  # no folder of baselines found: the trials alone
+        baselines = None
+    return serve(store, baselines, args.port)
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,7 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
                   "interrupted runs", cmd_gc)
     sub.add_argument("--keep", type=int, metavar="N", required=True, help="Trials to keep per experiment (1 or more)")
     sub.add_argument("--dry-run", action="store_true", help="Say what would be removed, remove nothing")
+    sub = command("serve", "Browse the trials and baselines in a web browser: a read-only server on "
+                  "127.0.0.1 only, until Ctrl-C", cmd_serve)
+    sub.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N",
+                     help=f"The port (default {DEFAULT_PORT}; 0: any free port)")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return port
 
 
 def _tolerance(text: str) -> float:
