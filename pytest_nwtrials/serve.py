@@ -22,8 +22,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
+from .paths import OutsideError
 from .render.html import _CSP
 from .serve_pages import PageError, Pages, error_page
 from .store.baselines import BaselineStore
@@ -108,6 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, page = HTTPStatus.OK, self._page()
         except PageError as exc:
             status, page = HTTPStatus(exc.status), error_page(exc.status, str(exc))
+        except OutsideError as exc:  # a baseline or record whose path leads out of its folder
+            status, page = HTTPStatus.BAD_REQUEST, error_page(400, f"refused: {exc}".splitlines()[0])
         except Exception as exc:  # a page that cannot be built; the server keeps serving
             message = f"cannot build this page: {type(exc).__name__}: {exc}".splitlines()[0][:500]
             self.log_error("%s", message)
@@ -116,11 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _page(self) -> str:
         """The page the request names; PageError for one it does not."""
-        target = self.path
+        target = self.path.partition("#")[0]
         if not target.startswith("/"):
             raise PageError(400, "give a path on this server, such as /")
-        parts = urlsplit(target)
-        path, pages = parts.path, self.server.pages
+        path, _, query = target.partition("?")
+        pages = self.server.pages
         with self.server.building:
             if path == "/":
                 return pages.index()
@@ -128,10 +131,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return pages.trial(unquote(path[len(TRIAL_PREFIX):]))  # serve_pages.reference checks it
             if path == "/diff":
                 try:
-                    query = parse_qs(parts.query, max_num_fields=10)
+                    fields = parse_qs(query, max_num_fields=10)
                 except ValueError:  # more fields than that
-                    query = {}
-                refs = [query.get(key, []) for key in ("old", "new")]
+                    fields = {}
+                refs = [fields.get(key, []) for key in ("old", "new")]
                 if any(len(ref) != 1 for ref in refs):
                     raise PageError(400, "give one trial or baseline as old= and one trial as new=, as the form "
                                          "on / does")
