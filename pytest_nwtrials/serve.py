@@ -47,10 +47,12 @@ TRIAL_PREFIX = "/trial/"
 
 
 class _Server(ThreadingHTTPServer):
-    pages: Pages
-    # pages are built one at a time: matplotlib's figures and the store's warnings are not shared
-    # safely between threads; the threads only keep a slow client from holding up the others
-    building = threading.Lock()
+    def __init__(self, pages: Pages, port: int) -> None:
+        self.pages = pages
+        # pages are built one at a time: matplotlib's figures and the store's warnings are not
+        # shared safely between threads; the threads only keep a slow client from holding up the others
+        self.building = threading.Lock()
+        super().__init__((HOST, port), _Handler)
 
     def server_bind(self) -> None:
         # HTTPServer's looks the host's name up in DNS; this one is offline and knows its name
@@ -166,13 +168,12 @@ def make_server(store: TrialStore, baselines: BaselineStore | None, port: int = 
     if baselines is not None:
         baselines = BaselineStore(baselines.root, baselines.project, complete_saves=False)
     try:
-        server = _Server((HOST, port), _Handler)
+        server = _Server(Pages(store, baselines, Path(rootdir)), port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise OSError(f"port {port} is in use; pick another with --port N (--port 0: any free port)") from None
         raise OSError(f"cannot listen on {HOST}:{port} ({exc.strerror or exc}); pick another port with "
                       "--port N") from None
-    server.pages = Pages(store, baselines, Path(rootdir))
     return server
 
 

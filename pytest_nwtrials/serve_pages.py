@@ -182,9 +182,9 @@ class Pages:
         usable = [name for name, argvs in runs.items() if argv in argvs or len(argvs) == 1]
         olds = [(name, f"baseline '{name}'") for name in usable]
         olds += [(t.name, f"{t.name} ({_when(t)}, {t.status})") for t in trials]
-        if not olds or len(trials) + len(usable) < 2:
+        if len(olds) < 2:
             return "<p class=\"note\">One trial and no baseline entry: nothing to compare it with yet.</p>"
-        default_old = usable[0] if usable else trials[1].name
+        default_old = olds[0][0] if usable else trials[1].name  # the baseline, else the trial before the last
 
         def options(choices: list[tuple[str, str]], chosen: str) -> str:
             return "".join(f"<option value=\"{_e(value)}\"{' selected' if value == chosen else ''}>{_e(label)}</option>"

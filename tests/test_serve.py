@@ -395,3 +395,10 @@ def test_without_baselines_the_trials_alone(nw_project):
         assert status == 404 and "no trial 'reference'" in text_of(body)
     finally:
         served.close()
+
+
+def test_help(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pytest_nwtrials.cli", "serve", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: nwtrials serve") and "127.0.0.1" in done.stdout and "--port N" in done.stdout
