@@ -402,3 +402,14 @@ def test_help(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: nwtrials serve") and "127.0.0.1" in done.stdout and "--port N" in done.stdout
+
+
+def test_an_ambiguous_id_prefix_is_a_404_naming_both(served, nw_project):
+    trials = nw_project / ".nwtrials" / "trials"
+    doc = json.loads((trials / "trial6.json").read_text())
+    prefix = doc["id"][:6]
+    (trials / "trial7.json").write_text(json.dumps({**doc, "name": "trial7", "id": prefix + "-copy"}))
+    status, _, body = served.request(f"/trial/{prefix}")
+    assert status == 404
+    assert_one_line_page(body, f"trial '{prefix}' is ambiguous: it matches trial6", "trial7", "give more characters")
+    assert served.request(f"/trial/{prefix}-copy")[0] == 200
