@@ -174,7 +174,7 @@ def diff_trials(old_label: str, new_label: str,
 
 
 def _sources(record: ProvenanceRecord | None) -> Mapping[str, str]:
-    return getattr(record, "sources", None) or {}
+    return record.sources if record is not None else {}
 
 
 def _same_source(old_inputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> bool | None:
