@@ -75,15 +75,16 @@ def _rows(file: dict[str, Any]) -> tuple[list[tuple[bool, str]], bool]:
         mark = _MARK_CLASS.get(marks.get(str(number + 1), ""))
         if mark:
             classes.append(mark)
-        return (f"<span class=\"ln\">{number + 1}</span><span class=\"src {' '.join(classes)}\">"
+        return (f"<span class=\"ln\">{number + 1}</span><span class=\"{' '.join(['src', *classes])}\">"
                 f"{_e(lines[number]) or ' '}</span>"), bool(classes)
 
+    one_side = file.get("old") is None or file.get("new") is None  # nothing to align: no line is "only" there
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         for k in range(max(i2 - i1, j2 - j1)):
             i = i1 + k if i1 + k < i2 else None
             j = j1 + k if j1 + k < j2 else None
-            kind = {"equal": "", "replace": "chg", "delete": "del", "insert": "ins"}[tag]
+            kind = "" if one_side else {"equal": "", "replace": "chg", "delete": "del", "insert": "ins"}[tag]
             left, marked_left = cell(i, old, old_marks, kind)
             right, marked_right = cell(j, new, new_marks, kind)
             rows.append((marked_left or marked_right, f"<div class=\"code-row\">{left}{right}</div>"))

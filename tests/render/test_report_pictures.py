@@ -124,3 +124,12 @@ def test_the_full_report_links_its_cut_short_lists_to_where_they_open():
     assert 'id="changes-1"' in page and 'id="why-1"' in page
     assert page.count('class="node ') == 3 + 9  # collapsed, and whole under "Show all"
     assert "<summary>Show all 9 statements</summary>" in page
+
+
+def test_code_one_trial_did_not_record_is_shown_plain_beside_a_placeholder():
+    page = code_html({"files": [{"file": "t.py", "old": None, "new": "a = 1\nb = 2", "old_marks": {},
+                                 "new_marks": {"2": "root"}}]})
+    assert "(not recorded)" in page
+    assert re.findall(r'class="(src[^"]*)"', page) == ["src empty", "src", "src empty", "src", "src empty", "src root"]
+    assert '<span class="ln">2</span><span class="src root">b = 2</span>' in page
+    assert '<span class="ln">1</span><span class="src">a = 1</span>' in page
