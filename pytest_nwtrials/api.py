@@ -49,7 +49,6 @@ TRIAL_COLUMNS = ["name", "id", "experiment", "argv", "status", "started", "durat
 VALUE_COLUMNS = ["name", "id", "experiment", "argv", "started", "status", "value"]
 SPREAD_COLUMNS = ["spread_low", "spread_high", "spread_relative"]
 SUMMARY_WIDTH = 80
-_ANNOTATE_MAX = 20  # trial names are written next to the points of plots with at most this many
 
 
 def open_store(store: StoreLike = None) -> TrialStore:
@@ -264,12 +263,14 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
 def plot_trials(tag: str, trials: list[Trial], *, title: str,
                 marks: dict[tuple[str, tuple[str, ...]], float] | None = None,
                 mark_label: str = "", ax: Axes | None = None) -> Figure:
-    """Plot `tag` over `trials` (all having it) against start time, one line per experiment and argv.
+    """Plot `tag` over `trials` (all having it), one line per experiment and argv: against start
+    time, each point named, when the names fit between the points; else against the trials'
+    order, named by the ticks (render/trial_axis.py says why).
 
     `marks` are horizontal reference lines by (experiment, argv), drawn in their line's colour.
     """
     require("matplotlib", "plots", "Plotting tags")
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from .render import trial_axis
 
     lines: dict[tuple[str, tuple[str, ...]], list[tuple[datetime, float, str]]] = {}
     mean = False
@@ -279,29 +280,32 @@ def plot_trials(tag: str, trials: list[Trial], *, title: str,
             continue
         number, of_array = plottable(tag, tag_value(trial, tag), trial.name)
         mean = mean or of_array
-        lines.setdefault((trial.experiment, trial.argv), []).append((when, number, trial.name))
+        lines.setdefault((trial.experiment, trial.argv), []).append((when, number, printable(trial.name)))
     if not lines:
         raise ValueError(f"no trial with tag {tag!r} has a recorded start time to plot against")
     if ax is None:
         figure = _figure_class()(figsize=(7, 3.6), layout="constrained")
         ax = figure.add_subplot()
     figure = cast("Figure", ax.figure)  # the figure of a given axes, which may be a subfigure
-    annotate = sum(len(points) for points in lines.values()) <= _ANNOTATE_MAX
+    started = sorted({(when, name) for points in lines.values() for when, _, name in points})
+    in_time = trial_axis.names_fit_in_time(started, trial_axis.axes_width(ax))
+    order = {point: index for index, point in enumerate(started)}
     for (experiment, argv), points in lines.items():
         points.sort()
         label = printable(experiment + (" " + " ".join(argv) if argv else ""))  # drawn text: no controls
-        times: list[Any] = [p[0] for p in points]  # datetimes, which matplotlib's stubs do not list
-        drawn = ax.plot(times, [p[1] for p in points], marker="o", label=label)[0]
-        if annotate:
-            for when, number, name in points:
-                ax.annotate(printable(name), (when, number), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        # datetimes, which matplotlib's stubs do not list, or places in the order
+        xs: list[Any] = [when if in_time else order[(when, name)] for when, _, name in points]
+        drawn = ax.plot(xs, [p[1] for p in points], marker="o", label=label)[0]
+        if in_time:
+            for x, (_, number, name) in zip(xs, points):
+                trial_axis.name_beside(ax, name, x, number)
         if marks and (experiment, argv) in marks:
             ax.axhline(marks[(experiment, argv)], color=drawn.get_color(), linestyle="--",
                        linewidth=1, label=f"{mark_label} ({label})")
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.set_xlabel("trial start (UTC)")
+    if in_time:
+        trial_axis.time_axis(ax)
+    else:
+        trial_axis.order_axis(ax, [name for _, name in started], started[0][0], started[-1][0])
     ax.set_ylabel(printable(f"{tag} (mean)" if mean else tag))
     ax.set_title(printable(title))
     ax.legend(fontsize=8)

@@ -166,3 +166,21 @@ def nw_project(nw_project_template: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def store(nw_project: Path) -> Path:
     return nw_project / ".nwtrials"
+
+
+# -- a real browser ----------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NO_CHROMIUM = "no chromium installed (Debian package 'chromium'; .ci/run installs it)"
+# screenshots the browser tests save, to look at after a run (kept out of version control)
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+
+
+def chromium(profile: Path, url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run headless Chromium on `url` with `args` (``--dump-dom``, ``--screenshot=PATH``), offline."""
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args, url],
+        capture_output=True, text=True, timeout=timeout)

@@ -226,3 +226,13 @@ def test_experiments_without_the_extras(pytester: pytest.Pytester, tmp_path: Pat
     assert not re.search(r'File "[^"]*pytest_nwtrials', result.stdout.str())  # no frame of the plugin
     report = (pytester.path / "report.html").read_text(encoding="utf-8")
     assert "No plot of auc: Plotting tags needs matplotlib, from the &#x27;plots&#x27; extra" in report
+
+
+def test_the_readme_pictures_are_committed_pngs_under_300_kb():
+    readme = ROOT / "README.md"
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme.read_text(encoding="utf-8"))
+    assert images, "the README shows no picture"
+    for image in images:
+        path = ROOT / image
+        assert path.is_file(), f"{image} is not in the repository"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 300_000, image

@@ -91,10 +91,18 @@ def code_of_notebook(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
             doc = json.load(handle)
-        sources = [cell.get("source", "") for cell in doc.get("cells", []) if cell.get("cell_type") == "code"]
+        cells = code_cells(doc)
     except (OSError, ValueError, AttributeError):
         return ""
-    return "\n\n".join(s if isinstance(s, str) else "".join(s) for s in sources)
+    return "\n\n".join(source for _, source in cells)
+
+
+def code_cells(doc: Any) -> list[tuple[int, str]]:
+    """A notebook document's code cells: each one's number (1-based over all cells, as `Cell.index`)
+    and source. AttributeError or TypeError when the document is not a notebook's."""
+    cells = [(number, cell.get("source", "")) for number, cell in enumerate(doc.get("cells", []), start=1)
+             if cell.get("cell_type") == "code"]
+    return [(number, s if isinstance(s, str) else "".join(s)) for number, s in cells]
 
 
 def flush_written_files(collector: Any) -> None:

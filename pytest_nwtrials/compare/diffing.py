@@ -44,26 +44,30 @@ class TrialDiff:
     within: tuple[str, ...] = ()  # paths whose change lay inside the baseline's run-to-run spread (compare/bands.py)
     # why a side has no provenance, when it was recorded without it on purpose (`no_provenance_note`)
     notes: tuple[str, ...] = ()
+    # the experiment's code in each trial, by the file names its operations give (`ProvenanceRecord.sources`)
+    sources: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {})
 
     @property
     def empty(self) -> bool:
         """True when values, arguments and (if compared) operations all match."""
         return not self.values and not self.argv_changed and not self.operations
 
-    def why(self, *, outputs: bool = False, identical: bool | None = None) -> list[str]:
+    def why(self, *, outputs: bool = False, identical: bool | None = None, fold: bool = False) -> list[str]:
         """The "why it changed" lines; files the trials wrote differently only with `outputs`.
 
         A value that changed with the same recorded inputs, while the code, input files and
         libraries did not, "varies between identical runs"; `identical=True` says the trials
         are runs of the same experiment with the same inputs (repeats), False never says so.
+        With `fold`, what a cap leaves out follows a `render.slices.Fold` line (`folded` drops it).
         """
         lines = why_lines(self.inputs, self.slices, outputs=outputs, identical=identical,
-                          code_same=self.code_same, facts=self.facts, operations=self.new_operations)
+                          code_same=self.code_same, facts=self.facts, operations=self.new_operations, fold=fold)
         for missing in self.missing:
             lines += format_missing_tag(missing)
         if self.operations:
             sequences = self.sequences or (None, None)
-            lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations, *sequences)])
+            lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations, *sequences)],
+                               fold=fold)
         return lines
 
     def value_lines(self) -> list[str]:
@@ -165,7 +169,12 @@ def diff_trials(old_label: str, new_label: str,
         missing=tuple(missing), sequences=sequences, code_same=_same_source(old_inputs, new_inputs),
         facts=new_inputs, new_operations=new_record.operations if new_record is not None else (),
         within=banded.within,
+        sources=(_sources(old_record), _sources(new_record)),
     )
+
+
+def _sources(record: ProvenanceRecord | None) -> Mapping[str, str]:
+    return record.sources if record is not None else {}
 
 
 def _same_source(old_inputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> bool | None:

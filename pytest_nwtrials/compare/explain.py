@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..provenance.reader import FileAccess, Op, Slice, read_file_accesses, read_operations, read_slices
-from ..render.slices import format_slice_diff
+from ..render.slices import format_slice_diff, indented
 from ..store.records import ProvenanceRecord
 from . import rootcause
 from .slices import SliceDiff
@@ -172,9 +172,44 @@ def input_changes(old_inputs: Mapping[str, Any], old_argv: Sequence[str],
     return changes
 
 
+@dataclass(frozen=True)
+class Explained:
+    """Tags whose slice diffs tell one story: the longest of their diffs and its explanation."""
+
+    tags: tuple[str, ...]
+    diff: SliceDiff
+    explanation: rootcause.Explanation
+
+
+def explain_slices(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *,
+                   identical: bool | None = None, code_same: bool | None = None,
+                   facts: Mapping[str, Any] | None = None, operations: Sequence[Op] = ()
+                   ) -> tuple[list[Explained], list[SliceDiff], bool]:
+    """The explained slice diffs, grouped by their headline; the diffs that no recorded step
+    explains; and whether the runs were identical (see `why_lines` for the arguments)."""
+    explained = [(diff, rootcause.explain(diff.old, diff.new, diff.changes, inputs)) for diff in slice_diffs]
+    if identical is None:
+        identical = not any(change.what != "output file" for change in inputs) and (
+            code_same if code_same is not None else not any(_changed_code(e) for _diff, e in explained))
+    groups: dict[tuple, list[tuple[SliceDiff, rootcause.Explanation]]] = {}
+    for diff, explanation in explained:
+        if explanation is not None:
+            if identical:
+                explanation = between_identical_runs(explanation, diff.new, facts, operations)
+            change = explanation.change
+            key = (explanation.verdict, change and (change.kind, change.old, change.new),
+                   tuple((r.step.old, r.step.new) for r in explanation.reorders))
+            groups.setdefault(key, []).append((diff, explanation))
+    stories = []
+    for members in groups.values():
+        longest, explanation = max(members, key=lambda member: len(member[0].changes))
+        stories.append(Explained(tuple(diff.tag for diff, _ in members), longest, explanation))
+    return stories, [diff for diff, explanation in explained if explanation is None], identical
+
+
 def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12,
               outputs: bool = False, identical: bool | None = None, code_same: bool | None = None,
-              facts: Mapping[str, Any] | None = None, operations: Sequence[Op] = ()) -> list[str]:
+              facts: Mapping[str, Any] | None = None, operations: Sequence[Op] = (), fold: bool = False) -> list[str]:
     """The "why it changed" section: input changes first, then the slice diffs.
 
     Output files the experiment wrote differently are a consequence, not a cause: they are
@@ -190,34 +225,26 @@ def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *
 
     Tags whose slices have the same headline (root cause, first divergence, reordered steps)
     tell one story: it is shown once, with the longest of their diffs, and the other tags are
-    named with it.
+    named with it. With `fold`, lines past a cap follow a `render.slices.Fold` line.
     """
     lines = [f"  {change.describe()}" for change in inputs if change.what != "output file"]
     if outputs:
         lines += [f"  {change.describe()}" for change in inputs if change.what == "output file"]
-    explained = [(diff, rootcause.explain(diff.old, diff.new, diff.changes, inputs)) for diff in slice_diffs]
-    if identical is None:
-        identical = not any(change.what != "output file" for change in inputs) and (
-            code_same if code_same is not None else not any(_changed_code(e) for _diff, e in explained))
-    groups: dict[tuple, list[tuple[SliceDiff, Any]]] = {}
-    for diff, explanation in explained:
-        if explanation is not None:
-            if identical:
-                explanation = between_identical_runs(explanation, diff.new, facts, operations)
-            change = explanation.change
-            key = (explanation.verdict, change and (change.kind, change.old, change.new),
-                   tuple((r.step.old, r.step.new) for r in explanation.reorders))
-            groups.setdefault(key, []).append((diff, explanation))
-    for members in groups.values():
-        names = [diff.tag for diff, _ in members]
-        also = f" (and {', '.join(names[1:])})" if len(names) > 1 else ""
-        lines.append(f"  in the provenance of {names[0]}{also}:")
-        longest, explanation = max(members, key=lambda member: len(member[0].changes))
-        lines += ["  " + line for line in format_slice_diff(longest, limit=limit, explanation=explanation)]
-    for diff, explanation in explained:
-        if explanation is None:
-            lines += no_step_differs(diff, identical, facts, operations)
+    stories, unexplained, identical = explain_slices(inputs, slice_diffs, identical=identical, code_same=code_same,
+                                                     facts=facts, operations=operations)
+    for story in stories:
+        lines.append(f"  {story_head(story)}:")
+        lines += [indented("  ", line)
+                  for line in format_slice_diff(story.diff, limit=limit, explanation=story.explanation, fold=fold)]
+    for diff in unexplained:
+        lines += no_step_differs(diff, identical, facts, operations)
     return lines
+
+
+def story_head(story: Explained) -> str:
+    """``in the provenance of auc (and loss)``."""
+    also = f" (and {', '.join(story.tags[1:])})" if len(story.tags) > 1 else ""
+    return f"in the provenance of {story.tags[0]}{also}"
 
 
 def no_step_differs(diff: SliceDiff, identical: bool, facts: Mapping[str, Any] | None,

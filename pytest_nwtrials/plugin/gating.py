@@ -72,6 +72,8 @@ def compare(state: SessionState, trial: Trial, reference: Reference, options: Co
     other arguments, or (with ``--nw-ops=strict``) another operation sequence."""
     from ..compare.bands import matched_note
     from ..compare.diffing import diff_trials
+    from ..compare.pictures import pictures
+    from ..render.slices import folded
 
     entry = entry_for(state, trial, reference)
     same = stored_alike(entry, trial)  # equal without decoding: left out of the diff
@@ -94,9 +96,13 @@ def compare(state: SessionState, trial: Trial, reference: Reference, options: Co
         return
     name = reference.text if reference.kind == "baseline" else None
     # files the experiment wrote differently are a consequence: shown with -v
-    why = diff.why(outputs=state.config.get_verbosity() > 0)
+    outputs = state.config.get_verbosity() > 0
+    lines = diff.why(outputs=outputs, fold=True)  # with what the text leaves out, for the HTML report
     if old_record is None and settings.ops != "off":
-        why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
+        lines.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
+    why = folded(lines)
+    if settings.html_report or settings.json_report:
+        outcome.pictures = pictures(diff, outputs=outputs, lines=lines)
     fail(state, trial, "changed",
          report.values_changed(trial.experiment, trial, against, diff.value_lines(),
                                len(diff.tags), name, why, bool(diff.operations), diff.tags),

@@ -140,6 +140,8 @@ def _within_recorded_band(session: TrialSession, runs: list[Trial], options: Com
 def judge(session: TrialSession, runs: list[Trial], options: Comparison) -> verdicts.Judgement:
     """The stability of `runs` under the rules the baseline gate would use for the first run."""
     from ..compare.diffing import diff_trials
+    from ..compare.pictures import pictures
+    from ..render.slices import folded
 
     first = runs[0]
     rules = session.rules(first, options)
@@ -160,7 +162,13 @@ def judge(session: TrialSession, runs: list[Trial], options: Comparison) -> verd
     constructs = (verdicts.seed_constructs(diff, other.inputs, new_record.operations)
                   if new_record is not None else ())
     own = [tag for tag in judgement.unstable if tag in rules.tag_tolerances]
-    stability = replace(judgement.stability, diverged=tuple(diff.why(identical=True)),
+    lines = diff.why(identical=True, fold=True)  # with what the text leaves out, for the HTML report
+    settings = session.settings
+    if settings.html_report or settings.json_report:  # the report draws where the runs diverged
+        outcome = session.outcomes.get(first.name)
+        if outcome is not None:
+            outcome.pictures = {**pictures(diff, identical=True, lines=lines), "why_title": "Where the runs diverged"}
+    stability = replace(judgement.stability, diverged=tuple(folded(lines)),
                         proposal=tuple(verdicts.proposal_lines(needed, spreads, own, constructs)))
     return replace(judgement, stability=stability)
 

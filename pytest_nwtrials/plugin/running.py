@@ -67,8 +67,8 @@ def launch(state: SessionState, script: Path, argv: tuple[str, ...] = (), timeou
         warnings = state.store.warnings  # data here: plugin/notices.py turns them into NwTrialsWarning
         if result.trial_id and request.capture != "off" and kept.redacted(db, experiment, trial_id, secrets, warnings):
             if settings.ops != "off":
-                inputs["files"], record_name = kept.record_provenance(db, staged, experiment, trial_id, result,
-                                                                      settings.rootdir, warnings)
+                inputs["files"], record_name = kept.record_provenance(db, staged, request.script, experiment, trial_id,
+                                                                      result, settings.rootdir, secrets, warnings)
             if settings.keep_database:
                 provenance = kept.keep_database(db, staged, experiment, trial_id, warnings)
     trial = Trial(

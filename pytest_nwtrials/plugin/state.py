@@ -48,6 +48,7 @@ class Outcome:
     change_docs: list[dict] | None = None  # the changes as report data, when sent by a worker
     stability: Stability | None = None  # of the first run of a group run with --nw-repeat
     fallback_traceback: str = ""  # noWorkflow's failure under fine capture, when it fell back
+    pictures: dict | None = None  # a changed trial's graphs, code and whole why-lines (compare/pictures.py), for reports
 
 
 @dataclass(frozen=True)

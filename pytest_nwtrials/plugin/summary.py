@@ -157,6 +157,7 @@ def build_report(session: SessionState) -> dict[str, Any]:
                         else [change_doc(c) for c in outcome.changes]),
             "why": list(outcome.why), "notes": list(outcome.notes), "tags": tags,
             "stability": outcome.stability.to_json() if outcome.stability is not None else None,
+            **(outcome.pictures or {}),  # "why_folded", "explanations", "code" of a changed trial
         })
     return {
         "schema": REPORT_SCHEMA,

@@ -140,14 +140,14 @@ def _outcome_doc(outcome: Outcome) -> dict[str, Any]:
 
     return {"verdict": outcome.verdict, "against": outcome.against, "message": outcome.message,
             "changes": [change_doc(change) for change in outcome.changes],
-            "why": list(outcome.why), "notes": list(outcome.notes),
+            "why": list(outcome.why), "notes": list(outcome.notes), "pictures": outcome.pictures,
             "stability": outcome.stability.to_json() if outcome.stability is not None else None}
 
 
 def _fingerprint(outcome: Outcome) -> tuple[Any, ...]:
     """Cheap to compare: changes whenever what `_outcome_doc` sends changes."""
     return (outcome.verdict, outcome.against, outcome.message, tuple(outcome.why), tuple(outcome.notes),
-            id(outcome.changes), len(outcome.changes), id(outcome.stability))
+            id(outcome.changes), len(outcome.changes), id(outcome.stability), id(outcome.pictures))
 
 
 class Worker:
@@ -357,6 +357,7 @@ class Controller:
             if outcome is not None:
                 outcome.verdict, outcome.against, outcome.message = sent["verdict"], sent["against"], sent["message"]
                 outcome.why, outcome.notes = tuple(sent["why"]), list(sent["notes"])
+                outcome.pictures = sent.get("pictures")
                 outcome.change_docs = list(sent["changes"])
                 staged = self.staged_names()
                 outcome.against = staged.get(outcome.against, outcome.against)  # a repeat names its first run

@@ -20,10 +20,16 @@ renders it)::
          "message": "the full failure text" | None,
          "changes": [{"path": str, "kind": str, "old": str, "new": str, "detail": str}],  # summaries
          "why": ["  first divergence: ...", ...],
-         "tags": {"auc": 0.91, "summary": "{'precision': ...}"}}]}  # scalars as numbers, others as summaries
+         "tags": {"auc": 0.91, "summary": "{'precision': ...}"},  # scalars as numbers, others as summaries
+         # of a changed trial, when a report was asked for (compare/pictures.py):
+         "why_folded": {"lines": [...], "folds": [[index, hidden], ...]},  # "why" with what it cuts short
+         "explanations": [{"tags": [...], "head": str, "verdict": str, "graph": {...}}],  # drawn as SVG
+         "why_title": "Where the runs diverged",  # of a group of runs (--nw-repeat) that differed
+         "code": {"files": [{"file", "old", "new", "old_marks", "new_marks"}], "note": str}}]}  # side by side
 
-The HTML file needs no network and no JavaScript: inline CSS, plots as PNG data URIs, and a
-Content-Security-Policy that forbids loading anything else. Every text from the report is
+The HTML file needs no network and no JavaScript: inline CSS, slices as inline SVG drawn here
+(render/graph.py), plots as PNG data URIs, lists cut short in the text as <details> that open,
+and a Content-Security-Policy that forbids loading anything else. Every text from the report is
 escaped. With a store, each numeric tag of an experiment gets a plot of its values across the
 stored trials of that experiment (and arguments).
 """
@@ -37,6 +43,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..extras import MissingExtra
+from .code import code_html
+from .graph import explanation_html
+from .style import CSS
 
 if TYPE_CHECKING:
     from ..store.trial_store import Trial, TrialStore
@@ -47,43 +56,6 @@ SCHEMA = 1
 PLOTS_PER_EXPERIMENT = 12  # more numeric tags than this are listed, not plotted
 VERDICT_ORDER = ("changed", "unstable", "failed", "timeout", "error", "missing", "new", "recorded", "skipped", "matched")
 
-CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 72rem;
-       padding: 1rem 1.5rem 3rem; color: #1d2125; background: #fff; }
-h1 { font-size: 1.5rem; margin-bottom: .25rem; }
-h2 { font-size: 1.15rem; margin: 0 0 .5rem; }
-h3 { font-size: .95rem; margin: 1rem 0 .35rem; color: #444; }
-code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12.5px; }
-pre { background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; white-space: pre; border-radius: 4px; }
-table { border-collapse: collapse; margin: .25rem 0; }
-th, td { text-align: left; vertical-align: top; padding: .2rem .6rem; border-bottom: 1px solid #e4e6e8; }
-td pre { margin: 0; padding: .2rem .4rem; }
-.meta { color: #555; margin-top: 0; }
-.summary { display: flex; flex-wrap: wrap; gap: .5rem; list-style: none; padding: 0; }
-.summary li { border: 1px solid #d0d4d8; border-radius: 4px; padding: .2rem .6rem; }
-.summary b { font-size: 1.1rem; }
-section.experiment { border: 1px solid #d0d4d8; border-left-width: 6px; border-radius: 4px;
-                     padding: .8rem 1rem; margin: 1rem 0; }
-.verdict { display: inline-block; font-weight: 600; text-transform: uppercase; font-size: .8rem;
-           padding: .05rem .45rem; border-radius: 3px; margin-right: .5rem; color: #fff; background: #6c757d; }
-.verdict-matched .verdict, .verdict.verdict-matched { background: #1a7f37; }
-.verdict-changed .verdict, .verdict.verdict-changed { background: #bc4c00; }
-.verdict-failed .verdict, .verdict.verdict-failed, .verdict-error .verdict, .verdict.verdict-error,
-.verdict-timeout .verdict, .verdict.verdict-timeout { background: #cf222e; }
-.verdict-missing .verdict, .verdict.verdict-missing,
-.verdict-new .verdict, .verdict.verdict-new { background: #8250df; }
-.verdict-recorded .verdict, .verdict.verdict-recorded { background: #0969da; }
-.verdict-unstable .verdict, .verdict.verdict-unstable { background: #9a6700; }
-section.verdict-unstable { border-left-color: #9a6700; }
-section.verdict-matched { border-left-color: #1a7f37; }
-section.verdict-changed { border-left-color: #bc4c00; }
-section.verdict-failed, section.verdict-error, section.verdict-timeout { border-left-color: #cf222e; }
-section.verdict-missing, section.verdict-new { border-left-color: #8250df; }
-section.verdict-recorded { border-left-color: #0969da; }
-figure { margin: .5rem 0; display: inline-block; }
-figure img { max-width: 100%; border: 1px solid #e4e6e8; }
-figcaption, .note { color: #555; font-size: .85rem; }
-"""
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -205,21 +177,31 @@ def _section(number: int, experiment: dict[str, Any], trials: list[Trial] | None
     if experiment.get("against"):
         line += f", compared with {_e(experiment['against'])}"
     parts.append(f"<p class=\"meta\">{line}</p>")
-    parts += [f"<p class=\"note\">{_e(note)}</p>" for note in experiment.get("notes") or []]
+    notes = [note for note in experiment.get("notes") or [] if note]
+    if notes:  # worth saying even when it passed: a notebook run out of order, a fallback, an unstable tag
+        parts.append("<ul class=\"notes\">" + "".join(f"<li>{_e(note)}</li>" for note in notes) + "</ul>")
     stability = experiment.get("stability")
-    if isinstance(stability, dict):
-        parts.append(_stability(stability))
+    if isinstance(stability, dict):  # where the runs diverged: whole below, when drawn
+        parts.append(_stability(stability, diverged=not experiment.get("why_title")))
     changes = experiment.get("changes") or []
     if changes:
-        parts.append("<h3>Value changes</h3>" + _changes_table(changes))
+        parts.append(f"<h3 id=\"changes-{number}\">Value changes</h3>" + _changes_table(changes))
     why = experiment.get("why") or []
-    if why:
-        parts.append(f"<h3>Why it changed</h3><pre class=\"why\">{_e(chr(10).join(why))}</pre>")
+    whole = experiment.get("why_folded")
+    if isinstance(whole, dict) and whole.get("lines"):
+        title = experiment.get("why_title") or "Why it changed"
+        parts.append(f"<h3>{_e(title)}</h3>{why_html(whole, f'why-{number}')}")
+    elif why:
+        parts.append(f"<h3>Why it changed</h3><pre class=\"why\" id=\"why-{number}\">{_e(chr(10).join(why))}</pre>")
+    for story, explanation in enumerate(experiment.get("explanations") or [], 1):
+        if isinstance(explanation, dict):
+            parts.append(explanation_html(explanation, f"{number}-{story}"))
+    parts.append(code_html(experiment.get("code")))
     message = experiment.get("message")
     if message:
         opened = "" if changes else " open"
         parts.append(f"<details{opened}><summary>Full report</summary>"
-                     f"<pre class=\"message\">{_e(message)}</pre></details>")
+                     f"<pre class=\"message\">{_linked_more(message, number, bool(changes), bool(why))}</pre></details>")
     tags = experiment.get("tags") or {}
     if tags:
         rows = "".join(f"<tr><td><code>{_e(name)}</code></td><td><code>{_e(value)}</code></td></tr>"
@@ -231,7 +213,48 @@ def _section(number: int, experiment: dict[str, Any], trials: list[Trial] | None
     return "\n".join(parts)
 
 
-def _stability(doc: dict[str, Any]) -> str:
+_MORE = re.compile(r"^(?P<indent>\s*)(?P<text>\.\.\. and \d+ more(?P<changes> changes?)?)$")
+
+
+def why_html(doc: dict[str, Any], ident: str) -> str:
+    """The why-lines, each line a row of monospace text; the lines a `Fold` stands for are under
+    a <details> whose summary is that line (``... and 40 more``), so the list can be opened."""
+    lines = [str(line) for line in doc.get("lines") or []]
+    folds: dict[int, int] = {}
+    for fold in doc.get("folds") or []:
+        if isinstance(fold, list) and len(fold) == 2 and all(type(n) is int and n >= 0 for n in fold):
+            folds[fold[0]] = fold[1]
+
+    def rows(start: int, stop: int) -> str:
+        out, n = [], start
+        while n < stop:
+            if n in folds:
+                end = min(stop, n + 1 + folds[n])
+                out.append(f"<details class=\"more\"><summary>{_e(lines[n])}</summary>{rows(n + 1, end)}</details>")
+                n = end
+            else:
+                out.append(f"<div>{_e(lines[n]) or ' '}</div>")
+                n += 1
+        return "".join(out)
+
+    return f"<div class=\"why\" id=\"{_e(ident)}\">{rows(0, len(lines))}</div>"
+
+
+def _linked_more(message: str, number: int, changes: bool, why: bool) -> str:
+    """The failure text, its ``... and N more`` lines linking to where the list is whole: the
+    value changes table, or the why-lines, whose cut-short parts open."""
+    out = []
+    for line in message.splitlines():
+        more = _MORE.match(line)
+        target = (f"changes-{number}" if more["changes"] else f"why-{number}") if more else None
+        if more and ((changes and more["changes"]) or (why and not more["changes"])):
+            out.append(f"{_e(more['indent'])}<a href=\"#{target}\">{_e(more['text'])}</a>")
+        else:
+            out.append(_e(line))
+    return "\n".join(out)
+
+
+def _stability(doc: dict[str, Any], diverged: bool = True) -> str:
     """The verdict of a group of repeated runs and a table of the paths whose values differed."""
     runs, trials = doc.get("runs"), ", ".join(str(t) for t in doc.get("trials") or [])
     if doc.get("stable"):
@@ -251,7 +274,7 @@ def _stability(doc: dict[str, Any]) -> str:
         parts.append("<table class=\"spread\"><thead><tr><th>path</th><th>min</th><th>max</th>"
                      "<th>largest deviation from the first run</th><th>relative spread</th><th>detail</th></tr></thead>"
                      f"<tbody>{''.join(rows)}</tbody></table>")
-    lines = [*(doc.get("diverged") or []), *(doc.get("proposal") or [])]
+    lines = [*((doc.get("diverged") or []) if diverged else []), *(doc.get("proposal") or [])]
     if lines:
         parts.append(f"<pre class=\"stability\">{_e(chr(10).join(str(line) for line in lines))}</pre>")
     return "".join(parts)

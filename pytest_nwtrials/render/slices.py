@@ -16,31 +16,66 @@ from ..compare.rootcause import Explanation, InputLike, Reorder, Verdict, explai
 from ..compare.slices import VALUE_KINDS, OpChange, OpKind, SliceDiff
 from ..provenance.reader import Op
 
-__all__ = ["format_missing_tag", "format_slice_diff", "where"]
+__all__ = ["Fold", "format_missing_tag", "format_slice_diff", "indented", "where"]
 
 _VALUE_WIDTH = 80
 _CODE_WIDTH = 60
 CHAIN_SHOWN = 5  # steps of the chain shown; a longer one keeps its first and last ones
+FOLDED_MAX = 400  # changes a `Fold` opens at most; the HTML report stays a few hundred KiB
 _STATEMENT_SCAN = 64  # changes looked at, either side of a root, for the rest of its statement
 _CELL = re.compile(r"^(?P<notebook>.+)#cell(?P<cell>\d+)(?::%time)?$")
 _VIA = {"mutation": "  (via mutation)", "state": "  (via hidden state)", "control": "  (via control flow)"}
 
 
+class Fold(str):
+    """A line that stands for the `hidden` lines right after it (``... and 40 more``): a text
+    report shows it instead of them, the HTML report shows them when it is opened."""
+
+    hidden: int
+
+    def __new__(cls, text: str, hidden: int) -> Fold:
+        line = super().__new__(cls, text)
+        line.hidden = hidden
+        return line
+
+
+def indented(prefix: str, line: str) -> str:
+    """`line` after `prefix`, still a `Fold` if it was one."""
+    return Fold(prefix + line, line.hidden) if isinstance(line, Fold) else prefix + line
+
+
+def folded(lines: Sequence[str]) -> list[str]:
+    """The lines a text report shows: each `Fold` without the lines it stands for."""
+    shown: list[str] = []
+    skip = 0
+    for line in lines:
+        if skip:
+            skip -= 1
+            continue
+        shown.append(str(line))
+        if isinstance(line, Fold):
+            skip = line.hidden
+    return shown
+
+
 def format_slice_diff(diff: SliceDiff, *, limit: int = 15, inputs: Sequence[InputLike] = (),
-                      explanation: Explanation | None = None) -> list[str]:
+                      explanation: Explanation | None = None, fold: bool = False) -> list[str]:
     """Lines for a failure report: the headline, the chain, then the changes in order, capped.
 
     `inputs` are the trial's input changes, which can name the cause of a value that changed
     with the same recorded inputs; `explanation` is `rootcause.explain`'s, when already made.
     A run of operations moved together (a swapped step and everything it ran) is one line.
+    With `fold`, what the cap leaves out follows a `Fold` line instead (the HTML report's).
     """
     explanation = explanation or explain(diff.old, diff.new, diff.changes, inputs)
     if explanation is None:
         return []
-    lines = headline(explanation, diff.changes)
+    lines = headline(explanation, diff.changes, fold=fold)
+    hidden = len(lines) - len(folded(lines))  # the cap counts the lines a text report shows
     changes = diff.changes
-    shown = 0
-    while shown < len(changes) and len(lines) <= limit:
+    shown, capped = 0, None  # capped: the changes shown when the cap was reached
+    rest: list[str] = []
+    while shown < len(changes) and (len(lines) - hidden <= limit or (fold and len(rest) < FOLDED_MAX)):
         change = changes[shown]
         run = 1
         if change.kind is OpKind.MOVED and change.index_old is not None and change.index_new is not None:
@@ -51,15 +86,22 @@ def format_slice_diff(diff: SliceDiff, *, limit: int = 15, inputs: Sequence[Inpu
         text = f"  {_describe(change)}"
         if run > 1:
             text += ", with the operation after it" if run == 2 else f", with the {run - 1} operations after it"
-        lines.append(text)
+        if len(lines) - hidden > limit and capped is None:
+            capped = shown
+        (rest if capped is not None else lines).append(text)
         shown += run
+    if capped is not None:
+        if shown < len(changes):
+            rest.append(f"  ... and {len(changes) - shown} more, not listed")
+        return [*lines, Fold(f"  ... and {len(changes) - capped} more", len(rest)), *rest]
     if shown < len(changes):
         lines.append(f"  ... and {len(changes) - shown} more")
     return lines
 
 
-def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]:
-    """The root cause (or first divergence) and the chain to the tag, then the reorders."""
+def headline(explanation: Explanation, changes: Sequence[OpChange], *, fold: bool = False) -> list[str]:
+    """The root cause (or first divergence) and the chain to the tag, then the reorders; with
+    `fold`, the steps of a long chain follow a `Fold` line instead of being left out."""
     lines = []
     change = explanation.change
     if change is not None:
@@ -68,7 +110,7 @@ def headline(explanation: Explanation, changes: Sequence[OpChange]) -> list[str]
         if explanation.verdict in (Verdict.UNSEEN, Verdict.VARIES) and explanation.dropped:
             lines.append(f"    (the slice leaves out its {explanation.dropped} earliest operations, "
                          "where the cause may be)")
-        lines += _chain(explanation)
+        lines += _chain(explanation, fold=fold)
     for other in explanation.others:
         lines += _root_lines(other.verdict, other.change, other.following, other.inputs, changes, also=True,
                              variation=other.variation)
@@ -247,7 +289,7 @@ def _input_name(change: InputLike) -> str:
     return f"{change.what} {change.name}".strip()
 
 
-def _chain(explanation: Explanation) -> list[str]:
+def _chain(explanation: Explanation, *, fold: bool = False) -> list[str]:
     """The path from the root to the tagged value: its calls, and both ends of the edges that
     are not plain data (`if normalize:` and what it decided), one line per statement, the
     longest code of each; capped, keeping both ends."""
@@ -270,7 +312,9 @@ def _chain(explanation: Explanation) -> list[str]:
         return []
     lines = [f"    -> {where(op)}  {_short(op.code, _CODE_WIDTH)}{_VIA.get(via, '')}" for op, via in steps]
     if len(lines) > CHAIN_SHOWN:
-        lines = [*lines[:CHAIN_SHOWN - 2], f"    -> ... {len(lines) - CHAIN_SHOWN + 1} more steps", lines[-1]]
+        middle = lines[CHAIN_SHOWN - 2:-1]
+        more = f"    -> ... {len(middle)} more steps"
+        lines = [*lines[:CHAIN_SHOWN - 2], *([Fold(more, len(middle)), *middle] if fold else [more]), lines[-1]]
     if explanation.chain_in_baseline:
         lines.insert(0, "    in the baseline it led to the tag through:")
     return lines

@@ -5,7 +5,9 @@ A trial's `ProvenanceRecord` keeps its operation sequence and the slice of every
 each distinct operation is stored once in a table and sequences are lists of row numbers, so a
 loop's repeated operations and the slices (subsets of the sequence) cost little; a tag tagged
 more than once also keeps the slice of all its taggings ("unions"), which noWorkflow's
-`global_backward_deps` shows. compare/explain.py reads records out of noWorkflow's database and compares
+`global_backward_deps` shows. It also keeps the experiment's own code as it ran ("sources": a
+script's text, a notebook's code cells), by the file names its operations give, so that a report
+can show the code of two trials side by side. compare/explain.py reads records out of noWorkflow's database and compares
 them; everything that reads one from a file (a trial, a baseline entry) goes through `load_record`.
 
 The local store keeps a record as compact JSON compressed with gzip, in
@@ -39,7 +41,8 @@ EXTENSION = "json.gz"
 _NAME = re.compile(r"[0-9a-f]{64}\.json\.gz\Z")
 
 # 2 added each slice's "edges" and "site"; records of schema 1 are still read. The optional
-# "unions" (slices of all taggings) needs no new schema: readers that predate it ignore it.
+# "unions" (slices of all taggings) and "sources" (the code) need no new schema: readers that
+# predate them ignore them.
 SCHEMA = 2
 _READABLE = (1, 2)
 _COLUMNS = ["kind", "code", "file", "line", "value"]
@@ -48,12 +51,18 @@ _EDGE_KINDS = (DATA, MUTATION, STATE, CONTROL)  # stored as their index here
 
 @dataclass(frozen=True)
 class ProvenanceRecord:
-    """A trial's operations in execution order, each tag's slice (of its last tagging), and the
-    slice of all taggings of each tag tagged more than once."""
+    """A trial's operations in execution order, each tag's slice (of its last tagging), the
+    slice of all taggings of each tag tagged more than once, and the experiment's code.
+
+    `sources` maps a file name as the operations spell it (`Op.file`: ``train.py``, or
+    ``train.ipynb#cell4`` for a notebook's cell) to its code as it ran, secrets masked; empty
+    when the code was not kept (edited during the run, too large, or an older record).
+    """
 
     operations: tuple[Op, ...]
     slices: dict[str, Slice]
     unions: dict[str, Slice] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         table: list[list[Any]] = []
@@ -69,7 +78,8 @@ class ProvenanceRecord:
         slices = {tag: _slice_json(s, [row(op) for op in s.ops]) for tag, s in self.slices.items()}
         unions = {tag: _slice_json(s, [row(op) for op in s.ops]) for tag, s in self.unions.items()}
         return {"schema": SCHEMA, "columns": _COLUMNS, "table": table,
-                "operations": operations, "slices": slices, **({"unions": unions} if unions else {})}
+                "operations": operations, "slices": slices, **({"unions": unions} if unions else {}),
+                **({"sources": dict(self.sources)} if self.sources else {})}
 
     @classmethod
     def from_json(cls, doc: Any) -> ProvenanceRecord:
@@ -81,9 +91,20 @@ class ProvenanceRecord:
             operations = tuple(_pick(table, i) for i in _list(doc["operations"]))
             slices = _slices(doc["slices"], table)
             unions = _slices(doc.get("unions", {}), table)
+            sources = _sources(doc.get("sources", {}))
         except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
             raise StoreError(f"not a provenance record ({type(exc).__name__}: {exc})") from None
-        return cls(operations, slices, unions)
+        return cls(operations, slices, unions, sources)
+
+
+def _sources(doc: Any) -> dict[str, str]:
+    """The stored code by file name: an object of strings to strings."""
+    if type(doc) is not dict:
+        raise TypeError(f"'sources' is not an object of file names to code ({type(doc).__name__})")
+    for file, code in doc.items():
+        if type(code) is not str:
+            raise TypeError(f"'sources' of {short(file)} is not text ({type(code).__name__})")
+    return dict(doc)
 
 
 def _slices(doc: Any, table: list[Op]) -> dict[str, Slice]:

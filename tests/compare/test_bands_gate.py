@@ -86,7 +86,7 @@ def test_values_inside_the_recorded_spread_match_and_the_summary_says_so(project
     [experiment] = json.loads((project.root / "report.json").read_text())["experiments"]
     assert experiment["verdict"] == "matched"
     assert experiment["notes"] == ["experiments/fit.py: matched within the recorded run-to-run spread (auc, weights)"]
-    assert ("<p class=\"note\">experiments/fit.py: matched within the recorded run-to-run spread (auc, weights)</p>"
+    assert ("<li>experiments/fit.py: matched within the recorded run-to-run spread (auc, weights)</li>"
             in (project.root / "report.html").read_text())
 
 

@@ -74,7 +74,7 @@ def test_html_has_every_verdict_the_summary_and_plots(nw_project):
     assert "<code>experiments/old.py</code>" in page
     assert "<td><code>weights</code></td><td>changed</td>" in page
     assert "<pre>Shape: (50,)\nNumber of differences: 49 / 50 (98%)</pre>" in page
-    assert '<pre class="why">  input file run.txt changed (sha1 1a2b -&gt; 3c4d)\n' in page
+    assert re.search(r'<pre class="why" id="why-\d+">  input file run.txt changed \(sha1 1a2b -&gt; 3c4d\)\n', page)
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)">', page)
     assert images
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data, _ in images)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import record_doc
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,8 +152,10 @@ def records(draw) -> ProvenanceRecord:
         return found
 
     tags = draw(st.lists(st.sampled_from(["auc", "loss", "w"]), unique=True))
+    sources = draw(st.dictionaries(st.sampled_from(["e.py", "train.ipynb#cell2"]) | st.text(max_size=8),
+                                   st.text(max_size=40), max_size=3))
     return ProvenanceRecord(sequence, slices(tags), slices(draw(st.lists(st.sampled_from(tags), unique=True))
-                                                           if tags else []))
+                                                           if tags else []), sources)
 
 
 @settings(max_examples=200, deadline=None)
@@ -162,6 +165,25 @@ def test_a_compressed_record_reads_back_as_written_and_its_bytes_depend_on_it_al
     assert ProvenanceRecord.from_json(decode(data)) == record
     assert encode(json.loads(json.dumps(record.to_json()))) == data  # same document, same name
     assert data[:2] == b"\x1f\x8b" and gzip.decompress(data).startswith(b"{")
+
+
+def test_a_record_without_sources_reads_as_one_with_none_and_a_damaged_one_is_refused_naming_its_file(tmp_path):
+    from pytest_nwtrials.errors import StoreError
+    from pytest_nwtrials.store.records import load_record
+
+    record = ProvenanceRecord((Op("literal", "0.1", "e.py", 2, "0.1"),), {}, sources={"e.py": "x = 1\nrate = 0.1\n"})
+    doc = record.to_json()
+    assert doc["schema"] == 2 and doc["sources"] == {"e.py": "x = 1\nrate = 0.1\n"}  # no new schema
+    assert "sources" not in ProvenanceRecord(record.operations, {}).to_json()  # as records written before it
+    assert ProvenanceRecord.from_json({k: v for k, v in doc.items() if k != "sources"}).sources == {}
+    path = tmp_path / ("cd" * 32 + ".json.gz")
+    for damage, said in [(["e.py"], "'sources' is not an object of file names to code (list)"),
+                         ({"e.py": 3}, "'sources' of 'e.py' is not text (int)"),
+                         ({"e.py": None}, "'sources' of 'e.py' is not text (NoneType)")]:
+        path.write_bytes(encode({**doc, "sources": damage}))
+        with pytest.raises(StoreError) as raised:
+            load_record(path, "delete it")
+        assert str(raised.value) == f"{path}: not a provenance record (TypeError: {said}); delete it"
 
 
 def test_a_damaged_compressed_record_names_its_file_and_what_to_do(project):
@@ -196,7 +218,7 @@ def damaged(draw, data: bytes) -> bytes:
         doc = draw(st.recursive(st.none() | st.integers() | st.text(max_size=6),
                                 lambda children: st.lists(children, max_size=3)
                                 | st.dictionaries(st.sampled_from(["schema", "table", "operations", "slices",
-                                                                   "unions", "ops", "events"]), children, max_size=4),
+                                                                   "unions", "ops", "events", "sources"]), children, max_size=4),
                                 max_leaves=12))
         return gzip.compress(json.dumps(doc).encode())
     return draw(st.binary(max_size=200))
