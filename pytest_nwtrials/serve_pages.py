@@ -237,7 +237,9 @@ class Pages:
         from .compare.bands import matched_note
         from .compare.diffing import diff_trials, provenance_notes
         from .compare.engine import Rules, Tolerance
+        from .compare.pictures import pictures
         from .render.report_data import change_doc
+        from .render.slices import folded
 
         new = self.find(new_ref, "new")
         entry, old = self.old_side(old_ref, new)
@@ -257,18 +259,19 @@ class Pages:
                            entry.inputs, entry.argv, new.inputs, new.argv, records[0], records[1],
                            spreads=entry.spread)
         notes += provenance_notes(*(t for t in (old, new) if t is not None))
-        why = [] if diff.empty else diff.why()
         if diff.empty and diff.within:
             notes.append(matched_note(new.experiment, diff.within))
-        if not diff.empty and records[0] is None:
-            why.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
         doc: dict[str, Any] = {
             "experiment": new.experiment, "argv": list(new.argv), "trial": new.name, "trial_id": new.id,
             "verdict": "matched" if diff.empty else "changed", "against": against, "message": None,
-            "changes": [change_doc(change) for change in diff.values], "why": why, "notes": notes,
+            "changes": [change_doc(change) for change in diff.values], "why": [], "notes": notes,
             "tags": _tags(new), "stability": None}
-        # PICTURES: the slice graph and the code side by side, once compare/pictures.py exists:
-        # doc.update(pictures(diff))
+        if not diff.empty:  # as the gate reports a change: the why-lines, the slice graphs and the code
+            lines = diff.why(fold=True)
+            if records[0] is None:
+                lines.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
+            doc["why"] = folded(lines)
+            doc.update(pictures(diff, lines=lines))
         return self._report(doc, entry.baseline)
 
     def _report(self, doc: dict[str, Any], baseline: str | None) -> str:

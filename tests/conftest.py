@@ -21,9 +21,6 @@ import pytest
 # process imports it inside pytester's snapshot of sys.modules, which forgets it afterwards;
 # numpy's C extension cannot be imported a second time in one process.
 
-# what tests leave for people to look at (browser screenshots), at the repository's root; not committed
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
-
 INI = """
 [pytest]
 nw_experiments =

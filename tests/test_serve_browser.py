@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from html import unescape
@@ -11,16 +9,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, CHROMIUM, NO_CHROMIUM, chromium
 
 from pytest_nwtrials.serve import make_server
 from pytest_nwtrials.store.baselines import BaselineStore
 from pytest_nwtrials.store.trial_store import TrialStore
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="no chromium installed (Debian package 'chromium'; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 @pytest.fixture
@@ -35,17 +30,8 @@ def url(nw_project: Path) -> Iterator[str]:
     thread.join(timeout=30)
 
 
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", *args],
-        capture_output=True, text=True, timeout=120)
-
-
 def dom(tmp_path: Path, address: str) -> str:
-    done = chromium(tmp_path, "--dump-dom", address)
+    done = chromium(tmp_path / "profile", address, "--no-proxy-server", "--dump-dom")
     assert "<body" in done.stdout, done.stderr[-2000:]
     return done.stdout
 
@@ -54,7 +40,7 @@ def screenshot(tmp_path: Path, address: str, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     path.unlink(missing_ok=True)
-    done = chromium(tmp_path, f"--screenshot={path}", "--window-size=1280,900", address)
+    done = chromium(tmp_path / "profile", address, "--no-proxy-server", f"--screenshot={path}", "--window-size=1280,900")
     assert path.is_file() and path.stat().st_size > 0, done.stderr[-2000:]
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return path
@@ -101,5 +87,10 @@ def test_index_and_a_comparison_in_chromium(url, tmp_path):
                (re.findall(r"<td>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", changes.group(1), re.S))
                if cells}
     assert changed["auc"] == "changed" and changed["weights"] == "changed"
+    # why, drawn: the slice graph with its root highlighted, and the code of both trials side by side
+    root = re.search(r'<svg class="slice-graph".*?<g class="node root"[^>]*data-where="([^"]+)"[^>]*>', page, re.S)
+    assert root and root.group(1) == "train.py:4", page[-3000:]
+    assert re.search(r'<g class="node changed[^"]*"[^>]*data-where="train.py:6"', page)
+    assert re.search(r'class="code-file[^"]*"[^>]*data-file="train.py"', page), page[-3000:]
     assert '<a href="/">All trials</a>' in page
     screenshot(tmp_path, address, "serve-diff.png")
