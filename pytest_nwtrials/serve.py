@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote
 
 from .paths import OutsideError
-from .render.html import _CSP
+from .render.html import CSP
 from .serve_pages import PageError, Pages, error_page
 from .store.baselines import BaselineStore
 from .store.trial_store import TrialStore
@@ -38,7 +38,7 @@ ALLOWED = "GET, HEAD"
 # what every response carries: the report's policy (no script, nothing loaded but inline styles
 # and data: images), plus no framing by other pages and forms sent only here
 HEADERS = {
-    "Content-Security-Policy": f"{_CSP}; frame-ancestors 'none'; form-action 'self'",
+    "Content-Security-Policy": f"{CSP}; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",

@@ -50,14 +50,15 @@ from .style import CSS
 if TYPE_CHECKING:
     from ..store.trial_store import Trial, TrialStore
 
-__all__ = ["html_page", "report_html", "report_json"]
+__all__ = ["CSP", "html_page", "report_html", "report_json"]
 
 SCHEMA = 1
 PLOTS_PER_EXPERIMENT = 12  # more numeric tags than this are listed, not plotted
 VERDICT_ORDER = ("changed", "unstable", "failed", "timeout", "error", "missing", "new", "recorded", "skipped", "matched")
 
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# what a page may load: nothing but its inline styles and data: images (no script, no network)
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def _e(value: Any) -> str:
@@ -99,7 +100,7 @@ def report_json(report: dict[str, Any]) -> str:
 def html_page(title: str, body: str) -> str:
     """A complete self-contained HTML document around `body` (already HTML)."""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
