@@ -4,8 +4,8 @@ Lines are aligned with `difflib` (the standard library's); a line whose text cha
 ``chg`` (``del`` / ``ins`` when it is on one side only), and, from the provenance
 (`compare/pictures.py` `code_doc`), the line of a root ``root`` and a line whose operations
 changed ``diverge``. Runs of unmarked lines longer than twice `CONTEXT` are folded under a
-<details> that opens them. A notebook's cells are shown one by one; cells the same in both
-trials with nothing marked are folded together.
+<details> that opens them. A notebook's cells are shown one by one; cells with nothing marked
+are folded together.
 """
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def code_html(doc: dict[str, Any] | None) -> str:
             same.append((str(file.get("file")), block))
     if same:
         names = ", ".join(_label(name) for name, _ in same)
-        parts.append(f"<details class=\"same-code\"><summary>{len(same)} more the same in both trials, with nothing "
-                     f"marked: {_e(names)}</summary>{''.join(block for _, block in same)}</details>")
+        parts.append(f"<details class=\"same-code\"><summary>{len(same)} more with nothing marked: {_e(names)}"
+                     f"</summary>{''.join(block for _, block in same)}</details>")
     legend = ("<p class=\"note code-legend\"><span class=\"root\">root</span> <span class=\"diverge\">operations "
               "changed</span> <span class=\"chg\">text changed</span> <span class=\"del\">only in the baseline"
               "</span> <span class=\"ins\">only in the new trial</span></p>")
@@ -88,11 +88,11 @@ def _rows(file: dict[str, Any]) -> tuple[list[tuple[bool, str]], bool]:
             left, marked_left = cell(i, old, old_marks, kind)
             right, marked_right = cell(j, new, new_marks, kind)
             rows.append((marked_left or marked_right, f"<div class=\"code-row\">{left}{right}</div>"))
-    if not old and file.get("old") is None:
-        rows.insert(0, (True, "<div class=\"code-row\"><span class=\"ln\"></span><span class=\"src empty\">"
+    if not old and file.get("old") is None:  # a placeholder, not a mark: it does not keep a cell in view
+        rows.insert(0, (False, "<div class=\"code-row\"><span class=\"ln\"></span><span class=\"src empty\">"
                               "(not recorded)</span><span class=\"ln\"></span><span class=\"src\"></span></div>"))
     if not new and file.get("new") is None:
-        rows.insert(0, (True, "<div class=\"code-row\"><span class=\"ln\"></span><span class=\"src\"></span>"
+        rows.insert(0, (False, "<div class=\"code-row\"><span class=\"ln\"></span><span class=\"src\"></span>"
                               "<span class=\"ln\"></span><span class=\"src empty\">(not recorded)</span></div>"))
     return rows, any(marked for marked, _ in rows)
 

@@ -103,7 +103,7 @@ def test_a_notebook_shows_marked_cells_and_folds_the_others():
     page = code_html({"files": files, "note": "the baseline did not record <its> code"})
     assert "the baseline did not record &lt;its&gt; code" in page
     same = re.search(r'<details class="same-code"><summary>(.*?)</summary>', page)
-    assert same and same.group(1) == "2 more the same in both trials, with nothing marked: nb.ipynb, cell 1, nb.ipynb, cell 5"
+    assert same and same.group(1) == "2 more with nothing marked: nb.ipynb, cell 1, nb.ipynb, cell 5"
     assert page.index("nb.ipynb, cell 3: baseline") < page.index("same-code")
     assert code_html(None) == "" and code_html({"files": []}) == ""
 
@@ -133,3 +133,12 @@ def test_code_one_trial_did_not_record_is_shown_plain_beside_a_placeholder():
     assert re.findall(r'class="(src[^"]*)"', page) == ["src empty", "src", "src empty", "src", "src empty", "src root"]
     assert '<span class="ln">2</span><span class="src root">b = 2</span>' in page
     assert '<span class="ln">1</span><span class="src">a = 1</span>' in page
+
+
+def test_cells_one_trial_did_not_record_are_folded_unless_marked():
+    files = [{"file": f"nb.ipynb#cell{n}", "old": None, "new": f"x{n} = 1", "old_marks": {},
+              "new_marks": {"1": "root"} if n == 3 else {}} for n in (1, 3, 5)]
+    page = code_html({"files": files, "note": "the baseline did not record its code"})
+    shown, _, folded = page.partition('<details class="same-code">')
+    assert 'data-file="nb.ipynb#cell3"' in shown and 'data-file="nb.ipynb#cell1"' not in shown
+    assert 'data-file="nb.ipynb#cell1"' in folded and 'data-file="nb.ipynb#cell5"' in folded
