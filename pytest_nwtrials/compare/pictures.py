@@ -168,6 +168,13 @@ def _collapsed(nodes: list[dict[str, Any]]) -> list[Any]:
         for neighbour in (n - 1, n + 1):
             if 0 <= neighbour < len(nodes) and len(keep) < MAX_NODES:
                 keep.add(neighbour)
+    for n in range(1, len(nodes) - 1):  # a gap of one statement would take its place: draw it instead
+        if n not in keep and n - 1 in keep and n + 1 in keep:
+            keep.add(n)
+    if 0 not in keep and 1 in keep:
+        keep.add(0)
+    if len(nodes) - 1 not in keep and len(nodes) - 2 in keep:
+        keep.add(len(nodes) - 1)
     shown: list[Any] = []
     for n in range(len(nodes)):
         if n in keep:
