@@ -240,6 +240,7 @@ class Pages:
         from .compare.pictures import pictures
         from .render.report_data import change_doc
         from .render.slices import folded
+        from .store.baseline_entries import records_of
 
         new = self.find(new_ref, "new")
         entry, old = self.old_side(old_ref, new)
@@ -248,15 +249,10 @@ class Pages:
         if (entry.experiment, entry.argv) != (new.experiment, new.argv):
             notes.append(f"{new.name} is a run of {_title(new.experiment, new.argv)}, {against} of "
                          f"{_title(entry.experiment, entry.argv)}")
-        records = []
-        for read in (entry.provenance, new.record):
-            try:
-                records.append(read())
-            except StoreError as exc:  # names the file and what to do
-                notes.append(f"{exc}; the operations are not compared")
-                records.append(None)
+        old_record, new_record, problems = records_of(entry, new)
+        notes += problems
         diff = diff_trials(against, new.name, entry.values(), new.values, Rules(default=Tolerance(None, None)),
-                           entry.inputs, entry.argv, new.inputs, new.argv, records[0], records[1],
+                           entry.inputs, entry.argv, new.inputs, new.argv, old_record, new_record,
                            spreads=entry.spread)
         notes += provenance_notes(*(t for t in (old, new) if t is not None))
         if diff.empty and diff.within:
@@ -268,7 +264,7 @@ class Pages:
             "tags": _tags(new), "stability": None}
         if not diff.empty:  # as the gate reports a change: the why-lines, the slice graphs and the code
             lines = diff.why(fold=True)
-            if records[0] is None:
+            if old_record is None:
                 lines.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
             doc["why"] = folded(lines)
             doc.update(pictures(diff, lines=lines))

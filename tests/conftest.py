@@ -165,6 +165,26 @@ def store(nw_project: Path) -> Path:
     return nw_project / ".nwtrials"
 
 
+# an experiment whose learning rate the tests of explanations change (0.1 -> 0.5): `rate`
+FRAUD = """\
+import numpy as np
+from pytest_nwtrials import tag
+
+LEARNING_RATE = {rate}
+SEED = 0
+
+rng = np.random.default_rng(SEED)
+X = rng.normal(size=(60, 3))
+y = (X[:, 0] > 0).astype(float)
+w = np.zeros(3)
+for epoch in range(5):
+    p = 1 / (1 + np.exp(-X @ w))
+    w -= LEARNING_RATE * X.T @ (p - y) / len(y)
+tag("accuracy", float(((X @ w > 0) == y).mean()))
+tag("weights", w)
+"""
+
+
 # -- a real browser ----------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,6 +9,7 @@ import pytest
 from ..capture.launch import RunResult
 from ..printable import printable
 from ..render import failure as report
+from ..store.baseline_entries import records_of
 from ..store.baselines import Entry, entry_from_trial
 from ..store.record_fields import stored_alike
 from ..store.references import Reference
@@ -135,11 +136,7 @@ def _records(state: SessionState, entry: Entry, trial: Trial) -> tuple[Any, Any]
     """The provenance records of both sides, or None for a side that has none (or with --nw-ops=off)."""
     if state.settings.ops == "off":
         return None, None
-    records = []
-    for read in (entry.provenance, trial.record):
-        try:
-            records.append(read())
-        except StoreError as exc:  # names the file and what to do
-            state.warn(f"{exc}; the operations are not compared")
-            records.append(None)
-    return records[0], records[1]
+    old, new, problems = records_of(entry, trial)
+    for problem in problems:
+        state.warn(problem)
+    return old, new

@@ -81,6 +81,21 @@ class Entry:
         return load_record(self.record, remedy, self.trial_id if self.baseline else None)
 
 
+def records_of(entry: Entry, trial: Trial) -> tuple[ProvenanceRecord | None, ProvenanceRecord | None, list[str]]:
+    """The provenance records of `entry` and of `trial` compared with it, None for a side without
+    one; and for a side whose record cannot be read, what is wrong (the file, what to do) and
+    that the operations are not compared."""
+    records: list[ProvenanceRecord | None] = []
+    problems = []
+    for read in (entry.provenance, trial.record):
+        try:
+            records.append(read())
+        except StoreError as exc:  # names the file and what to do
+            problems.append(f"{exc}; the operations are not compared")
+            records.append(None)
+    return records[0], records[1], problems
+
+
 # what entry_path appends to the experiment's path: "" or an argv digest, then ".json"
 ENTRY_SUFFIX = r"(\.[0-9a-f]{10})?\.json"
 

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import FRAUD
+
 from pytest_nwtrials.compare.explain import explain_slices
 from pytest_nwtrials.compare.pictures import MAX_NODES, code_doc, fold_doc, graph_doc
 from pytest_nwtrials.compare.slices import diff_slices
@@ -105,23 +107,6 @@ def test_code_marks_the_root_line_on_each_side_and_the_changed_lines():
     assert code_doc(({}, sources[1]), found)["note"].startswith("the baseline did not record its code")
 
 
-FRAUD = """\
-import numpy as np
-from pytest_nwtrials import tag
-
-LEARNING_RATE = {rate}
-SEED = 0
-
-rng = np.random.default_rng(SEED)
-X = rng.normal(size=(60, 3))
-y = (X[:, 0] > 0).astype(float)
-w = np.zeros(3)
-for epoch in range(5):
-    p = 1 / (1 + np.exp(-X @ w))
-    w -= LEARNING_RATE * X.T @ (p - y) / len(y)
-tag("accuracy", float(((X @ w > 0) == y).mean()))
-tag("weights", w)
-"""
 
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])

@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from conftest import ARTIFACTS, CHROMIUM, NO_CHROMIUM, chromium
+from conftest import ARTIFACTS, CHROMIUM, FRAUD, NO_CHROMIUM, chromium
 # counts the images the browser decoded, written into the page for --dump-dom to show
 PROBE = """<script>
 window.addEventListener("load", () => {
@@ -42,22 +42,6 @@ def test_html_report_renders_verdicts_and_plots_in_chromium(project, tmp_path):
     assert images >= 1 and decoded == images
 
 
-FRAUD = """\
-import numpy as np
-from pytest_nwtrials import tag
-
-LEARNING_RATE = {rate}
-SEED = 0
-
-rng = np.random.default_rng(SEED)
-X = rng.normal(size=(60, 3))
-y = (X[:, 0] > 0).astype(float)
-w = np.zeros(3)
-for epoch in range(5):
-    p = 1 / (1 + np.exp(-X @ w))
-    w -= LEARNING_RATE * X.T @ (p - y) / len(y)
-tag("weights", w)
-"""
 # what the page shows, measured by the browser: the graph's boxes, the root, the folded list
 # before and after it is opened, the side-by-side code; written into the page for --dump-dom
 PICTURES_PROBE = """<script>
