@@ -98,11 +98,12 @@ def compare(state: SessionState, trial: Trial, reference: Reference, options: Co
     name = reference.text if reference.kind == "baseline" else None
     # files the experiment wrote differently are a consequence: shown with -v
     outputs = state.config.get_verbosity() > 0
-    lines = diff.why(outputs=outputs, fold=True)  # with what the text leaves out, for the HTML report
+    reported = bool(settings.html_report or settings.json_report)
+    lines = diff.why(outputs=outputs, fold=reported)  # folded: with what the text leaves out, for the reports
     if old_record is None and settings.ops != "off":
         lines.append(f"  ({entry.label} has no provenance record, so the operations cannot be compared)")
     why = folded(lines)
-    if settings.html_report or settings.json_report:
+    if reported:
         outcome.pictures = pictures(diff, outputs=outputs, lines=lines)
     fail(state, trial, "changed",
          report.values_changed(trial.experiment, trial, against, diff.value_lines(),

@@ -162,9 +162,10 @@ def judge(session: TrialSession, runs: list[Trial], options: Comparison) -> verd
     constructs = (verdicts.seed_constructs(diff, other.inputs, new_record.operations)
                   if new_record is not None else ())
     own = [tag for tag in judgement.unstable if tag in rules.tag_tolerances]
-    lines = diff.why(identical=True, fold=True)  # with what the text leaves out, for the HTML report
     settings = session.settings
-    if settings.html_report or settings.json_report:  # the report draws where the runs diverged
+    reported = bool(settings.html_report or settings.json_report)
+    lines = diff.why(identical=True, fold=reported)  # folded: with what the text leaves out, for the reports
+    if reported:  # the report draws where the runs diverged
         outcome = session.outcomes.get(first.name)
         if outcome is not None:
             outcome.pictures = {**pictures(diff, identical=True, lines=lines), "why_title": "Where the runs diverged"}
