@@ -22,7 +22,6 @@ from ..store import archive, layout
 SOURCES_LIMIT = 256 * 1024  # bytes of code kept per record, at most: beyond it, none
 
 
-
 def redacted(db: Path, experiment: str, trial_id: str, secrets: Secrets, warnings: list[str]) -> bool:
     """Mask secrets in the capture's noWorkflow database; False (with a warning) when it
     cannot be read or still holds one, and is not to be used."""
