@@ -353,7 +353,7 @@ def trial_diff(trial_a: Any, trial_b: Any, raw: bool = False, *,
     diff = diff_trials(old.name, new.name, old.values, new.values, Rules(), old.inputs, old.argv,
                        new.inputs, new.argv, old_record, new_record, operations=True)
     diff = replace(diff, notes=provenance_notes(old, new))
-    return NotebookTrialDiff(**{f.name: getattr(diff, f.name) for f in fields(diff)})
+    return NotebookTrialDiff(**{f.name: getattr(diff, f.name) for f in fields(diff) if f.init})
 
 
 def trial_intersection_diff(trial_a: Any, trial_b: Any, *, store: api.StoreLike = None) -> pandas.DataFrame:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..provenance.reader import Op, Slice
@@ -16,7 +16,7 @@ from ..render.text import format_changes
 from ..store.record_fields import no_provenance_note
 from .bands import PHRASE, apply_bands
 from .engine import Change, Kind, Rules, diff_tags
-from .explain import InputChange, ProvenanceRecord, input_changes, why_lines
+from .explain import Explained, InputChange, ProvenanceRecord, explain_slices, input_changes, why_lines
 from .missing_tags import MissingTag, missing_tag
 from .slices import OpChange, SliceDiff, diff_operations, diff_slices
 from .spread import PathSpread
@@ -46,6 +46,8 @@ class TrialDiff:
     notes: tuple[str, ...] = ()
     # the experiment's code in each trial, by the file names its operations give (`ProvenanceRecord.sources`)
     sources: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {})
+    # `explained`'s results by `identical`: the report's pictures reuse the why-lines' explanations
+    _explained: dict[bool | None, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -61,7 +63,8 @@ class TrialDiff:
         With `fold`, what a cap leaves out follows a `render.slices.Fold` line (`folded` drops it).
         """
         lines = why_lines(self.inputs, self.slices, outputs=outputs, identical=identical,
-                          code_same=self.code_same, facts=self.facts, operations=self.new_operations, fold=fold)
+                          code_same=self.code_same, facts=self.facts, operations=self.new_operations, fold=fold,
+                          explained=self.explained(identical))
         for missing in self.missing:
             lines += format_missing_tag(missing)
         if self.operations:
@@ -69,6 +72,14 @@ class TrialDiff:
             lines += why_lines([], [SliceDiff("the experiment's operation sequence", self.operations, *sequences)],
                                fold=fold)
         return lines
+
+    def explained(self, identical: bool | None = None) -> tuple[list[Explained], list[SliceDiff], bool]:
+        """`explain.explain_slices` of the value slices (see `why`), made once per `identical`."""
+        if identical not in self._explained:
+            self._explained[identical] = explain_slices(self.inputs, self.slices, identical=identical,
+                                                        code_same=self.code_same, facts=self.facts,
+                                                        operations=self.new_operations)
+        return self._explained[identical]
 
     def value_lines(self) -> list[str]:
         """The value changes, then the paths matched within the recorded run-to-run spread."""

@@ -209,7 +209,8 @@ def explain_slices(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDif
 
 def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *, limit: int = 12,
               outputs: bool = False, identical: bool | None = None, code_same: bool | None = None,
-              facts: Mapping[str, Any] | None = None, operations: Sequence[Op] = (), fold: bool = False) -> list[str]:
+              facts: Mapping[str, Any] | None = None, operations: Sequence[Op] = (), fold: bool = False,
+              explained: tuple[list[Explained], list[SliceDiff], bool] | None = None) -> list[str]:
     """The "why it changed" section: input changes first, then the slice diffs.
 
     Output files the experiment wrote differently are a consequence, not a cause: they are
@@ -226,12 +227,13 @@ def why_lines(inputs: Sequence[InputChange], slice_diffs: Sequence[SliceDiff], *
     Tags whose slices have the same headline (root cause, first divergence, reordered steps)
     tell one story: it is shown once, with the longest of their diffs, and the other tags are
     named with it. With `fold`, lines past a cap follow a `render.slices.Fold` line.
+    `explained` is what `explain_slices` gave for these arguments, when it already ran.
     """
     lines = [f"  {change.describe()}" for change in inputs if change.what != "output file"]
     if outputs:
         lines += [f"  {change.describe()}" for change in inputs if change.what == "output file"]
-    stories, unexplained, identical = explain_slices(inputs, slice_diffs, identical=identical, code_same=code_same,
-                                                     facts=facts, operations=operations)
+    stories, unexplained, identical = explained or explain_slices(
+        inputs, slice_diffs, identical=identical, code_same=code_same, facts=facts, operations=operations)
     for story in stories:
         lines.append(f"  {story_head(story)}:")
         lines += [indented("  ", line)

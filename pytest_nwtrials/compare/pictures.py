@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..provenance.reader import Op, Slice
-from .explain import Explained, explain_slices, story_head
+from .explain import Explained, story_head
 from .rootcause import Verdict
 from .slices import OpKind
 
@@ -52,9 +52,7 @@ def pictures(diff: TrialDiff, *, outputs: bool = False, identical: bool | None =
     """The report data of `diff` beyond its text: "why_folded" (the why-lines with what the text
     leaves out, `fold_doc`; `lines` when already made with ``diff.why(fold=True)``),
     "explanations" (one per story, with its graph) and "code"."""
-    stories, _unexplained, _identical = explain_slices(
-        diff.inputs, diff.slices, identical=identical, code_same=diff.code_same, facts=diff.facts,
-        operations=diff.new_operations)
+    stories = diff.explained(identical)[0]
     if lines is None:
         lines = diff.why(outputs=outputs, identical=identical, fold=True)
     return {"why_folded": fold_doc(lines),
