@@ -25,13 +25,13 @@ from .cli_show import baseline_lines, summary, table, trial_lines
 from .compare.tolerance_rule import RULE, tolerance_from_text
 from .extras import MissingExtra
 from .printable import PrintableStream
-from .serve import DEFAULT_PORT
 from .store.baselines import BaselineStore
 from .store.layout import BASELINES_DIR
 from .store.project import baselines_beside, default_baselines
 from .store.trial_store import StoreError, Trial, TrialStore
 
 PROG = "nwtrials"
+SERVE_PORT = 8765  # `nwtrials serve`'s port unless --port says another (serve.py is imported only to serve)
 
 
 class UsageError(Exception):
@@ -313,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true", help="Say what would be removed, remove nothing")
     sub = command("serve", "Browse the trials and baselines in a web browser: a read-only server on "
                   "127.0.0.1 only, until Ctrl-C", cmd_serve)
-    sub.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N",
-                     help=f"The port (default {DEFAULT_PORT}; 0: any free port)")
+    sub.add_argument("--port", type=_port, default=SERVE_PORT, metavar="N",
+                     help=f"The port (default {SERVE_PORT}; 0: any free port)")
     return parser
 
 

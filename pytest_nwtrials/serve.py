@@ -30,10 +30,9 @@ from .serve_pages import PageError, Pages, error_page
 from .store.baselines import BaselineStore
 from .store.trial_store import TrialStore
 
-__all__ = ["DEFAULT_PORT", "HOST", "make_server", "serve"]
+__all__ = ["HOST", "make_server", "serve"]
 
 HOST = "127.0.0.1"  # the only address served: no option binds another
-DEFAULT_PORT = 8765
 ALLOWED = "GET, HEAD"
 # what every response carries: the report's policy (no script, nothing loaded but inline styles
 # and data: images), plus no framing by other pages and forms sent only here
@@ -158,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def make_server(store: TrialStore, baselines: BaselineStore | None, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
+def make_server(store: TrialStore, baselines: BaselineStore | None, port: int) -> ThreadingHTTPServer:
     """The browser's server on 127.0.0.1:`port` (0: any free port), bound and not yet serving.
 
     `baselines` is read without completing an interrupted save (nothing is written). OSError with
@@ -177,7 +176,7 @@ def make_server(store: TrialStore, baselines: BaselineStore | None, port: int = 
     return server
 
 
-def serve(store: TrialStore, baselines: BaselineStore | None, port: int = DEFAULT_PORT,
+def serve(store: TrialStore, baselines: BaselineStore | None, port: int,
           out: TextIO | None = None) -> int:
     """Serve the browser until Ctrl-C (or SIGTERM), then close its socket; returns the exit status, 0."""
     server = make_server(store, baselines, port)
