@@ -11,7 +11,8 @@ drawn from the slice the explanation walked: the new trial's, or the baseline's 
 is a step that no longer runs. What each node shows:
 
 - ``root``: the explanation's root (or first divergence, which may be a symptom: `verdict` says
-  which), and the other roots it names;
+  which), and the other roots it names; for a value that varies between identical runs because
+  an earlier call drew (an unseeded model's `fit`), that call, and the value is ``changed``;
 - ``changed``: a statement with an operation that changed, came or moved;
 - ``path``: on the chain from the root to the tagged value, and unchanged (a changed statement on
   it has "path" true: it is outlined as the path is);
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..provenance.reader import Op, Slice
 from .explain import Explained, story_head
 from .rootcause import Verdict
-from .slices import OpKind
+from .slices import OpChange, OpKind
 
 if TYPE_CHECKING:
     from .diffing import TrialDiff
@@ -118,6 +119,12 @@ def graph_doc(story: Explained, sources: tuple[Mapping[str, str], Mapping[str, s
         node = nodes[node_of[explanation.path[0]]]
         node["old"] = _short(root.old.value) if root.old is not None else None
         node["new"] = _short(root.new.value) if root.new is not None else None
+    for change, at in _varied_at(explanation):  # the call that drew is the root drawn; what differed first, changed
+        if (at.file, at.line) in statement:
+            first = change.index_old if side == "old" else change.index_new
+            if first is not None and 0 <= first < len(node_of) and node_of[first] != statement[(at.file, at.line)]:
+                nodes[node_of[first]]["state"] = "changed"
+            nodes[statement[(at.file, at.line)]]["state"] = "root"
     for index in explanation.path:
         nodes[node_of[index]]["path"] = True  # drawn with the path's outline, whatever its state
     path_pairs = {(node_of[a], node_of[b]) for a, b in zip(explanation.path, explanation.path[1:])}
@@ -153,6 +160,16 @@ def _op_states(story: Explained, chosen: Slice, side: str) -> dict[int, str]:
     for other in explanation.others:
         mark(other.change.index_old if side == "old" else other.change.index_new, "root")
     return states
+
+
+def _varied_at(explanation: Any) -> list[tuple[OpChange, Op]]:
+    """For each root that varies between identical runs because of an earlier call that drew
+    (`rf.fit(X, y)` on an unseeded model, whose value looks the same), that root and the call:
+    the text names the call, so the picture does too."""
+    pairs = [(explanation.change, explanation.variation),
+             *((other.change, other.variation) for other in explanation.others)]
+    return [(change, variation.op) for change, variation in pairs
+            if change is not None and variation is not None and variation.op != variation.root]
 
 
 def _collapsed(nodes: list[dict[str, Any]]) -> list[Any]:
@@ -210,9 +227,12 @@ def code_doc(sources: tuple[Mapping[str, str], Mapping[str, str]], stories: Sequ
                 mark(change.old, "old", "changed")
             if change.kind is not OpKind.REMOVED:
                 mark(change.new, "new", "changed")
+        varied = dict(_varied_at(story.explanation))
+        for at in varied.values():
+            mark(at, "new", "root")
         roots = [story.explanation.change, *(other.change for other in story.explanation.others)]
         for root in roots:
-            if root is not None:
+            if root is not None and root not in varied:
                 mark(root.old, "old", "root")
                 mark(root.new, "new", "root")
     files = [{"file": name, "old": old.get(name), "new": new.get(name),

@@ -169,3 +169,19 @@ def test_runs_that_diverged_are_drawn_where_they_diverged(project):
     roots = [node for node in story["graph"]["nodes"] if node["state"] == "root"]
     assert [node["line"] for node in roots] == [5] and story["graph"]["root"] == "varies between identical runs"
     assert [node["line"] for node in story["graph"]["nodes"] if node["state"] == "context"] == [3, 4]
+
+
+def test_an_unseeded_model_is_drawn_at_its_fit_where_the_text_names_it(project):
+    project.experiment("forest.py", "import numpy as np\nfrom sklearn.ensemble import RandomForestClassifier\n"
+                                    "from pytest_nwtrials import tag\n\nX = np.arange(40.0).reshape(20, 2)\n"
+                                    "y = np.arange(20) % 2\nrf = RandomForestClassifier(n_estimators=3)\n"
+                                    "rf.fit(X, y)\ntag('proba', rf.predict_proba(X))\n")
+    project.run("--nw-repeat=2", "--nw-json=report.json")
+    experiments = json.loads((project.root / "report.json").read_text())["experiments"]
+    first = next(e for e in experiments if e.get("explanations"))
+    assert any("varies between identical runs: forest.py:8  rf.fit(X, y)" in line for line in first["why_folded"]["lines"])
+    (story,) = first["explanations"]
+    states = {node["line"]: node["state"] for node in story["graph"]["nodes"]}
+    assert states[8] == "root" and states[9] == "changed"  # the fit that drew; the prediction that differed first
+    (code,) = first["code"]["files"]
+    assert code["new_marks"] == {"8": "root", "9": "changed"}
